@@ -1,0 +1,197 @@
+"""``convhub``: serve, migrate, and manage accounts, apps and keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from convhub import directory
+from convhub.config import Settings, parse_rate_limits
+from convhub.domain.models import EntityStatus
+from convhub.store import migrate
+from convhub.store.engine import DEFAULT_DATABASE_URL, create_database_engine
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    return str(args.database_url or os.environ.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    url = _database_url(args)
+    if args.rate_limits:
+        parse_rate_limits(args.rate_limits)  # fail here, not in every worker
+        os.environ["CONVHUB_RATE_LIMITS"] = args.rate_limits
+    os.environ["CONVHUB_DATABASE_URL"] = url
+    if args.redis_url:
+        os.environ["CONVHUB_REDIS_URL"] = args.redis_url
+    migrate.upgrade(url)
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        made = directory.bootstrap_if_empty(engine)
+    finally:
+        engine.dispose()
+    if made is not None:
+        print(
+            "convhub: first start on an empty database; created account "
+            f"{made.account!r}, app {made.app_id} and an access key.\n"
+            f"  AppId      {made.app_id}\n"
+            f"  AccessKey  {made.key.access_key}\n"
+            f"  SecretKey  {made.key.secret_key}\n"
+            "The secret key is shown this once. More: convhub keys create --account default",
+            flush=True,
+        )
+    settings = Settings.from_env()
+    if args.workers > 1 and not settings.redis_url:
+        print(
+            "convhub: warning: several workers without --redis-url count rate limits per worker",
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        "convhub.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        log_level=args.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+def _print_rows(rows: Sequence[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("(none)")
+        return
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+def _admin(args: argparse.Namespace) -> int:
+    engine = create_database_engine(_database_url(args), pool_size=1)
+    try:
+        return _admin_command(engine, args)
+    except directory.DirectoryError as error:
+        print(f"convhub: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
+def _admin_command(engine: directory.Engine, args: argparse.Namespace) -> int:
+    what, verb = args.what, args.verb
+    status = EntityStatus.DISABLED if verb == "disable" else EntityStatus.ACTIVE
+    if what == "accounts":
+        if verb == "create":
+            directory.create_account(engine, args.name)
+            print(f"created account {args.name!r}")
+        elif verb == "list":
+            _print_rows(directory.list_accounts(engine), args.json)
+        else:
+            directory.set_account_status(engine, args.name, status)
+            print(f"{verb}d account {args.name!r}")
+    elif what == "apps":
+        if verb == "create":
+            app_id = directory.create_app(engine, args.account, name=args.name, app_id=args.app_id)
+            print(f"created app {app_id} for account {args.account!r}")
+        elif verb == "list":
+            _print_rows(directory.list_apps(engine, args.account), args.json)
+        else:
+            directory.set_app_status(engine, args.app_id, status)
+            print(f"{verb}d app {args.app_id}")
+    elif what == "keys":
+        if verb == "create":
+            key = directory.create_key(engine, args.account)
+            print(f"AccessKey  {key.access_key}\nSecretKey  {key.secret_key}")
+            print("The secret key is shown this once.", file=sys.stderr)
+        elif verb == "list":
+            _print_rows(directory.list_keys(engine, args.account), args.json)
+        else:
+            directory.set_key_status(engine, args.access_key, status)
+            print(f"{verb}d key {args.access_key}")
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    url = _database_url(args)
+    if args.verb == "upgrade":
+        migrate.upgrade(url, args.revision)
+    else:
+        migrate.downgrade(url, args.revision)
+    print(f"database {args.verb}d to {args.revision}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="convhub", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--database-url",
+        help=f"SQLAlchemy URL (env CONVHUB_DATABASE_URL; default {DEFAULT_DATABASE_URL})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--redis-url", help="share rate limits through Redis (env CONVHUB_REDIS_URL)")
+    serve.add_argument("--rate-limits", help='e.g. "CreateConversation=50,*=100" (per account, per second)')
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    db = sub.add_parser("db", help="schema migrations").add_subparsers(dest="verb", required=True)
+    for verb, default in (("upgrade", "head"), ("downgrade", None)):
+        p = db.add_parser(verb, parents=[common])
+        p.add_argument("revision", nargs=None if default is None else "?", default=default)
+        p.set_defaults(run=_db)
+
+    groups = {
+        "accounts": "accounts (they own apps and keys)",
+        "apps": "apps (AppId) of an account",
+        "keys": "access keys of an account",
+    }
+    for what, help_text in groups.items():
+        verbs = sub.add_parser(what, help=help_text).add_subparsers(dest="verb", required=True)
+        for verb in ("create", "list", "disable", "enable"):
+            p = verbs.add_parser(verb, parents=[common])
+            p.set_defaults(run=_admin, what=what)
+            if verb == "list":
+                p.add_argument("--json", action="store_true")
+                if what != "accounts":
+                    p.add_argument("--account")
+            elif what == "accounts":
+                p.add_argument("name")
+            elif what == "apps":
+                if verb == "create":
+                    p.add_argument("--account", required=True)
+                    p.add_argument("--name", default="")
+                    p.add_argument("--app-id", type=int)
+                else:
+                    p.add_argument("app_id", type=int)
+            elif verb == "create":
+                p.add_argument("--account", required=True)
+            else:
+                p.add_argument("access_key")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

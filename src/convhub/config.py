@@ -1,0 +1,54 @@
+"""Settings, read from ``CONVHUB_*`` environment variables (the CLI sets them from its flags)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from convhub.store.engine import DEFAULT_DATABASE_URL
+
+DEFAULT_RATE_LIMITS: Mapping[str, int] = {
+    "CreateConversation": 50,
+    "ModifyConversation": 50,
+    "BatchGetConversations": 100,
+}
+
+
+def parse_rate_limits(text: str, defaults: Mapping[str, int] = DEFAULT_RATE_LIMITS) -> dict[str, int]:
+    """``"CreateConversation=50,*=1000"``: per-operation requests per second; ``*`` sets all."""
+    limits = dict(defaults)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit() or int(value) <= 0:
+            raise ValueError(f"bad rate limit {part!r}: expected Operation=positive-integer")
+        if name.strip() == "*":
+            limits = dict.fromkeys(limits, int(value))
+        else:
+            limits[name.strip()] = int(value)
+    return limits
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    rate_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    max_body_bytes: int = 1 << 20
+    access_cache_seconds: float = 5.0
+    signature_window_seconds: int = 900
+    regions: frozenset[str] = frozenset({"cn-north-1", "ap-southeast-1"})
+    pool_size: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=env.get("CONVHUB_REDIS_URL") or None,
+            rate_limits=parse_rate_limits(env.get("CONVHUB_RATE_LIMITS", "")),
+            max_body_bytes=int(env.get("CONVHUB_MAX_BODY_BYTES", 1 << 20)),
+            access_cache_seconds=float(env.get("CONVHUB_ACCESS_CACHE_SECONDS", 5.0)),
+            signature_window_seconds=int(env.get("CONVHUB_SIGNATURE_WINDOW_SECONDS", 900)),
+            pool_size=int(env.get("CONVHUB_POOL_SIZE", 16)),
+        )

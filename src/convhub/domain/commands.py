@@ -1,0 +1,48 @@
+"""Requests to the core, already decoded from a wire dialect: typed, but not yet validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from convhub.domain.models import ConversationType
+
+
+@dataclass(frozen=True, slots=True)
+class CreateConversation:
+    account_id: int
+    app_id: int
+    owner: str | None
+    other: str | None
+    type: int
+    inbox_type: int = 0
+    idempotent_id: str | None = None
+    name: str | None = None
+    avatar_url: str | None = None
+    description: str | None = None
+    notice: str | None = None
+    ext: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyConversation:
+    """Only the fields that are not None change."""
+
+    account_id: int
+    app_id: int
+    conversation_id: int
+    name: str | None = None
+    avatar_url: str | None = None
+    description: str | None = None
+    notice: str | None = None
+    ext: dict[str, str] | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchGetConversations:
+    account_id: int
+    app_id: int
+    conversation_ids: tuple[int, ...]
+
+
+__all__ = ["BatchGetConversations", "ConversationType", "CreateConversation", "ModifyConversation"]

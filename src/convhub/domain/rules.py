@@ -1,0 +1,42 @@
+"""Limits on what a conversation may hold. Written once; every dialect reaches them through the service.
+
+The Volcengine pages set no lengths; these are convhub's, generous enough for real clients and
+small enough that one request cannot bloat a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from convhub.errors import ConvhubError, ErrorCode
+
+MAX_NAME = 256
+MAX_AVATAR_URL = 1024
+MAX_DESCRIPTION = 2048
+MAX_NOTICE = 2048
+MAX_IDEMPOTENT_ID = 128
+MAX_EXT_PAIRS = 64
+MAX_EXT_KEY = 128
+MAX_EXT_VALUE = 4096
+MAX_BATCH_GET = 100
+
+
+def check_length(value: str | None, limit: int, field: str) -> None:
+    if value is not None and len(value) > limit:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} must be at most {limit} characters")
+
+
+def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
+    if ext is None:
+        return
+    if len(ext) > MAX_EXT_PAIRS:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} may hold at most {MAX_EXT_PAIRS} keys")
+    for key, value in ext.items():
+        if not 1 <= len(key) <= MAX_EXT_KEY:
+            raise ConvhubError(
+                ErrorCode.INVALID_PARAM, f"{field} keys must be 1 to {MAX_EXT_KEY} characters"
+            )
+        if len(value) > MAX_EXT_VALUE:
+            raise ConvhubError(
+                ErrorCode.INVALID_PARAM, f"{field} values must be at most {MAX_EXT_VALUE} characters"
+            )

@@ -1,0 +1,50 @@
+"""One error type for the whole service, with stable codes.
+
+A code says what went wrong, never how a dialect shows it: each dialect owns a table from
+``ErrorCode`` to its wire code and HTTP status, and a test checks every code has an entry there.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # Request shape and transport
+    MISSING_PARAMETER = "missing_parameter"
+    UNKNOWN_ACTION = "unknown_action"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    MALFORMED_JSON = "malformed_json"
+    INVALID_PARAM = "invalid_param"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    # Authentication and authorisation
+    MISSING_AUTH = "missing_auth"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    SERVICE_NOT_FOUND = "service_not_found"
+    UNKNOWN_ACCESS_KEY = "unknown_access_key"
+    SIGNATURE_MISMATCH = "signature_mismatch"
+    ACCESS_DENIED = "access_denied"
+    APP_NOT_FOUND = "app_not_found"
+    APP_DISABLED = "app_disabled"
+    APP_OF_OTHER_ACCOUNT = "app_of_other_account"
+    RATE_LIMITED = "rate_limited"
+    # Conversations
+    CONVERSATION_NOT_FOUND = "conversation_not_found"
+    PARTICIPANT_NOT_IN_CONVERSATION = "participant_not_in_conversation"
+    SINGLE_NEEDS_OTHER_USER = "single_needs_other_user"
+    SINGLE_CONVERSATION_NOT_SUPPORTED = "single_conversation_not_supported"
+    INVALID_CONVERSATION_ID_ELEMENT = "invalid_conversation_id_element"
+    # Anything unexpected
+    INTERNAL = "internal"
+
+
+class ConvhubError(Exception):
+    """The only exception a dialect turns into an error response."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ConvhubError({self.code.value!r}, {self.message!r})"

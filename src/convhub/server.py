@@ -1,0 +1,83 @@
+"""Composition root: builds storage, limiter, core and dialects, and routes requests to them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from convhub.config import Settings
+from convhub.dialects.volc.app import Receive, Scope, Send, VolcDialect, _respond
+from convhub.dialects.volc.signing import SignatureVerifier
+from convhub.domain.access import AccessControl
+from convhub.domain.conversations import ConversationService
+from convhub.ids import SnowflakeIds
+from convhub.ratelimit.limiter import RateLimiter
+from convhub.store.database import GroupCommitDatabase, PooledDatabase
+from convhub.store.engine import create_database_engine, is_sqlite, lease_node
+
+log = logging.getLogger(__name__)
+
+_NOT_FOUND = b'{"error":"not found"}'
+
+
+class Convhub:
+    """The ASGI application. Building it opens the database; ``close`` releases it."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
+        self.ids = SnowflakeIds(lease_node(engine))
+        self.db: GroupCommitDatabase | PooledDatabase
+        if is_sqlite(settings.database_url):
+            self.db = GroupCommitDatabase(engine)
+        else:
+            self.db = PooledDatabase(engine, workers=settings.pool_size)
+        self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
+        access = AccessControl(db=self.db, clock=clock, ttl=settings.access_cache_seconds)
+        service = ConversationService(db=self.db, ids=self.ids, clock=clock, access=access)
+        self._volc = VolcDialect(
+            service=service,
+            access=access,
+            limiter=self.limiter,
+            verifier=SignatureVerifier(
+                regions=settings.regions, window_seconds=settings.signature_window_seconds
+            ),
+            clock=clock,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        self._closed = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path == "/":
+                await self._volc(scope, receive, send)
+            elif path == "/healthz":
+                await _respond(send, 200, b'{"status":"ok"}')
+            else:
+                await _respond(send, 404, _NOT_FOUND)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.db.close()
+
+
+def app_from_env() -> Any:
+    """uvicorn factory: one application per worker process, configured from CONVHUB_*."""
+    return Convhub(Settings.from_env())

@@ -1,0 +1,129 @@
+"""Where units of work run.
+
+SQLite allows one writer at a time and every commit with ``synchronous=FULL`` costs an fsync, so
+``GroupCommitDatabase`` hands writes to one thread that gathers whatever is queued into a single
+transaction, each unit of work under its own savepoint (a failing one is rolled back alone), and
+answers every caller only after the commit has been synced. Reads run at once on a read connection
+(WAL lets them proceed beside the writer).
+
+PostgreSQL takes concurrent writers itself, so ``PooledDatabase`` runs each unit of work in its own
+transaction on a thread pool sized like the connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from convhub.domain.ports import Repository
+from convhub.store.repository import SqlRepository
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_Item = tuple[Callable[[Repository], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _settle(outcomes: list[tuple["asyncio.Future[Any]", bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class GroupCommitDatabase:
+    def __init__(self, engine: Engine, *, max_batch: int = 512) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._reader = engine.connect().execution_options(convhub_readonly=True)
+        self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
+        self._thread.start()
+
+    async def write(self, work: Callable[[Repository], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((work, future, loop))
+        return await future
+
+    async def read(self, work: Callable[[Repository], T]) -> T:
+        with self._reader.begin():
+            return work(SqlRepository(self._reader))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._reader.close()
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        with self._engine.connect() as conn:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit(conn, batch)
+                if stop:
+                    return
+
+    def _commit(self, conn: Any, batch: list[_Item]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            with conn.begin():
+                repo = SqlRepository(conn)
+                for work, _future, _loop in batch:
+                    try:
+                        with conn.begin_nested():
+                            results.append((True, work(repo)))
+                    except Exception as exc:
+                        results.append((False, exc))
+        except Exception as exc:  # the commit itself failed: nobody's write is durable
+            log.exception("group commit of %d writes failed", len(batch))
+            results = [(False, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (ok, value), (_work, future, loop) in zip(results, batch, strict=True):
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, outcomes in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, outcomes)
+
+
+class PooledDatabase:
+    def __init__(self, engine: Engine, *, workers: int = 16) -> None:
+        self._engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convhub-db")
+
+    async def write(self, work: Callable[[Repository], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
+
+    async def read(self, work: Callable[[Repository], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
+
+    def _run(self, work: Callable[[Repository], T]) -> T:
+        with self._engine.begin() as conn:
+            return work(SqlRepository(conn))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._engine.dispose()

@@ -1,0 +1,101 @@
+"""SQLAlchemy Core tables. Migrations in ``migrations/versions`` must match these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+id_nodes = Table(
+    "id_nodes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("status", SmallInteger, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("app_id", Integer, primary_key=True, autoincrement=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key", String(64), primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False, index=True),
+    # HMAC verification needs the secret itself, so it cannot be stored as a hash.
+    Column("secret_key", String(128), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("app_id", Integer, nullable=False),
+    Column("inbox_type", Integer, nullable=False),
+    Column("type", SmallInteger, nullable=False),
+    Column("idempotency_key", String(320), nullable=True),
+    Column("name", Text, nullable=False),
+    Column("avatar_url", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("notice", Text, nullable=False),
+    Column("ext", Text, nullable=False),
+    Column("owner_user", String(128), nullable=False),
+    Column("creator_user", String(128), nullable=False),
+    Column("other_user", String(128), nullable=True),
+    Column("status", SmallInteger, nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Column("online_count", Integer, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("modify_time", BigInteger, nullable=False),
+    UniqueConstraint("app_id", "inbox_type", "idempotency_key", name="uq_conversations_idempotency"),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("conversation_id", BigInteger, primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("role", SmallInteger, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Index("ix_participants_user", "user_id", "conversation_id"),
+)
