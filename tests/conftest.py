@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from convhub.config import Settings, parse_rate_limits
+from tests.support import (
+    ENGINES,
+    NO_LIMITS,
+    LiveServer,
+    Tenant,
+    VolcClient,
+    migrated,
+    new_tenant,
+    postgres_database,
+)
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database on each engine in CONVHUB_TEST_ENGINES (both by default)."""
+    if request.param == "sqlite":
+        path = Path(tmp_path_factory.mktemp("sqlite")) / "convhub.db"
+        yield migrated(f"sqlite:///{path}")
+    elif request.param == "postgresql":
+        try:
+            context = postgres_database()
+            url = context.__enter__()
+        except RuntimeError as error:
+            pytest.fail(str(error), pytrace=False)  # loud, never a skip
+        try:
+            yield migrated(url)
+        finally:
+            context.__exit__(None, None, None)
+    else:
+        raise ValueError(f"unknown engine {request.param!r} in CONVHUB_TEST_ENGINES")
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[LiveServer]:
+    settings = Settings(database_url=database_url, rate_limits=parse_rate_limits(NO_LIMITS))
+    with LiveServer(settings) as live:
+        yield live
+
+
+@pytest.fixture
+def tenant(database_url: str) -> Tenant:
+    """A new account with one app and one key: tests never see each other's data."""
+    return new_tenant(database_url)
+
+
+@pytest.fixture
+def volc(server: LiveServer, tenant: Tenant) -> Iterator[VolcClient]:
+    client = VolcClient(server, tenant)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_volc_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # volcengine's Service reads $VOLC_ACCESSKEY and ~/.volc; tests pass keys explicitly.
+    for name in ("VOLC_ACCESSKEY", "VOLC_SECRETKEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert "CONVHUB_DATABASE_URL" not in os.environ or True

@@ -1,0 +1,174 @@
+"""Helpers the tests share: databases on both engines, a live server, tenants, signed calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+
+from convhub import directory
+from convhub.config import Settings
+from convhub.dialects.volc.signing import sign_request
+from convhub.server import Convhub
+from convhub.store import migrate
+from convhub.store.engine import create_database_engine
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CONVHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("CONVHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ENGINES = [e.strip() for e in os.environ.get("CONVHUB_TEST_ENGINES", "sqlite,postgresql").split(",")]
+# Tests that are not about rate limits must never meet one.
+NO_LIMITS = "*=1000000"
+VERSION = "2020-12-01"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test session, dropped afterwards."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"convhub_test_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        raise RuntimeError(
+            f"PostgreSQL is required at {POSTGRES_ADMIN_URL} and is not reachable: {error}. "
+            "Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) "
+            "or set CONVHUB_TEST_ENGINES=sqlite to run the SQLite half only."
+        ) from error
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
+        hide_password=False
+    )
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    account: str
+    app_id: int
+    access_key: str
+    secret_key: str
+
+
+def new_tenant(database_url: str) -> Tenant:
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        account = "acct-" + secrets.token_hex(6)
+        directory.create_account(engine, account)
+        app_id = directory.create_app(engine, account)
+        key = directory.create_key(engine, account)
+    finally:
+        engine.dispose()
+    return Tenant(account, app_id, key.access_key, key.secret_key)
+
+
+def migrated(database_url: str) -> str:
+    migrate.upgrade(database_url)
+    return database_url
+
+
+class LiveServer:
+    """A convhub app served by uvicorn on a free port, in a thread of the test process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = Convhub(settings)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.host}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
+        self.app.close()
+
+
+def signed_headers(
+    tenant: Tenant,
+    host: str,
+    query: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    secret_key: str | None = None,
+) -> dict[str, str]:
+    return sign_request(
+        method="POST",
+        host=host,
+        query=query,
+        body=body,
+        access_key=tenant.access_key,
+        secret_key=secret_key or tenant.secret_key,
+        now=time.time() if now is None else now,
+    )
+
+
+class VolcClient:
+    """Raw HTTP calls with real signatures: for contract tests of envelopes and status codes."""
+
+    def __init__(self, server: LiveServer, tenant: Tenant) -> None:
+        self.server = server
+        self.tenant = tenant
+        self.http = httpx.Client(base_url=server.base_url, timeout=30)
+
+    def call(
+        self, action: str, body: Any, *, raw: bytes | None = None, version: str = VERSION
+    ) -> httpx.Response:
+        data = raw if raw is not None else json.dumps(body).encode()
+        query = {"Action": action, "Version": version}
+        headers = signed_headers(self.tenant, self.server.host, query, data)
+        return self.http.post("/", params=query, content=data, headers=headers)
+
+    def ok(self, action: str, body: Any) -> dict[str, Any]:
+        response = self.call(action, body)
+        assert response.status_code == 200, response.text
+        payload = response.json()
+        assert "Error" not in payload["ResponseMetadata"], payload
+        result: dict[str, Any] = payload["Result"]
+        return result
+
+    def error(self, action: str, body: Any, *, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+        response = self.call(action, body, raw=raw)
+        payload = response.json()
+        assert "Result" not in payload, payload
+        error: dict[str, Any] = payload["ResponseMetadata"]["Error"]
+        return response.status_code, error
+
+    def close(self) -> None:
+        self.http.close()
