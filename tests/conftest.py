@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,9 @@ from tests.support import (
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated database on each engine in CONVHUB_TEST_ENGINES (both by default)."""
     if request.param == "sqlite":
         path = Path(tmp_path_factory.mktemp("sqlite")) / "convhub.db"
@@ -64,4 +65,3 @@ def _no_ambient_volc_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     # volcengine's Service reads $VOLC_ACCESSKEY and ~/.volc; tests pass keys explicitly.
     for name in ("VOLC_ACCESSKEY", "VOLC_SECRETKEY"):
         monkeypatch.delenv(name, raising=False)
-    assert "CONVHUB_DATABASE_URL" not in os.environ or True

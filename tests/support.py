@@ -28,7 +28,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "CONVHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("CONVHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ENGINES = [e.strip() for e in os.environ.get("CONVHUB_TEST_ENGINES", "sqlite,postgresql").split(",")]
+ENGINES = [
+    e.strip() for e in os.environ.get("CONVHUB_TEST_ENGINES", "sqlite,postgresql").split(",")
+]
 # Tests that are not about rate limits must never meet one.
 NO_LIMITS = "*=1000000"
 VERSION = "2020-12-01"
@@ -54,8 +56,10 @@ def postgres_database() -> Iterator[str]:
             "Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) "
             "or set CONVHUB_TEST_ENGINES=sqlite to run the SQLite half only."
         ) from error
-    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-        hide_password=False
+    url = (
+        sa.engine.make_url(POSTGRES_ADMIN_URL)
+        .set(database=name)
+        .render_as_string(hide_password=False)
     )
     try:
         yield url
@@ -163,7 +167,9 @@ class VolcClient:
         result: dict[str, Any] = payload["Result"]
         return result
 
-    def error(self, action: str, body: Any, *, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    def error(
+        self, action: str, body: Any, *, raw: bytes | None = None
+    ) -> tuple[int, dict[str, Any]]:
         response = self.call(action, body, raw=raw)
         payload = response.json()
         assert "Result" not in payload, payload

@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy import Engine
+
 from convhub import directory
 from convhub.config import Settings, parse_rate_limits
 from convhub.domain.models import EntityStatus
@@ -89,7 +91,7 @@ def _admin(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _admin_command(engine: directory.Engine, args: argparse.Namespace) -> int:
+def _admin_command(engine: Engine, args: argparse.Namespace) -> int:
     what, verb = args.what, args.verb
     status = EntityStatus.DISABLED if verb == "disable" else EntityStatus.ACTIVE
     if what == "accounts":
@@ -146,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--redis-url", help="share rate limits through Redis (env CONVHUB_REDIS_URL)")
-    serve.add_argument("--rate-limits", help='e.g. "CreateConversation=50,*=100" (per account, per second)')
+    serve.add_argument(
+        "--redis-url", help="share rate limits through Redis (env CONVHUB_REDIS_URL)"
+    )
+    serve.add_argument(
+        "--rate-limits", help='e.g. "CreateConversation=50,*=100" (per account, per second)'
+    )
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)

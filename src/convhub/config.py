@@ -15,7 +15,9 @@ DEFAULT_RATE_LIMITS: Mapping[str, int] = {
 }
 
 
-def parse_rate_limits(text: str, defaults: Mapping[str, int] = DEFAULT_RATE_LIMITS) -> dict[str, int]:
+def parse_rate_limits(
+    text: str, defaults: Mapping[str, int] = DEFAULT_RATE_LIMITS
+) -> dict[str, int]:
     """``"CreateConversation=50,*=1000"``: per-operation requests per second; ``*`` sets all."""
     limits = dict(defaults)
     for part in filter(None, (p.strip() for p in text.split(","))):

@@ -83,9 +83,7 @@ def create_app(engine: Engine, account: str, *, name: str = "", app_id: int | No
 
 def create_key(engine: Engine, account: str) -> NewKey:
     account_id = _account_id(engine, account)
-    key = NewKey(
-        access_key="AKLT" + secrets.token_hex(16), secret_key=secrets.token_urlsafe(30)
-    )
+    key = NewKey(access_key="AKLT" + secrets.token_hex(16), secret_key=secrets.token_urlsafe(30))
     with engine.begin() as conn:
         conn.execute(
             access_keys.insert().values(

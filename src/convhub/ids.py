@@ -43,7 +43,11 @@ class SnowflakeIds:
             else:
                 self._sequence = 0
             self._last_ms = now
-            return (now << (NODE_BITS + SEQUENCE_BITS)) | (self._node << SEQUENCE_BITS) | self._sequence
+            return (
+                (now << (NODE_BITS + SEQUENCE_BITS))
+                | (self._node << SEQUENCE_BITS)
+                | self._sequence
+            )
 
 
 def id_time_ms(snowflake: int) -> int:

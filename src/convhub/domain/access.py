@@ -51,7 +51,9 @@ class AccessControl:
         if key.status is not EntityStatus.ACTIVE:
             raise ConvhubError(ErrorCode.UNKNOWN_ACCESS_KEY, "the access key is disabled")
         if account.status is not EntityStatus.ACTIVE:
-            raise ConvhubError(ErrorCode.ACCESS_DENIED, "the account of this access key is disabled")
+            raise ConvhubError(
+                ErrorCode.ACCESS_DENIED, "the account of this access key is disabled"
+            )
         return key, account
 
     async def authorize_app(self, account_id: int, app_id: int) -> App:

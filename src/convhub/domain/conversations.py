@@ -53,13 +53,9 @@ def _validate_create(command: CreateConversation) -> ConversationType:
         raise ConvhubError(ErrorCode.INVALID_PARAM, "OwnerUserId is required")
     if kind is ConversationType.SINGLE:
         if command.other is None:
-            raise ConvhubError(
-                ErrorCode.SINGLE_NEEDS_OTHER_USER, "a single chat needs OtherUserId"
-            )
+            raise ConvhubError(ErrorCode.SINGLE_NEEDS_OTHER_USER, "a single chat needs OtherUserId")
         if command.other == command.owner:
-            raise ConvhubError(
-                ErrorCode.INVALID_PARAM, "OtherUserId must differ from OwnerUserId"
-            )
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "OtherUserId must differ from OwnerUserId")
     if command.inbox_type < 0:
         raise ConvhubError(ErrorCode.INVALID_PARAM, "InboxType must not be negative")
     rules.check_length(command.idempotent_id, rules.MAX_IDEMPOTENT_ID, "IdempotentId")
@@ -168,9 +164,7 @@ class ConversationService:
 
         await self._db.write(work)
 
-    async def batch_get_conversations(
-        self, command: BatchGetConversations
-    ) -> list[Conversation]:
+    async def batch_get_conversations(self, command: BatchGetConversations) -> list[Conversation]:
         ids = command.conversation_ids
         if not ids:
             raise ConvhubError(ErrorCode.INVALID_PARAM, "ConversationShortId must not be empty")
@@ -191,9 +185,7 @@ class ConversationService:
             return repo.get_conversations(command.app_id, unique)
 
         found = {
-            c.id: c
-            for c in await self._db.read(work)
-            if c.status is ConversationStatus.NORMAL
+            c.id: c for c in await self._db.read(work) if c.status is ConversationStatus.NORMAL
         }
         return [found[i] for i in unique if i in found]
 

@@ -1,4 +1,4 @@
-"""What the domain needs from the outside world, as Protocols. Adapters live in ``convhub.store``."""
+"""What the domain needs from the outside world, as Protocols; adapters live in ``store``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 class Repository(Protocol):
-    """Reads and writes inside one transaction. Synchronous: a ``Database`` decides where it runs."""
+    """Reads and writes inside one transaction; synchronous, a ``Database`` decides where."""
 
     def get_credentials(self, access_key: str) -> tuple[AccessKey, Account] | None: ...
 

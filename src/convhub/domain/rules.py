@@ -1,4 +1,4 @@
-"""Limits on what a conversation may hold. Written once; every dialect reaches them through the service.
+"""Limits on what a conversation may hold, written once; every dialect reaches them.
 
 The Volcengine pages set no lengths; these are convhub's, generous enough for real clients and
 small enough that one request cannot bloat a row.
@@ -30,7 +30,9 @@ def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
     if ext is None:
         return
     if len(ext) > MAX_EXT_PAIRS:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} may hold at most {MAX_EXT_PAIRS} keys")
+        raise ConvhubError(
+            ErrorCode.INVALID_PARAM, f"{field} may hold at most {MAX_EXT_PAIRS} keys"
+        )
     for key, value in ext.items():
         if not 1 <= len(key) <= MAX_EXT_KEY:
             raise ConvhubError(
@@ -38,5 +40,6 @@ def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
             )
         if len(value) > MAX_EXT_VALUE:
             raise ConvhubError(
-                ErrorCode.INVALID_PARAM, f"{field} values must be at most {MAX_EXT_VALUE} characters"
+                ErrorCode.INVALID_PARAM,
+                f"{field} values must be at most {MAX_EXT_VALUE} characters",
             )

@@ -16,7 +16,8 @@ def canonical_user(number: int | None, text: str | None, *, field: str) -> str |
     if text:
         if len(text) > MAX_USER_ID_LENGTH:
             raise ConvhubError(
-                ErrorCode.INVALID_PARAM, f"{field}Str must be at most {MAX_USER_ID_LENGTH} characters"
+                ErrorCode.INVALID_PARAM,
+                f"{field}Str must be at most {MAX_USER_ID_LENGTH} characters",
             )
         if text.isdecimal() and text.isascii():
             return str(int(text))  # "0010001" and 10001 are one user

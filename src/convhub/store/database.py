@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 _Item = tuple[Callable[[Repository], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
-def _settle(outcomes: list[tuple["asyncio.Future[Any]", bool, Any]]) -> None:
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for future, ok, value in outcomes:
         if future.cancelled():
             continue

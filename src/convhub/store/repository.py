@@ -56,8 +56,12 @@ class SqlRepository:
 
     def get_credentials(self, access_key: str) -> tuple[AccessKey, Account] | None:
         row = self._conn.execute(
-            select(access_keys, accounts.c.name, accounts.c.status.label("account_status"),
-                   accounts.c.create_time.label("account_create_time"))
+            select(
+                access_keys,
+                accounts.c.name,
+                accounts.c.status.label("account_status"),
+                accounts.c.create_time.label("account_create_time"),
+            )
             .join(accounts, accounts.c.id == access_keys.c.account_id)
             .where(access_keys.c.access_key == access_key)
         ).first()

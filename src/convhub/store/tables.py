@@ -85,7 +85,9 @@ conversations = Table(
     Column("online_count", Integer, nullable=False),
     Column("create_time", BigInteger, nullable=False),
     Column("modify_time", BigInteger, nullable=False),
-    UniqueConstraint("app_id", "inbox_type", "idempotency_key", name="uq_conversations_idempotency"),
+    UniqueConstraint(
+        "app_id", "inbox_type", "idempotency_key", name="uq_conversations_idempotency"
+    ),
 )
 
 participants = Table(

@@ -21,9 +21,7 @@ def _app_id(body: Body) -> int:
     return value
 
 
-async def create_conversation(
-    service: ConversationService, caller: Caller, body: Body
-) -> Body:
+async def create_conversation(service: ConversationService, caller: Caller, body: Body) -> Body:
     core = codec.obj(body, "ConversationCoreInfo", required=True)
     assert core is not None
     kind = codec.integer(core, "ConversationType", width=INT32, required=True)
@@ -55,9 +53,7 @@ async def create_conversation(
     }
 
 
-async def modify_conversation(
-    service: ConversationService, caller: Caller, body: Body
-) -> Body:
+async def modify_conversation(service: ConversationService, caller: Caller, body: Body) -> Body:
     app_id = _app_id(body)
     core = codec.obj(body, "ConversationCoreInfo", required=True)
     assert core is not None
@@ -81,9 +77,7 @@ async def modify_conversation(
     return {}
 
 
-async def batch_get_conversations(
-    service: ConversationService, caller: Caller, body: Body
-) -> Body:
+async def batch_get_conversations(service: ConversationService, caller: Caller, body: Body) -> Body:
     app_id = _app_id(body)
     ids = codec.integer_list(body, "ConversationShortId", required=True)
     skip = codec.boolean(body, "SkipMemberCount")

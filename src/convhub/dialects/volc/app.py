@@ -92,9 +92,7 @@ class VolcDialect:
             return
         except Exception:
             log.exception("unexpected error in %s", action or "request")
-            await self._error(
-                send, metadata, ConvhubError(ErrorCode.INTERNAL, "internal error")
-            )
+            await self._error(send, metadata, ConvhubError(ErrorCode.INTERNAL, "internal error"))
             return
         body = orjson.dumps({"ResponseMetadata": metadata, "Result": result})
         await _respond(send, 200, body)

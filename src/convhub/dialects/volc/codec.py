@@ -23,7 +23,9 @@ def _bad(message: str) -> ConvhubError:
     return ConvhubError(ErrorCode.INVALID_PARAM, message)
 
 
-def integer(body: Body, name: str, *, width: tuple[int, int] = INT64, required: bool = False) -> int | None:
+def integer(
+    body: Body, name: str, *, width: tuple[int, int] = INT64, required: bool = False
+) -> int | None:
     value = body.get(name)
     if value is None:
         if required:
