@@ -2,8 +2,9 @@
 
 SQLite allows one writer at a time and every commit with ``synchronous=FULL`` costs an fsync, so
 ``GroupCommitDatabase`` hands writes to one thread that gathers whatever is queued into a single
-transaction, each unit of work under its own savepoint (a failing one is rolled back alone), and
-answers every caller only after the commit has been synced. Reads run at once on a read connection
+transaction, and answers every caller only after the commit has been synced. A unit of work that
+raises makes the batch roll back and run again with a savepoint around each unit, so that only the
+failing one is lost. Reads run at once on a read connection
 (WAL lets them proceed beside the writer).
 
 PostgreSQL takes concurrent writers itself, so ``PooledDatabase`` runs each unit of work in its own
@@ -88,25 +89,59 @@ class GroupCommitDatabase:
                     return
 
     def _commit(self, conn: Any, batch: list[_Item]) -> None:
-        results: list[tuple[bool, Any]] = []
         try:
-            with conn.begin():
-                repo = SqlRepository(conn)
-                for work, _future, _loop in batch:
-                    try:
-                        with conn.begin_nested():
-                            results.append((True, work(repo)))
-                    except Exception as exc:
-                        results.append((False, exc))
-        except Exception as exc:  # the commit itself failed: nobody's write is durable
-            log.exception("group commit of %d writes failed", len(batch))
-            results = [(False, exc)] * len(batch)
+            results = self._run_batch(conn, batch, isolate=False)
+        except _Retry:
+            # Some unit of work raised: run the batch again, each under its own savepoint, so the
+            # failure is rolled back alone. Savepoints cost a statement pair per write, so they
+            # are only paid for in a batch that needs them.
+            try:
+                results = self._run_batch(conn, batch, isolate=True)
+            except Exception as exc:
+                results = self._failed(batch, exc)
+        except Exception as exc:
+            results = self._failed(batch, exc)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (ok, value), (_work, future, loop) in zip(results, batch, strict=True):
             by_loop.setdefault(loop, []).append((future, ok, value))
         for loop, outcomes in by_loop.items():
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_settle, outcomes)
+
+    @staticmethod
+    def _run_batch(conn: Any, batch: list[_Item], *, isolate: bool) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        with conn.begin():
+            repo = SqlRepository(conn)
+            for work, _future, _loop in batch:
+                if not isolate:
+                    try:
+                        results.append((True, work(repo)))
+                    except Exception as exc:
+                        raise _Retry from exc
+                    continue
+                try:
+                    with conn.begin_nested():
+                        results.append((True, work(repo)))
+                        repo.flush()
+                except Exception as exc:
+                    results.append((False, exc))
+            if not isolate:
+                try:
+                    repo.flush()
+                except Exception as exc:
+                    raise _Retry from exc
+        return results
+
+    @staticmethod
+    def _failed(batch: list[_Item], exc: Exception) -> list[tuple[bool, Any]]:
+        # The commit itself failed: nobody's write is durable, everybody hears so.
+        log.exception("group commit of %d writes failed", len(batch))
+        return [(False, exc)] * len(batch)
+
+
+class _Retry(Exception):
+    """A unit of work failed in an unisolated batch; the batch is rolled back and rerun."""
 
 
 class PooledDatabase:
@@ -122,7 +157,10 @@ class PooledDatabase:
 
     def _run(self, work: Callable[[Repository], T]) -> T:
         with self._engine.begin() as conn:
-            return work(SqlRepository(conn))
+            repo = SqlRepository(conn)
+            result = work(repo)
+            repo.flush()
+            return result
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
