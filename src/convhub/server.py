@@ -14,7 +14,7 @@ from convhub.domain.access import AccessControl
 from convhub.domain.conversations import ConversationService
 from convhub.ids import SnowflakeIds
 from convhub.ratelimit.limiter import RateLimiter
-from convhub.store.database import GroupCommitDatabase, PooledDatabase
+from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite, lease_node
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,9 @@ class Convhub:
         self.settings = settings
         engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
         self.ids = SnowflakeIds(lease_node(engine))
-        self.db: GroupCommitDatabase | PooledDatabase
-        if is_sqlite(settings.database_url):
-            self.db = GroupCommitDatabase(engine)
-        else:
-            self.db = PooledDatabase(engine, workers=settings.pool_size)
+        # SQLite reads inline (a local file); PostgreSQL reads on a pool (a network round trip).
+        read_workers = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
+        self.db = GroupCommitDatabase(engine, read_workers=read_workers)
         self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
         access = AccessControl(db=self.db, clock=clock, ttl=settings.access_cache_seconds)
         service = ConversationService(db=self.db, ids=self.ids, clock=clock, access=access)
