@@ -66,6 +66,7 @@ class Convhub:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.limiter.aclose()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -24,6 +24,13 @@ MAX_BATCH_GET = 100
 def check_length(value: str | None, limit: int, field: str) -> None:
     if value is not None and len(value) > limit:
         raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} must be at most {limit} characters")
+    check_text(value, field)
+
+
+def check_text(value: str | None, field: str) -> None:
+    """Refuse NUL: PostgreSQL text cannot hold it, and both engines must answer alike."""
+    if value is not None and "\x00" in value:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} must not contain NUL characters")
 
 
 def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
@@ -34,6 +41,8 @@ def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
             ErrorCode.INVALID_PARAM, f"{field} may hold at most {MAX_EXT_PAIRS} keys"
         )
     for key, value in ext.items():
+        check_text(key, f"{field} keys")
+        check_text(value, f"{field} values")
         if not 1 <= len(key) <= MAX_EXT_KEY:
             raise ConvhubError(
                 ErrorCode.INVALID_PARAM, f"{field} keys must be 1 to {MAX_EXT_KEY} characters"

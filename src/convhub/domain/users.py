@@ -13,12 +13,14 @@ INT64_MAX = (1 << 63) - 1
 
 def canonical_user(number: int | None, text: str | None, *, field: str) -> str | None:
     """The user key for an ``X``/``XStr`` pair, or None when neither names a user."""
-    if text:
+    if text and text.strip("0"):  # "0", like 0, names nobody: the integer decides then
         if len(text) > MAX_USER_ID_LENGTH:
             raise ConvhubError(
                 ErrorCode.INVALID_PARAM,
                 f"{field}Str must be at most {MAX_USER_ID_LENGTH} characters",
             )
+        if "\x00" in text:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field}Str must not contain NUL")
         if text.isdecimal() and text.isascii():
             return str(int(text))  # "0010001" and 10001 are one user
         return text

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import ConnectionPool
 
 from convhub.errors import ConvhubError, ErrorCode
 
@@ -20,9 +21,18 @@ from convhub.errors import ConvhubError, ErrorCode
 class RateLimiter:
     def __init__(self, *, per_second: Mapping[str, int], redis_url: str | None = None) -> None:
         storage: Storage
+        self._pool: ConnectionPool | None = None
         if redis_url:
             uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
-            storage = RedisStorage(uri, implementation="redispy", key_prefix="convhub")
+            # Our own pool, so that ``aclose`` can hand its connections back.
+            self._pool = ConnectionPool.from_url(uri.removeprefix("async+"))
+            storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix="convhub",
+                # A documented option of RedisStorage; its annotation of **options is too narrow.
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
         else:
             storage = MemoryStorage()
         self._storage = storage
@@ -41,3 +51,9 @@ class RateLimiter:
 
     async def reset(self) -> None:
         await self._storage.reset()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections. Call it on the event loop that used them, at shutdown:
+        left open, they are reported as unclosed resources when that loop closes."""
+        if self._pool is not None:
+            await self._pool.disconnect()

@@ -141,9 +141,11 @@ class GroupCommitDatabase:
                     continue
                 try:
                     with conn.begin_nested():
-                        results.append((True, work(repo)))
+                        value = work(repo)
                         repo.flush()
+                    results.append((True, value))
                 except Exception as exc:
+                    repo.discard()  # the failed unit's held-back rows go with its savepoint
                     results.append((False, exc))
             if not isolate:
                 try:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, and_, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import (
@@ -23,30 +23,98 @@ from convhub.domain.models import (
 )
 from convhub.store.tables import access_keys, accounts, apps, conversations, participants
 
-_CONVERSATION_COLUMNS = [c for c in conversations.c if c.name != "idempotency_key"]
-
-
-def _conversation(row: Row[Any]) -> Conversation:
-    m = row._mapping
-    return Conversation(
-        id=m["id"],
-        app_id=m["app_id"],
-        inbox_type=m["inbox_type"],
-        type=ConversationType(m["type"]),
-        owner=m["owner_user"],
-        creator=m["creator_user"],
-        other=m["other_user"],
-        create_time=m["create_time"],
-        modify_time=m["modify_time"],
-        name=m["name"],
-        avatar_url=m["avatar_url"],
-        description=m["description"],
-        notice=m["notice"],
-        ext=orjson.loads(m["ext"]),
-        status=ConversationStatus(m["status"]),
-        member_count=m["member_count"],
-        online_count=m["online_count"],
+# Statements are built once: building a construct and its cache key on every call cost more
+# than running it (BatchGet of 100 rows spent most of its time in SQLAlchemy, not in SQLite).
+_COLUMNS = (
+    conversations.c.id,
+    conversations.c.app_id,
+    conversations.c.inbox_type,
+    conversations.c.type,
+    conversations.c.owner_user,
+    conversations.c.creator_user,
+    conversations.c.other_user,
+    conversations.c.create_time,
+    conversations.c.modify_time,
+    conversations.c.name,
+    conversations.c.avatar_url,
+    conversations.c.description,
+    conversations.c.notice,
+    conversations.c.ext,
+    conversations.c.status,
+    conversations.c.member_count,
+    conversations.c.online_count,
+)
+_SELECT_BY_KEY = select(*_COLUMNS).where(
+    conversations.c.app_id == bindparam("app_id"),
+    conversations.c.inbox_type == bindparam("inbox_type"),
+    conversations.c.idempotency_key == bindparam("key"),
+)
+_SELECT_ONE = select(*_COLUMNS).where(
+    conversations.c.id == bindparam("id"), conversations.c.app_id == bindparam("app_id")
+)
+_SELECT_MANY = select(*_COLUMNS).where(
+    conversations.c.id.in_(bindparam("ids", expanding=True)),
+    conversations.c.app_id == bindparam("app_id"),
+)
+_INSERT_CONVERSATIONS = conversations.insert()
+_INSERT_PARTICIPANTS = participants.insert()
+# The keyed insert must answer at once; RETURNING, not rowcount, tells whether it wrote: with
+# SQLAlchemy 2.1 and psycopg an INSERT's rowcount reads -1.
+_INSERT_KEYED = {
+    name: dialect.insert(conversations)
+    .on_conflict_do_nothing(index_elements=["app_id", "inbox_type", "idempotency_key"])
+    .returning(conversations.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+# UPDATEs without .values(): the SET list comes from the parameter names at execution.
+_UPDATE_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
+_SELECT_PARTICIPANT = select(
+    participants.c.conversation_id,
+    participants.c.user_id,
+    participants.c.role,
+    participants.c.operator,
+    participants.c.create_time,
+    participants.c.status,
+).where(
+    participants.c.conversation_id == bindparam("conversation_id"),
+    participants.c.user_id == bindparam("user"),
+)
+_SET_ROLE = update(participants).where(
+    participants.c.conversation_id == bindparam("b_conversation_id"),
+    participants.c.user_id == bindparam("b_user"),
+)
+_SELECT_CREDENTIALS = (
+    select(
+        access_keys.c.access_key,
+        access_keys.c.account_id,
+        access_keys.c.secret_key,
+        access_keys.c.status,
+        access_keys.c.create_time,
+        accounts.c.name,
+        accounts.c.status,
+        accounts.c.create_time,
     )
+    .join(accounts, accounts.c.id == access_keys.c.account_id)
+    .where(access_keys.c.access_key == bindparam("access_key"))
+)
+_SELECT_APP = select(
+    apps.c.app_id, apps.c.account_id, apps.c.name, apps.c.status, apps.c.create_time
+).where(apps.c.app_id == bindparam("app_id"))
+
+_TYPES = {t.value: t for t in ConversationType}
+_STATUSES = {s.value: s for s in ConversationStatus}
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    (
+        id_, app_id, inbox_type, kind, owner, creator, other, create_time, modify_time,
+        name, avatar_url, description, notice, ext, status, member_count, online_count,
+    ) = row  # fmt: skip
+    return Conversation(
+        id_, app_id, inbox_type, _TYPES[kind], owner, creator, other, create_time, modify_time,
+        name, avatar_url, description, notice, orjson.loads(ext), _STATUSES[status],
+        member_count, online_count,
+    )  # fmt: skip
 
 
 class SqlRepository:
@@ -57,145 +125,104 @@ class SqlRepository:
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
-        self._postgres = connection.dialect.name == "postgresql"
         self._pending_conversations: list[dict[str, Any]] = []
         self._pending_participants: list[dict[str, Any]] = []
 
+    def discard(self) -> None:
+        self._pending_conversations = []
+        self._pending_participants = []
+
     def flush(self) -> None:
         if self._pending_conversations:
-            self._conn.execute(conversations.insert(), self._pending_conversations)
+            self._conn.execute(_INSERT_CONVERSATIONS, self._pending_conversations)
             self._pending_conversations = []
         if self._pending_participants:
-            self._conn.execute(participants.insert(), self._pending_participants)
+            self._conn.execute(_INSERT_PARTICIPANTS, self._pending_participants)
             self._pending_participants = []
 
     def get_credentials(self, access_key: str) -> tuple[AccessKey, Account] | None:
         self.flush()
-        row = self._conn.execute(
-            select(
-                access_keys,
-                accounts.c.name,
-                accounts.c.status.label("account_status"),
-                accounts.c.create_time.label("account_create_time"),
-            )
-            .join(accounts, accounts.c.id == access_keys.c.account_id)
-            .where(access_keys.c.access_key == access_key)
-        ).first()
+        row = self._conn.execute(_SELECT_CREDENTIALS, {"access_key": access_key}).first()
         if row is None:
             return None
-        m = row._mapping
-        key = AccessKey(
-            access_key=m["access_key"],
-            account_id=m["account_id"],
-            secret_key=m["secret_key"],
-            status=EntityStatus(m["status"]),
-            create_time=m["create_time"],
+        key, account_id, secret, status, created, name, account_status, account_created = row
+        return (
+            AccessKey(key, account_id, secret, EntityStatus(status), created),
+            Account(account_id, name, EntityStatus(account_status), account_created),
         )
-        account = Account(
-            id=m["account_id"],
-            name=m["name"],
-            status=EntityStatus(m["account_status"]),
-            create_time=m["account_create_time"],
-        )
-        return key, account
 
     def get_app(self, app_id: int) -> App | None:
         self.flush()
-        row = self._conn.execute(select(apps).where(apps.c.app_id == app_id)).first()
+        row = self._conn.execute(_SELECT_APP, {"app_id": app_id}).first()
         if row is None:
             return None
-        m = row._mapping
-        return App(
-            app_id=m["app_id"],
-            account_id=m["account_id"],
-            name=m["name"],
-            status=EntityStatus(m["status"]),
-            create_time=m["create_time"],
-        )
+        app, account_id, name, status, created = row
+        return App(app, account_id, name, EntityStatus(status), created)
 
     def insert_conversation(self, conversation: Conversation, idempotency_key: str | None) -> bool:
+        c = conversation
         values = {
-            "id": conversation.id,
-            "app_id": conversation.app_id,
-            "inbox_type": conversation.inbox_type,
-            "type": int(conversation.type),
+            "id": c.id,
+            "app_id": c.app_id,
+            "inbox_type": c.inbox_type,
+            "type": int(c.type),
             "idempotency_key": idempotency_key,
-            "name": conversation.name,
-            "avatar_url": conversation.avatar_url,
-            "description": conversation.description,
-            "notice": conversation.notice,
-            "ext": orjson.dumps(conversation.ext).decode(),
-            "owner_user": conversation.owner,
-            "creator_user": conversation.creator,
-            "other_user": conversation.other,
-            "status": int(conversation.status),
-            "member_count": conversation.member_count,
-            "online_count": conversation.online_count,
-            "create_time": conversation.create_time,
-            "modify_time": conversation.modify_time,
+            "name": c.name,
+            "avatar_url": c.avatar_url,
+            "description": c.description,
+            "notice": c.notice,
+            "ext": orjson.dumps(c.ext).decode(),
+            "owner_user": c.owner,
+            "creator_user": c.creator,
+            "other_user": c.other,
+            "status": int(c.status),
+            "member_count": c.member_count,
+            "online_count": c.online_count,
+            "create_time": c.create_time,
+            "modify_time": c.modify_time,
         }
         if idempotency_key is None:
             self._pending_conversations.append(values)
             return True
         # Needs its answer now; it neither depends on nor affects the held-back rows.
-        insert = postgresql.insert if self._postgres else sqlite.insert
-        statement = insert(conversations).on_conflict_do_nothing(
-            index_elements=["app_id", "inbox_type", "idempotency_key"]
-        )
-        return self._conn.execute(statement, values).rowcount == 1
+        statement = _INSERT_KEYED[self._conn.dialect.name]
+        return self._conn.execute(statement, values).first() is not None
 
     def find_by_idempotency_key(
         self, app_id: int, inbox_type: int, idempotency_key: str
     ) -> Conversation | None:
         self.flush()
-        row = self._conn.execute(
-            select(*_CONVERSATION_COLUMNS).where(
-                and_(
-                    conversations.c.app_id == app_id,
-                    conversations.c.inbox_type == inbox_type,
-                    conversations.c.idempotency_key == idempotency_key,
-                )
-            )
-        ).first()
+        params = {"app_id": app_id, "inbox_type": inbox_type, "key": idempotency_key}
+        row = self._conn.execute(_SELECT_BY_KEY, params).first()
         return None if row is None else _conversation(row)
 
     def get_conversation(self, app_id: int, conversation_id: int) -> Conversation | None:
         self.flush()
-        row = self._conn.execute(
-            select(*_CONVERSATION_COLUMNS).where(
-                and_(conversations.c.id == conversation_id, conversations.c.app_id == app_id)
-            )
-        ).first()
+        row = self._conn.execute(_SELECT_ONE, {"id": conversation_id, "app_id": app_id}).first()
         return None if row is None else _conversation(row)
 
     def get_conversations(self, app_id: int, conversation_ids: Sequence[int]) -> list[Conversation]:
         self.flush()
-        rows = self._conn.execute(
-            select(*_CONVERSATION_COLUMNS).where(
-                and_(
-                    conversations.c.id.in_(conversation_ids),
-                    conversations.c.app_id == app_id,
-                )
-            )
-        )
-        return [_conversation(row) for row in rows]
+        params = {"ids": list(conversation_ids), "app_id": app_id}
+        return [_conversation(row) for row in self._conn.execute(_SELECT_MANY, params).all()]
 
     def update_conversation(self, conversation: Conversation) -> None:
         self.flush()
+        c = conversation
         self._conn.execute(
-            update(conversations)
-            .where(conversations.c.id == conversation.id)
-            .values(
-                name=conversation.name,
-                avatar_url=conversation.avatar_url,
-                description=conversation.description,
-                notice=conversation.notice,
-                ext=orjson.dumps(conversation.ext).decode(),
-                owner_user=conversation.owner,
-                status=int(conversation.status),
-                member_count=conversation.member_count,
-                modify_time=conversation.modify_time,
-            )
+            _UPDATE_CONVERSATION,
+            {
+                "b_id": c.id,
+                "name": c.name,
+                "avatar_url": c.avatar_url,
+                "description": c.description,
+                "notice": c.notice,
+                "ext": orjson.dumps(c.ext).decode(),
+                "owner_user": c.owner,
+                "status": int(c.status),
+                "member_count": c.member_count,
+                "modify_time": c.modify_time,
+            },
         )
 
     def insert_participants(self, members: Sequence[Participant]) -> None:
@@ -213,35 +240,16 @@ class SqlRepository:
 
     def get_participant(self, conversation_id: int, user: str) -> Participant | None:
         self.flush()
-        row = self._conn.execute(
-            select(participants).where(
-                and_(
-                    participants.c.conversation_id == conversation_id,
-                    participants.c.user_id == user,
-                )
-            )
-        ).first()
+        params = {"conversation_id": conversation_id, "user": user}
+        row = self._conn.execute(_SELECT_PARTICIPANT, params).first()
         if row is None:
             return None
-        m = row._mapping
+        conversation, user_id, role, operator, created, status = row
         return Participant(
-            conversation_id=m["conversation_id"],
-            user=m["user_id"],
-            role=Role(m["role"]),
-            operator=m["operator"],
-            create_time=m["create_time"],
-            status=ParticipantStatus(m["status"]),
+            conversation, user_id, Role(role), operator, created, ParticipantStatus(status)
         )
 
     def set_participant_role(self, conversation_id: int, user: str, role: Role) -> None:
         self.flush()
-        self._conn.execute(
-            update(participants)
-            .where(
-                and_(
-                    participants.c.conversation_id == conversation_id,
-                    participants.c.user_id == user,
-                )
-            )
-            .values(role=int(role))
-        )
+        params = {"b_conversation_id": conversation_id, "b_user": user, "role": int(role)}
+        self._conn.execute(_SET_ROLE, params)
