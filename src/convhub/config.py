@@ -18,16 +18,24 @@ DEFAULT_RATE_LIMITS: Mapping[str, int] = {
 def parse_rate_limits(
     text: str, defaults: Mapping[str, int] = DEFAULT_RATE_LIMITS
 ) -> dict[str, int]:
-    """``"CreateConversation=50,*=1000"``: per-operation requests per second; ``*`` sets all."""
-    limits = dict(defaults)
+    """``"CreateConversation=50,*=1000"``: per-operation requests per second. ``*`` sets every
+    operation and is applied first, so named entries override it wherever they stand."""
+    entries: list[tuple[str, int]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
-        if not sep or not value.strip().isdigit() or int(value) <= 0:
+        name, value = name.strip(), value.strip()
+        if not sep or not value.isdigit() or int(value) <= 0:
             raise ValueError(f"bad rate limit {part!r}: expected Operation=positive-integer")
-        if name.strip() == "*":
-            limits = dict.fromkeys(limits, int(value))
+        if name != "*" and name not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise ValueError(f"unknown operation {name!r} in rate limits (known: {known})")
+        entries.append((name, int(value)))
+    limits = dict(defaults)
+    for name, value in sorted(entries, key=lambda entry: entry[0] != "*"):
+        if name == "*":
+            limits = dict.fromkeys(limits, value)
         else:
-            limits[name.strip()] = int(value)
+            limits[name] = value
     return limits
 
 

@@ -16,6 +16,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# On SQLite only "INTEGER PRIMARY KEY" makes the key the rowid itself; "BIGINT PRIMARY KEY" adds
+# a second index that every insert and lookup pays for. SQLite's INTEGER is 64-bit anyway.
+Int64Key = BigInteger().with_variant(Integer(), "sqlite")
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -67,7 +71,7 @@ access_keys = Table(
 conversations = Table(
     "conversations",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", Int64Key, primary_key=True, autoincrement=False),
     Column("app_id", Integer, nullable=False),
     Column("inbox_type", Integer, nullable=False),
     Column("type", SmallInteger, nullable=False),

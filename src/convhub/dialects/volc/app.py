@@ -180,13 +180,17 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
 
 
 def _parse_json_slowly(raw: bytes) -> Any:
-    # orjson refuses integers beyond 64 bits; the standard parser tells such valid JSON (an
-    # out-of-range value) apart from a body that is not JSON at all.
+    # orjson refuses some valid JSON (nesting past its limit, lone surrogate escapes); the
+    # standard parser tells those apart from a body that is not JSON at all.
     def refuse(constant: str) -> Any:
         raise ValueError(constant)
 
     try:
         json.loads(raw, parse_constant=refuse)
+    except RecursionError:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body nests too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise ConvhubError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON") from None
-    raise ConvhubError(ErrorCode.INVALID_PARAM, "the body holds a number beyond 64 bits")
+    raise ConvhubError(
+        ErrorCode.INVALID_PARAM, "the body holds a value that cannot be read (nesting or escapes)"
+    )

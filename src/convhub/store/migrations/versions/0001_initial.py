@@ -62,7 +62,13 @@ def upgrade() -> None:
     op.create_index("ix_access_keys_account_id", "access_keys", ["account_id"])
     op.create_table(
         "conversations",
-        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        # INTEGER on SQLite: the rowid itself rather than a second index beside it.
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("app_id", sa.Integer(), nullable=False),
         sa.Column("inbox_type", sa.Integer(), nullable=False),
         sa.Column("type", sa.SmallInteger(), nullable=False),

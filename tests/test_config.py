@@ -1,0 +1,78 @@
+"""Settings: the rate-limit syntax ``Operation=N,*=N`` and the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from convhub.config import DEFAULT_RATE_LIMITS, Settings, parse_rate_limits
+
+CREATE, MODIFY, BATCH_GET = "CreateConversation", "ModifyConversation", "BatchGetConversations"
+
+
+def test_empty_text_gives_the_defaults_as_a_fresh_dict() -> None:
+    limits = parse_rate_limits("")
+    assert limits == {CREATE: 50, MODIFY: 50, BATCH_GET: 100}
+    limits[CREATE] = 1
+    assert DEFAULT_RATE_LIMITS[CREATE] == 50  # the defaults were not shared
+
+
+def test_one_operation_overrides_only_itself() -> None:
+    assert parse_rate_limits(f"{CREATE}=5") == {CREATE: 5, MODIFY: 50, BATCH_GET: 100}
+
+
+def test_spaces_and_empty_parts_are_tolerated() -> None:
+    limits = parse_rate_limits(f" {CREATE} = 5 ,, {BATCH_GET}=7 ,")
+    assert limits == {CREATE: 5, MODIFY: 50, BATCH_GET: 7}
+
+
+def test_star_sets_every_known_operation() -> None:
+    assert parse_rate_limits("*=1000") == {CREATE: 1000, MODIFY: 1000, BATCH_GET: 1000}
+
+
+def test_named_entries_override_star_wherever_they_stand() -> None:
+    assert parse_rate_limits(f"*=10,{CREATE}=5") == {CREATE: 5, MODIFY: 10, BATCH_GET: 10}
+    assert parse_rate_limits(f"{CREATE}=5,*=10") == {CREATE: 5, MODIFY: 10, BATCH_GET: 10}
+    assert parse_rate_limits(f"{CREATE}=5,{CREATE}=6")[CREATE] == 6
+
+
+def test_unknown_operation_is_refused() -> None:
+    # A misspelt name would otherwise leave the real operation at its default, silently.
+    with pytest.raises(ValueError, match="unknown operation 'CreateConversations'"):
+        parse_rate_limits("CreateConversations=3")
+    with pytest.raises(ValueError, match="unknown operation ''"):
+        parse_rate_limits("=5")
+
+
+def test_custom_defaults() -> None:
+    assert parse_rate_limits("*=2", defaults={"A": 1, "B": 9}) == {"A": 2, "B": 2}
+    assert parse_rate_limits("", defaults={}) == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CREATE,
+        f"{CREATE}=",
+        f"{CREATE}=0",
+        f"{CREATE}=-1",
+        f"{CREATE}=+5",
+        f"{CREATE}=abc",
+        f"{CREATE}=1.5",
+        f"{CREATE}=5=6",
+        f"{CREATE}=5;{MODIFY}=6",
+        "*=0",
+        f"{MODIFY}=1,{CREATE}",
+    ],
+)
+def test_bad_text_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="bad rate limit"):
+        parse_rate_limits(text)
+
+
+def test_settings_from_env_read_the_limits() -> None:
+    settings = Settings.from_env({"CONVHUB_RATE_LIMITS": f"{CREATE}=3"})
+    assert settings.rate_limits[CREATE] == 3
+    assert settings.rate_limits[BATCH_GET] == 100
+    assert Settings.from_env({}).rate_limits == dict(DEFAULT_RATE_LIMITS)
+    with pytest.raises(ValueError):
+        Settings.from_env({"CONVHUB_RATE_LIMITS": f"{CREATE}=zero"})

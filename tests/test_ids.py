@@ -1,0 +1,136 @@
+"""Snowflake IDs: 41 bits of milliseconds, 10 of node, 12 of sequence; leased nodes."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from convhub.ids import EPOCH_MS, MAX_NODE, NODE_BITS, SEQUENCE_BITS, SnowflakeIds, id_time_ms
+from convhub.store.engine import create_database_engine, lease_node
+
+NOW_MS = EPOCH_MS + 200_000_000_000  # some day in 2026
+PER_MS = 1 << SEQUENCE_BITS
+
+
+def clock_of(values: list[int]) -> Callable[[], int]:
+    """A clock that answers ``values`` in turn, then keeps answering the last one."""
+    it: Iterator[int] = iter(values)
+    last = [values[0]]
+
+    def clock() -> int:
+        last[0] = next(it, last[0])
+        return last[0]
+
+    return clock
+
+
+def node_of(snowflake: int) -> int:
+    return (snowflake >> SEQUENCE_BITS) & MAX_NODE
+
+
+def assert_strictly_increasing(ids: list[int]) -> None:
+    assert all(a < b for a, b in itertools.pairwise(ids))
+
+
+def test_real_clock_ids_are_unique_increasing_and_in_range() -> None:
+    generator = SnowflakeIds(node=7)
+    ids = [generator.next_id() for _ in range(200_000)]
+    assert_strictly_increasing(ids)
+    assert len(set(ids)) == len(ids)
+    assert ids[0] > 0
+    assert ids[-1] < 1 << 63
+    assert all(node_of(i) == 7 for i in ids[::1000])
+
+
+def test_id_carries_its_time_and_node() -> None:
+    snowflake = SnowflakeIds(node=MAX_NODE, clock_ms=lambda: NOW_MS).next_id()
+    assert id_time_ms(snowflake) == NOW_MS
+    assert node_of(snowflake) == MAX_NODE
+    assert snowflake & (PER_MS - 1) == 0
+    assert snowflake.bit_length() <= 63
+
+
+def test_ids_exceed_2_53_today() -> None:
+    # Clients that parse IDs as doubles lose digits: the wire tests rely on IDs this large.
+    assert SnowflakeIds(node=0).next_id() > 1 << 53
+
+
+def test_distinct_nodes_never_collide_at_the_same_instant() -> None:
+    generators = [SnowflakeIds(node=n, clock_ms=lambda: NOW_MS) for n in (0, 1, 2, MAX_NODE)]
+    batches = [{g.next_id() for _ in range(3 * PER_MS)} for g in generators]
+    assert all(len(b) == 3 * PER_MS for b in batches)
+    union = set().union(*batches)
+    assert len(union) == sum(len(b) for b in batches)
+
+
+def test_clock_going_backwards_neither_repeats_nor_decreases() -> None:
+    clock = clock_of([NOW_MS, NOW_MS + 5, NOW_MS + 5, NOW_MS - 1000, NOW_MS - 1000, NOW_MS + 2])
+    generator = SnowflakeIds(node=3, clock_ms=clock)
+    ids = [generator.next_id() for _ in range(10)]
+    assert_strictly_increasing(ids)
+    # While the clock is behind, IDs stay on the last millisecond that was used.
+    assert id_time_ms(ids[3]) == NOW_MS + 5
+    assert id_time_ms(ids[-1]) == NOW_MS + 5
+
+
+def test_sequence_overflow_borrows_the_next_millisecond() -> None:
+    generator = SnowflakeIds(node=9, clock_ms=lambda: NOW_MS)
+    ids = [generator.next_id() for _ in range(PER_MS + 1)]
+    assert_strictly_increasing(ids)
+    assert {id_time_ms(i) for i in ids[:PER_MS]} == {NOW_MS}
+    assert id_time_ms(ids[PER_MS]) == NOW_MS + 1
+    assert ids[PER_MS] & (PER_MS - 1) == 0
+    more = [generator.next_id() for _ in range(3 * PER_MS)]  # several borrowed milliseconds
+    assert_strictly_increasing(ids + more)
+    assert id_time_ms(more[-1]) == NOW_MS + 4
+    assert all(node_of(i) == 9 for i in ids + more)
+
+
+def test_borrowed_millisecond_is_not_reused_when_the_clock_catches_up() -> None:
+    clock = clock_of([NOW_MS] * (PER_MS + 1) + [NOW_MS + 1, NOW_MS + 1, NOW_MS + 2])
+    generator = SnowflakeIds(node=1, clock_ms=clock)
+    ids = [generator.next_id() for _ in range(PER_MS + 4)]
+    assert_strictly_increasing(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_concurrent_threads_get_distinct_ids() -> None:
+    generator = SnowflakeIds(node=4)
+    results: list[list[int]] = [[] for _ in range(4)]
+
+    def mint(out: list[int]) -> None:
+        out.extend(generator.next_id() for _ in range(20_000))
+
+    threads = [threading.Thread(target=mint, args=(out,)) for out in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [i for out in results for i in out]
+    assert len(set(every)) == len(every)
+    for out in results:
+        assert_strictly_increasing(out)
+
+
+@pytest.mark.parametrize("node", [-1, MAX_NODE + 1, 1 << 20])
+def test_node_out_of_range_is_refused(node: int) -> None:
+    with pytest.raises(ValueError):
+        SnowflakeIds(node=node)
+
+
+def test_layout_constants() -> None:
+    assert NODE_BITS + SEQUENCE_BITS == 22
+    assert MAX_NODE == 1023
+
+
+def test_lease_node_gives_distinct_nodes(database_url: str) -> None:
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        nodes = [lease_node(engine) for _ in range(3)]
+    finally:
+        engine.dispose()
+    assert len(set(nodes)) == 3
+    assert all(0 <= n <= MAX_NODE for n in nodes)
