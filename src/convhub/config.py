@@ -31,11 +31,11 @@ def parse_rate_limits(
             raise ValueError(f"unknown operation {name!r} in rate limits (known: {known})")
         entries.append((name, int(value)))
     limits = dict(defaults)
-    for name, value in sorted(entries, key=lambda entry: entry[0] != "*"):
-        if name == "*":
-            limits = dict.fromkeys(limits, value)
+    for operation, qps in sorted(entries, key=lambda entry: entry[0] != "*"):
+        if operation == "*":
+            limits = dict.fromkeys(limits, qps)
         else:
-            limits[name] = value
+            limits[operation] = qps
     return limits
 
 
