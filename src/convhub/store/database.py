@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from convhub.domain.ports import Repository
 from convhub.store.repository import SqlRepository
@@ -52,6 +53,9 @@ class GroupCommitDatabase:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._reader: Connection | None = None
+        self._local = threading.local()
+        self._read_lock = threading.Lock()
+        self._read_connections: list[Connection] = []
         self._read_pool: ThreadPoolExecutor | None = None
         if read_workers:
             self._read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="convhub-read")
@@ -74,14 +78,29 @@ class GroupCommitDatabase:
         return await loop.run_in_executor(self._read_pool, self._pooled_read, work)
 
     def _pooled_read(self, work: Callable[[Repository], T]) -> T:
-        with self._engine.connect() as conn, conn.begin():
+        # Each read thread keeps one autocommit connection: a read is then one round trip,
+        # where a pool checkout (with its ping), BEGIN and COMMIT made four.
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.invalidated or conn.closed:
+            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
+            with self._read_lock:
+                self._read_connections.append(conn)
+        try:
             return work(SqlRepository(conn))
+        except DBAPIError as error:
+            if error.connection_invalidated:  # the server went away: one fresh try
+                self._local.conn = None
+                return self._pooled_read(work)
+            raise
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
         if self._read_pool is not None:
             self._read_pool.shutdown(wait=True)
+            for conn in self._read_connections:
+                conn.close()
         if self._reader is not None:
             self._reader.close()
         self._engine.dispose()

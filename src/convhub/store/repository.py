@@ -52,10 +52,10 @@ _SELECT_BY_KEY = select(*_COLUMNS).where(
 _SELECT_ONE = select(*_COLUMNS).where(
     conversations.c.id == bindparam("id"), conversations.c.app_id == bindparam("app_id")
 )
-_SELECT_MANY = select(*_COLUMNS).where(
-    conversations.c.id.in_(bindparam("ids", expanding=True)),
-    conversations.c.app_id == bindparam("app_id"),
-)
+# By primary key alone, the app checked on the rows: given "AND app_id = ?", both planners
+# (PostgreSQL without fresh statistics, SQLite with a BIGINT key) chose the (app, inbox, key)
+# index and read every conversation of the app.
+_SELECT_MANY = select(*_COLUMNS).where(conversations.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT_CONVERSATIONS = conversations.insert()
 _INSERT_PARTICIPANTS = participants.insert()
 # The keyed insert must answer at once; RETURNING, not rowcount, tells whether it wrote: with
@@ -203,8 +203,8 @@ class SqlRepository:
 
     def get_conversations(self, app_id: int, conversation_ids: Sequence[int]) -> list[Conversation]:
         self.flush()
-        params = {"ids": list(conversation_ids), "app_id": app_id}
-        return [_conversation(row) for row in self._conn.execute(_SELECT_MANY, params).all()]
+        rows = self._conn.execute(_SELECT_MANY, {"ids": list(conversation_ids)}).all()
+        return [_conversation(row) for row in rows if row[1] == app_id]
 
     def update_conversation(self, conversation: Conversation) -> None:
         self.flush()

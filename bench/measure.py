@@ -1,0 +1,219 @@
+"""One measurement: load generator process(es) against a running server for a fixed window."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import write_pool
+from bench.procs import (
+    REPO,
+    child_env,
+    cpu_snapshot,
+    others_cpu_percent,
+    stop,
+    tree_cpu_seconds,
+    tree_pids,
+)
+
+SPAWN_SLACK_SECONDS = 1.0  # time for the generator processes to start before warm-up counts
+_EXIT_GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    connections: int
+    duration: float
+    warmup: float
+    generators: int = 1
+
+
+@dataclass
+class Measurement:
+    """The raw numbers of one timed window."""
+
+    engine: str
+    operation: str
+    run: int
+    started_at: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    ok: int
+    window_seconds: float
+    errors: dict[str, int] = field(default_factory=dict)
+    warmup_errors: dict[str, int] = field(default_factory=dict)
+    error_sample: str = ""
+    generator_cpu_percent: list[float] = field(default_factory=list)
+    server_cpu_percent: float = 0.0
+    machine_cpu_percent: float = 0.0
+    other_cpu_percent: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def percentile(ordered: Sequence[int], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values; 0 when there are none."""
+    if not ordered:
+        return 0.0
+    rank = max(1, round(fraction * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _spawn(
+    index: int, port: int, pool_file: Path, connections: int, start_at: float, load: Load
+) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        f"--port={port}",
+        f"--pool={pool_file}",
+        f"--connections={connections}",
+        f"--start-at={start_at:.6f}",
+        f"--duration={load.duration}",
+        f"--offset={index * 7919}",
+        f"--latencies-out={pool_file}.{index}.lat",
+        "--check-error-field",
+    ]
+    return subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _split(connections: int, parts: int) -> list[int]:
+    return [connections // parts + (i < connections % parts) for i in range(parts)]
+
+
+def _sleep_until(wall: float) -> None:
+    delay = wall - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def run_load(
+    *, port: int, pool: Sequence[bytes], load: Load, server_pid: int | None, workdir: Path
+) -> tuple[list[dict[str, object]], list[int], dict[str, Any]]:
+    """Run the generators once; return their reports, all latencies (sorted) and CPU figures."""
+    pool_file = workdir / f"pool-{time.monotonic_ns()}.bin"
+    write_pool(pool_file, pool)
+    start_at = time.time() + SPAWN_SLACK_SECONDS + load.warmup
+    shares = _split(load.connections, load.generators)
+    procs = [_spawn(i, port, pool_file, n, start_at, load) for i, n in enumerate(shares)]
+    try:
+        cpu = _watch_window(start_at, load.duration, server_pid, [p.pid for p in procs])
+        reports = [_collect(p, start_at + load.duration + _EXIT_GRACE_SECONDS) for p in procs]
+    finally:
+        for process in procs:
+            stop(process)
+    latencies: list[int] = []
+    for index in range(len(procs)):
+        samples = array("q")
+        samples.frombytes(Path(f"{pool_file}.{index}.lat").read_bytes())
+        latencies += samples
+    latencies.sort()
+    return reports, latencies, cpu
+
+
+def _watch_window(
+    start_at: float, duration: float, server_pid: int | None, generator_pids: list[int]
+) -> dict[str, Any]:
+    """CPU during the window: the server's process tree, the whole box, everything else."""
+    _sleep_until(start_at)
+    server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    busy0, total0 = _machine_busy()
+    before = cpu_snapshot()
+    _sleep_until(start_at + duration)
+    server1 = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    busy1, total1 = _machine_busy()
+    after = cpu_snapshot()
+    mine = {os.getpid(), *generator_pids, *(tree_pids(server_pid) if server_pid else [])}
+    return {
+        "server_cpu_percent": 100.0 * (server1 - server0) / duration,
+        "machine_cpu_percent": 100.0 * (busy1 - busy0) / max(total1 - total0, 1),
+        "other_cpu_percent": others_cpu_percent(before, after, mine, duration),
+    }
+
+
+def _collect(process: subprocess.Popen[bytes], deadline: float) -> dict[str, object]:
+    try:
+        out, err = process.communicate(timeout=max(deadline - time.time(), 1.0))
+    except subprocess.TimeoutExpired:
+        stop(process)
+        raise RuntimeError("the load generator did not finish in time") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({process.returncode}): {err.decode()}")
+    report: dict[str, object] = json.loads(out)
+    return report
+
+
+def measure(
+    *,
+    engine: str,
+    operation: str,
+    run: int,
+    port: int,
+    pool: Sequence[bytes],
+    load: Load,
+    server_pid: int | None,
+    workdir: Path,
+) -> Measurement:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    reports, latencies, cpu = run_load(
+        port=port, pool=pool, load=load, server_pid=server_pid, workdir=workdir
+    )
+    errors: Counter[str] = Counter()
+    warmup_errors: Counter[str] = Counter()
+    for report in reports:
+        errors.update(counts(report["errors"]))
+        warmup_errors.update(counts(report["warmup_errors"]))
+    window = max(float(str(r["window_seconds"])) for r in reports)
+    return Measurement(
+        engine=engine,
+        operation=operation,
+        run=run,
+        started_at=started,
+        requests_per_second=len(latencies) / window,
+        p50_ms=percentile(latencies, 0.50) / 1e6,
+        p99_ms=percentile(latencies, 0.99) / 1e6,
+        ok=len(latencies),
+        window_seconds=window,
+        errors=dict(errors),
+        warmup_errors=dict(warmup_errors),
+        error_sample=next((str(r["error_sample"]) for r in reports if r["error_sample"]), ""),
+        generator_cpu_percent=[float(str(r["cpu_percent"])) for r in reports],
+        server_cpu_percent=cpu["server_cpu_percent"],
+        machine_cpu_percent=cpu["machine_cpu_percent"],
+        other_cpu_percent=cpu["other_cpu_percent"],
+    )
+
+
+def counts(value: object) -> dict[str, int]:
+    assert isinstance(value, dict)
+    return {str(k): int(v) for k, v in value.items()}
