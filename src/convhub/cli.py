@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from convhub import directory
 from convhub.config import Settings, parse_rate_limits
 from convhub.domain.models import EntityStatus
+from convhub.domain.permissions import parse_permissions
 from convhub.store import migrate
 from convhub.store.engine import DEFAULT_DATABASE_URL, create_database_engine
 
@@ -44,7 +45,9 @@ def _serve(args: argparse.Namespace) -> int:
             f"  AppId      {made.app_id}\n"
             f"  AccessKey  {made.key.access_key}\n"
             f"  SecretKey  {made.key.secret_key}\n"
-            "The secret key is shown this once. More: convhub keys create --account default",
+            f"  Token      {made.token.token}\n"
+            "The secret key and the token are shown this once. More: convhub keys create "
+            "--account default; convhub tokens create --account default --user NAME",
             flush=True,
         )
     settings = Settings.from_env()
@@ -84,7 +87,7 @@ def _admin(args: argparse.Namespace) -> int:
     engine = create_database_engine(_database_url(args), pool_size=1)
     try:
         return _admin_command(engine, args)
-    except directory.DirectoryError as error:
+    except (directory.DirectoryError, ValueError) as error:
         print(f"convhub: {error}", file=sys.stderr)
         return 1
     finally:
@@ -112,6 +115,25 @@ def _admin_command(engine: Engine, args: argparse.Namespace) -> int:
         else:
             directory.set_app_status(engine, args.app_id, status)
             print(f"{verb}d app {args.app_id}")
+    elif what == "tokens":
+        if verb == "create":
+            permissions = parse_permissions(args.permissions) if args.permissions else None
+            made = directory.create_token(
+                engine,
+                args.account,
+                user=args.user,
+                app_id=args.app_id,
+                permissions=permissions,
+                expires_in=args.expires_in,
+                name=args.name,
+            )
+            print(f"TokenId  {made.id}\nToken    {made.token}")
+            print("The token is shown this once.", file=sys.stderr)
+        elif verb == "list":
+            _print_rows(directory.list_tokens(engine, args.account), args.json)
+        else:
+            directory.revoke_token(engine, args.token_id)
+            print(f"revoked token {args.token_id}")
     elif what == "keys":
         if verb == "create":
             key = directory.create_key(engine, args.account)
@@ -191,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
                 p.add_argument("--account", required=True)
             else:
                 p.add_argument("access_key")
+    tokens = sub.add_parser("tokens", help="Coze personal access tokens of a user of an account")
+    verbs = tokens.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", parents=[common])
+    create.add_argument("--account", required=True)
+    create.add_argument("--user", required=True, help="the user the token acts as")
+    create.add_argument("--app-id", type=int, help="the app it acts in (default: the first)")
+    create.add_argument(
+        "--permissions", help="comma-separated, e.g. createConversation (default: all)"
+    )
+    create.add_argument("--expires-in", type=int, help="seconds until it expires (default: never)")
+    create.add_argument("--name", default="")
+    listing = verbs.add_parser("list", parents=[common])
+    listing.add_argument("--account")
+    listing.add_argument("--json", action="store_true")
+    revoke = verbs.add_parser("revoke", parents=[common])
+    revoke.add_argument("token_id", type=int)
+    for p in (create, listing, revoke):
+        p.set_defaults(run=_admin, what="tokens")
     return parser
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, Update, func, select
 
 from convhub.domain.models import EntityStatus
-from convhub.store.tables import access_keys, accounts, apps
+from convhub.domain.permissions import ALL_PERMISSIONS
+from convhub.store.tables import access_keys, accounts, apps, tokens
 
 FIRST_APP_ID = 100001
 INT32_MAX = (1 << 31) - 1
@@ -26,10 +29,17 @@ class NewKey:
 
 
 @dataclass(frozen=True, slots=True)
+class NewToken:
+    id: int
+    token: str  # shown once: only its SHA-256 is stored
+
+
+@dataclass(frozen=True, slots=True)
 class Bootstrap:
     account: str
     app_id: int
     key: NewKey
+    token: NewToken
 
 
 def _now() -> int:
@@ -172,4 +182,85 @@ def bootstrap_if_empty(engine: Engine) -> Bootstrap | None:
             return None
     create_account(engine, "default")
     app_id = create_app(engine, "default", name="default")
-    return Bootstrap(account="default", app_id=app_id, key=create_key(engine, "default"))
+    return Bootstrap(
+        account="default",
+        app_id=app_id,
+        key=create_key(engine, "default"),
+        token=create_token(engine, "default", user="default"),
+    )
+
+
+def create_token(
+    engine: Engine,
+    account: str,
+    *,
+    user: str,
+    app_id: int | None = None,
+    permissions: Iterable[str] | None = None,
+    expires_in: int | None = None,
+    name: str = "",
+) -> NewToken:
+    """A personal access token for ``user`` of ``account``, acting in one of its apps (the
+    first one unless named), with the given permissions (all by default)."""
+    account_id = _account_id(engine, account)
+    if not 1 <= len(user) <= 128:
+        raise DirectoryError("a user is 1 to 128 characters")
+    granted = ALL_PERMISSIONS if permissions is None else frozenset(permissions)
+    unknown = granted - ALL_PERMISSIONS
+    if unknown:
+        raise DirectoryError(f"unknown permissions: {', '.join(sorted(unknown))}")
+    if expires_in is not None and expires_in <= 0:
+        raise DirectoryError("expires_in must be positive")
+    with engine.begin() as conn:
+        owned = select(apps.c.app_id).where(apps.c.account_id == account_id)
+        if app_id is None:
+            app_id = conn.execute(owned.order_by(apps.c.app_id).limit(1)).scalar()
+            if app_id is None:
+                raise DirectoryError(f"account {account!r} has no app: create one first")
+        elif conn.execute(owned.where(apps.c.app_id == app_id)).first() is None:
+            raise DirectoryError(f"app {app_id} is not an app of account {account!r}")
+        text = "pat_" + secrets.token_urlsafe(32)
+        token_id = secrets.randbelow(1 << 53) + 1
+        now = _now()
+        conn.execute(
+            tokens.insert().values(
+                id=token_id,
+                token_hash=hashlib.sha256(text.encode()).hexdigest(),
+                account_id=account_id,
+                app_id=app_id,
+                user_id=user,
+                name=name[:128],
+                permissions=",".join(sorted(granted)),
+                create_time=now,
+                expire_time=None if expires_in is None else now + expires_in,
+                revoked=0,
+            )
+        )
+    return NewToken(id=token_id, token=text)
+
+
+def list_tokens(engine: Engine, account: str | None = None) -> list[dict[str, object]]:
+    """Tokens without their text: it is shown once, when the token is made."""
+    query = select(tokens, accounts.c.name.label("account")).join(
+        accounts, accounts.c.id == tokens.c.account_id
+    )
+    if account is not None:
+        query = query.where(tokens.c.account_id == _account_id(engine, account))
+    with engine.connect() as conn:
+        return [
+            {
+                "id": r.id,
+                "account": r.account,
+                "app_id": r.app_id,
+                "user": r.user_id,
+                "name": r.name,
+                "permissions": r.permissions,
+                "expire_time": r.expire_time,
+                "revoked": bool(r.revoked),
+            }
+            for r in conn.execute(query.order_by(tokens.c.create_time, tokens.c.id))
+        ]
+
+
+def revoke_token(engine: Engine, token_id: int) -> None:
+    _set(engine, tokens.update().where(tokens.c.id == token_id).values(revoked=1), token_id)

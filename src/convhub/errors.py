@@ -28,12 +28,18 @@ class ErrorCode(StrEnum):
     APP_DISABLED = "app_disabled"
     APP_OF_OTHER_ACCOUNT = "app_of_other_account"
     RATE_LIMITED = "rate_limited"
+    INVALID_TOKEN = "invalid_token"
+    PERMISSION_DENIED = "permission_denied"
+    ROUTE_NOT_FOUND = "route_not_found"
     # Conversations
     CONVERSATION_NOT_FOUND = "conversation_not_found"
     PARTICIPANT_NOT_IN_CONVERSATION = "participant_not_in_conversation"
     SINGLE_NEEDS_OTHER_USER = "single_needs_other_user"
     SINGLE_CONVERSATION_NOT_SUPPORTED = "single_conversation_not_supported"
     INVALID_CONVERSATION_ID_ELEMENT = "invalid_conversation_id_element"
+    META_DATA_OVER_LIMIT = "meta_data_over_limit"
+    # Messages
+    MESSAGE_NOT_FOUND = "message_not_found"
     # Anything unexpected
     INTERNAL = "internal"
 

@@ -7,18 +7,26 @@ so a new key works at once.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from convhub.domain.models import AccessKey, Account, App, EntityStatus
+from convhub.domain.models import AccessKey, Account, App, EntityStatus, Token
+from convhub.domain.permissions import ALL_PERMISSIONS
 from convhub.domain.ports import Database, Repository
 from convhub.errors import ConvhubError, ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
+    """Who is calling: an AK/SK key (every permission, any app of its account) or a token (one
+    user of an account, acting in one app, with the token's permissions)."""
+
     account_id: int
     access_key: str
+    user: str | None = None
+    app_id: int | None = None
+    permissions: frozenset[str] = ALL_PERMISSIONS
 
 
 class AccessControl:
@@ -28,6 +36,7 @@ class AccessControl:
         self._ttl = ttl
         self._keys: dict[str, tuple[float, AccessKey, Account]] = {}
         self._apps: dict[int, tuple[float, App]] = {}
+        self._tokens: dict[str, tuple[float, Token, EntityStatus, EntityStatus]] = {}
 
     async def credentials(self, access_key: str) -> tuple[AccessKey, Account]:
         """The key and its account, or the error that refuses them."""
@@ -81,3 +90,39 @@ class AccessControl:
         if app.status is not EntityStatus.ACTIVE:
             raise ConvhubError(ErrorCode.APP_DISABLED, f"app {app_id} is disabled")
         return app
+
+    async def token_caller(self, raw_token: str) -> Caller:
+        """The caller a bearer token stands for, or INVALID_TOKEN."""
+        digest = hashlib.sha256(raw_token.encode()).hexdigest()
+        now = self._clock()
+        cached = self._tokens.get(digest)
+        if cached is not None and cached[0] > now:
+            _, token, account_status, app_status = cached
+        else:
+
+            def work(repo: Repository) -> tuple[Token, EntityStatus, EntityStatus] | None:
+                return repo.get_token(digest)
+
+            found = await self._db.read(work)
+            if found is None:
+                self._tokens.pop(digest, None)
+                raise ConvhubError(ErrorCode.INVALID_TOKEN, "the access token is not valid")
+            token, account_status, app_status = found
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[digest] = (now + self._ttl, token, account_status, app_status)
+        if token.revoked:
+            raise ConvhubError(ErrorCode.INVALID_TOKEN, "the access token has been revoked")
+        if token.expire_time is not None and token.expire_time <= now:
+            raise ConvhubError(ErrorCode.INVALID_TOKEN, "the access token has expired")
+        if account_status is not EntityStatus.ACTIVE or app_status is not EntityStatus.ACTIVE:
+            raise ConvhubError(
+                ErrorCode.INVALID_TOKEN, "the account or app of this token is disabled"
+            )
+        return Caller(
+            account_id=token.account_id,
+            access_key="",
+            user=token.user,
+            app_id=token.app_id,
+            permissions=token.permissions,
+        )

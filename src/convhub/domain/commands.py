@@ -8,6 +8,15 @@ from convhub.domain.models import ConversationType
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: str
+    content: str
+    content_type: str = "text"
+    meta_data: dict[str, str] | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreateConversation:
     account_id: int
     app_id: int
@@ -21,6 +30,10 @@ class CreateConversation:
     description: str | None = None
     notice: str | None = None
     ext: dict[str, str] | None = None
+    bot_id: str | None = None
+    connector_id: str | None = None
+    meta_data: dict[str, str] | None = None  # Coze's name for Ext, under Coze's limits
+    messages: tuple[NewMessage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +58,10 @@ class BatchGetConversations:
     conversation_ids: tuple[int, ...]
 
 
-__all__ = ["BatchGetConversations", "ConversationType", "CreateConversation", "ModifyConversation"]
+__all__ = [
+    "BatchGetConversations",
+    "ConversationType",
+    "CreateConversation",
+    "ModifyConversation",
+    "NewMessage",
+]

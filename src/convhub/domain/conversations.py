@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from convhub.domain import rules
-from convhub.domain.access import AccessControl
+from convhub.domain.access import AccessControl, Caller
 from convhub.domain.commands import BatchGetConversations, CreateConversation, ModifyConversation
+from convhub.domain.messages import build_message, validate_new_message
 from convhub.domain.models import (
     Conversation,
     ConversationStatus,
@@ -16,6 +17,8 @@ from convhub.domain.models import (
     ParticipantStatus,
     Role,
 )
+from convhub.domain.ownership import get_own, token_scope
+from convhub.domain.permissions import Permission, require
 from convhub.domain.ports import Database, IdSource, Repository
 from convhub.errors import ConvhubError, ErrorCode
 
@@ -62,6 +65,11 @@ def _validate_create(command: CreateConversation) -> ConversationType:
     _validate_core_info(
         command.name, command.avatar_url, command.description, command.notice, command.ext
     )
+    rules.check_meta_data(command.meta_data)
+    rules.check_length(command.bot_id, rules.MAX_ID_TEXT, "bot_id")
+    rules.check_length(command.connector_id, rules.MAX_ID_TEXT, "connector_id")
+    for message in command.messages:
+        validate_new_message(message)
     return kind
 
 
@@ -88,7 +96,11 @@ class ConversationService:
         self._clock = clock
         self._access = access
 
-    async def create_conversation(self, command: CreateConversation) -> CreatedConversation:
+    async def create_conversation(
+        self, command: CreateConversation, *, caller: Caller | None = None
+    ) -> CreatedConversation:
+        if caller is not None:
+            require(caller.permissions, Permission.CREATE_CONVERSATION)
         kind = _validate_create(command)
         await self._access.authorize_app(command.account_id, command.app_id)
         key = idempotency_key(command)
@@ -113,8 +125,11 @@ class ConversationService:
                 avatar_url=command.avatar_url or "",
                 description=command.description or "",
                 notice=command.notice or "",
-                ext=dict(command.ext or {}),
+                ext={**(command.ext or {}), **(command.meta_data or {})},
                 member_count=2 if other is not None else 1,
+                bot_id=command.bot_id or "",
+                connector_id=command.connector_id or "",
+                section_id=ids.next_id(),
             )
             if not repo.insert_conversation(conversation, key):
                 assert key is not None  # only a keyed insert can collide
@@ -130,6 +145,13 @@ class ConversationService:
             else:
                 members = [Participant(conversation.id, owner, Role.OWNER, owner, now)]
             repo.insert_participants(members)
+            if command.messages:
+                repo.insert_messages(
+                    [
+                        build_message(ids.next_id(), conversation, owner, m, now)
+                        for m in command.messages
+                    ]
+                )
             return CreatedConversation(conversation, exist=False)
 
         return await self._db.write(work)
@@ -188,6 +210,92 @@ class ConversationService:
             c.id: c for c in await self._db.read(work) if c.status is ConversationStatus.NORMAL
         }
         return [found[i] for i in unique if i in found]
+
+    # Coze-style operations: a token's user sees only the conversations it created, in its app.
+
+    async def get_conversation(self, caller: Caller, conversation_id: int) -> Conversation:
+        require(caller.permissions, Permission.RETRIEVE_CONVERSATION)
+
+        def work(repo: Repository) -> Conversation:
+            return get_own(repo, caller, conversation_id)
+
+        return await self._db.read(work)
+
+    async def list_conversations(
+        self,
+        caller: Caller,
+        *,
+        bot_id: str,
+        page_num: int,
+        page_size: int,
+        descending: bool = True,
+        connector_id: str = "1024",
+    ) -> tuple[list[Conversation], bool]:
+        require(caller.permissions, Permission.LIST_CONVERSATION)
+        if page_num < 1:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "page_num must be at least 1")
+        if not 1 <= page_size <= rules.MAX_PAGE_SIZE:
+            raise ConvhubError(
+                ErrorCode.INVALID_PARAM, f"page_size must be 1 to {rules.MAX_PAGE_SIZE}"
+            )
+        app_id, user = token_scope(caller)
+
+        def work(repo: Repository) -> list[Conversation]:
+            return repo.list_conversations(
+                app_id,
+                user,
+                bot_id=bot_id,
+                connector_id=connector_id,
+                offset=(page_num - 1) * page_size,
+                limit=page_size + 1,
+                descending=descending,
+            )
+
+        found = await self._db.read(work)
+        return found[:page_size], len(found) > page_size
+
+    async def rename_conversation(
+        self, caller: Caller, conversation_id: int, name: str | None
+    ) -> Conversation:
+        require(caller.permissions, Permission.EDIT_CONVERSATION)
+        rules.check_length(name, rules.MAX_NAME, "name")
+        now = int(self._clock())
+
+        def work(repo: Repository) -> Conversation:
+            conversation = get_own(repo, caller, conversation_id)
+            if name is not None and name != conversation.name:
+                conversation.name = name
+                conversation.modify_time = max(now, conversation.modify_time)
+                repo.update_conversation(conversation)
+            return conversation
+
+        return await self._db.write(work)
+
+    async def delete_conversation(self, caller: Caller, conversation_id: int) -> None:
+        """Dissolves it: gone for both dialects; its messages stay in the store."""
+        require(caller.permissions, Permission.EDIT_CONVERSATION)
+        now = int(self._clock())
+
+        def work(repo: Repository) -> None:
+            conversation = get_own(repo, caller, conversation_id)
+            conversation.status = ConversationStatus.DISSOLVED
+            conversation.modify_time = max(now, conversation.modify_time)
+            repo.update_conversation(conversation)
+
+        await self._db.write(work)
+
+    async def clear_conversation(self, caller: Caller, conversation_id: int) -> int:
+        """Starts a new context section; earlier messages are kept. Returns the section's ID."""
+        require(caller.permissions, Permission.EDIT_CONVERSATION)
+        ids = self._ids
+
+        def work(repo: Repository) -> int:
+            conversation = get_own(repo, caller, conversation_id)
+            conversation.section_id = ids.next_id()
+            repo.update_conversation(conversation)
+            return conversation.section_id
+
+        return await self._db.write(work)
 
 
 def _get_live(repo: Repository, app_id: int, conversation_id: int) -> Conversation:

@@ -82,6 +82,9 @@ class Conversation:
     status: ConversationStatus = ConversationStatus.NORMAL
     member_count: int = 0
     online_count: int = 0
+    bot_id: str = ""
+    connector_id: str = ""
+    section_id: int = 0  # the current context section: Coze's last_section_id
 
 
 @dataclass(slots=True)
@@ -92,3 +95,35 @@ class Participant:
     operator: str
     create_time: int
     status: ParticipantStatus = ParticipantStatus.NORMAL
+
+
+@dataclass(slots=True)
+class Message:
+    id: int
+    conversation_id: int
+    section_id: int
+    sender: str
+    role: str
+    type: str
+    content: str
+    content_type: str
+    meta_data: dict[str, str]
+    bot_id: str
+    chat_id: str
+    create_time: int
+    update_time: int
+
+
+@dataclass(slots=True)
+class Token:
+    """A personal access token: a user of an account, acting in one app, with permissions."""
+
+    id: int
+    account_id: int
+    app_id: int
+    user: str
+    name: str
+    permissions: frozenset[str]
+    create_time: int
+    expire_time: int | None
+    revoked: bool

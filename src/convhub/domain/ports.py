@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from convhub.domain.models import AccessKey, Account, App, Conversation, Participant, Role
+from convhub.domain.models import (
+    AccessKey,
+    Account,
+    App,
+    Conversation,
+    EntityStatus,
+    Message,
+    Participant,
+    Role,
+    Token,
+)
 
 T = TypeVar("T")
 
@@ -38,6 +48,54 @@ class Repository(Protocol):
     def get_participant(self, conversation_id: int, user: str) -> Participant | None: ...
 
     def set_participant_role(self, conversation_id: int, user: str, role: Role) -> None: ...
+
+    def get_token(self, token_hash: str) -> tuple[Token, EntityStatus, EntityStatus] | None:
+        """The token with its account's and its app's status."""
+        ...
+
+    def list_conversations(
+        self,
+        app_id: int,
+        creator: str,
+        *,
+        bot_id: str,
+        connector_id: str,
+        offset: int,
+        limit: int,
+        descending: bool,
+    ) -> list[Conversation]: ...
+
+    def insert_messages(self, new: Sequence[Message]) -> None: ...
+
+    def get_message(self, conversation_id: int, message_id: int) -> Message | None: ...
+
+    def list_messages(
+        self,
+        conversation_id: int,
+        *,
+        above: int | None,
+        below: int | None,
+        ascending: bool,
+        limit: int,
+        chat_id: str | None,
+    ) -> list[Message]: ...
+
+    def update_message(self, message: Message) -> None: ...
+
+    def delete_message(self, message_id: int, update_time: int) -> None: ...
+
+    def set_feedback(
+        self,
+        message_id: int,
+        user: str,
+        *,
+        feedback_type: str,
+        reason_types: Sequence[str],
+        comment: str,
+        create_time: int,
+    ) -> None: ...
+
+    def delete_feedback(self, message_id: int, user: str) -> bool: ...
 
 
 class Database(Protocol):

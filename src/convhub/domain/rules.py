@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from convhub.errors import ConvhubError, ErrorCode
 
-MAX_NAME = 256
+MAX_NAME = 100  # Coze's documented limit, held for every conversation
 MAX_AVATAR_URL = 1024
 MAX_DESCRIPTION = 2048
 MAX_NOTICE = 2048
@@ -19,6 +19,13 @@ MAX_EXT_PAIRS = 64
 MAX_EXT_KEY = 128
 MAX_EXT_VALUE = 4096
 MAX_BATCH_GET = 100
+# Coze meta_data (conversations and messages), as its pages document it.
+MAX_META_PAIRS = 16
+MAX_META_KEY = 64
+MAX_META_VALUE = 512
+MAX_MESSAGE_CONTENT = 100_000
+MAX_PAGE_SIZE = 50
+MAX_ID_TEXT = 128  # bot_id, connector_id, chat_id
 
 
 def check_length(value: str | None, limit: int, field: str) -> None:
@@ -51,4 +58,26 @@ def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
             raise ConvhubError(
                 ErrorCode.INVALID_PARAM,
                 f"{field} values must be at most {MAX_EXT_VALUE} characters",
+            )
+
+
+def check_meta_data(meta: Mapping[str, str] | None) -> None:
+    if meta is None:
+        return
+    if len(meta) > MAX_META_PAIRS:
+        raise ConvhubError(
+            ErrorCode.META_DATA_OVER_LIMIT, f"meta_data may hold at most {MAX_META_PAIRS} pairs"
+        )
+    for key, value in meta.items():
+        check_text(key, "meta_data keys")
+        check_text(value, "meta_data values")
+        if not 1 <= len(key) <= MAX_META_KEY:
+            raise ConvhubError(
+                ErrorCode.META_DATA_OVER_LIMIT,
+                f"meta_data keys must be 1 to {MAX_META_KEY} characters",
+            )
+        if not 1 <= len(value) <= MAX_META_VALUE:
+            raise ConvhubError(
+                ErrorCode.META_DATA_OVER_LIMIT,
+                f"meta_data values must be 1 to {MAX_META_VALUE} characters",
             )

@@ -17,11 +17,22 @@ from convhub.domain.models import (
     ConversationStatus,
     ConversationType,
     EntityStatus,
+    Message,
     Participant,
     ParticipantStatus,
     Role,
+    Token,
 )
-from convhub.store.tables import access_keys, accounts, apps, conversations, participants
+from convhub.store.tables import (
+    access_keys,
+    accounts,
+    apps,
+    conversations,
+    message_feedback,
+    messages,
+    participants,
+    tokens,
+)
 
 # Statements are built once: building a construct and its cache key on every call cost more
 # than running it (BatchGet of 100 rows spent most of its time in SQLAlchemy, not in SQLite).
@@ -43,6 +54,9 @@ _COLUMNS = (
     conversations.c.status,
     conversations.c.member_count,
     conversations.c.online_count,
+    conversations.c.bot_id,
+    conversations.c.connector_id,
+    conversations.c.section_id,
 )
 _SELECT_BY_KEY = select(*_COLUMNS).where(
     conversations.c.app_id == bindparam("app_id"),
@@ -101,6 +115,64 @@ _SELECT_APP = select(
     apps.c.app_id, apps.c.account_id, apps.c.name, apps.c.status, apps.c.create_time
 ).where(apps.c.app_id == bindparam("app_id"))
 
+_MESSAGE_COLUMNS = (
+    messages.c.id,
+    messages.c.conversation_id,
+    messages.c.section_id,
+    messages.c.sender,
+    messages.c.role,
+    messages.c.type,
+    messages.c.content,
+    messages.c.content_type,
+    messages.c.meta_data,
+    messages.c.bot_id,
+    messages.c.chat_id,
+    messages.c.create_time,
+    messages.c.update_time,
+)
+_SELECT_MESSAGE = select(*_MESSAGE_COLUMNS).where(
+    messages.c.id == bindparam("id"),
+    messages.c.conversation_id == bindparam("conversation_id"),
+    messages.c.deleted == 0,
+)
+_INSERT_MESSAGES = messages.insert()
+_UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("b_id"))
+_SELECT_TOKEN = (
+    select(
+        tokens.c.id,
+        tokens.c.account_id,
+        tokens.c.app_id,
+        tokens.c.user_id,
+        tokens.c.name,
+        tokens.c.permissions,
+        tokens.c.create_time,
+        tokens.c.expire_time,
+        tokens.c.revoked,
+        accounts.c.status,
+        apps.c.status,
+    )
+    .join(accounts, accounts.c.id == tokens.c.account_id)
+    .join(apps, apps.c.app_id == tokens.c.app_id)
+    .where(tokens.c.token_hash == bindparam("token_hash"))
+)
+_DELETE_FEEDBACK = message_feedback.delete().where(
+    message_feedback.c.message_id == bindparam("message_id"),
+    message_feedback.c.user_id == bindparam("user"),
+)
+_INSERT_FEEDBACK = message_feedback.insert()
+
+
+def _message(row: Sequence[Any]) -> Message:
+    (
+        id_, conversation_id, section_id, sender, role, kind, content, content_type, meta,
+        bot_id, chat_id, create_time, update_time,
+    ) = row  # fmt: skip
+    return Message(
+        id_, conversation_id, section_id, sender, role, kind, content, content_type,
+        orjson.loads(meta), bot_id, chat_id, create_time, update_time,
+    )  # fmt: skip
+
+
 _TYPES = {t.value: t for t in ConversationType}
 _STATUSES = {s.value: s for s in ConversationStatus}
 
@@ -109,11 +181,12 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     (
         id_, app_id, inbox_type, kind, owner, creator, other, create_time, modify_time,
         name, avatar_url, description, notice, ext, status, member_count, online_count,
+        bot_id, connector_id, section_id,
     ) = row  # fmt: skip
     return Conversation(
         id_, app_id, inbox_type, _TYPES[kind], owner, creator, other, create_time, modify_time,
         name, avatar_url, description, notice, orjson.loads(ext), _STATUSES[status],
-        member_count, online_count,
+        member_count, online_count, bot_id, connector_id, section_id,
     )  # fmt: skip
 
 
@@ -127,10 +200,12 @@ class SqlRepository:
         self._conn = connection
         self._pending_conversations: list[dict[str, Any]] = []
         self._pending_participants: list[dict[str, Any]] = []
+        self._pending_messages: list[dict[str, Any]] = []
 
     def discard(self) -> None:
         self._pending_conversations = []
         self._pending_participants = []
+        self._pending_messages = []
 
     def flush(self) -> None:
         if self._pending_conversations:
@@ -139,6 +214,9 @@ class SqlRepository:
         if self._pending_participants:
             self._conn.execute(_INSERT_PARTICIPANTS, self._pending_participants)
             self._pending_participants = []
+        if self._pending_messages:
+            self._conn.execute(_INSERT_MESSAGES, self._pending_messages)
+            self._pending_messages = []
 
     def get_credentials(self, access_key: str) -> tuple[AccessKey, Account] | None:
         self.flush()
@@ -180,6 +258,9 @@ class SqlRepository:
             "online_count": c.online_count,
             "create_time": c.create_time,
             "modify_time": c.modify_time,
+            "bot_id": c.bot_id,
+            "connector_id": c.connector_id,
+            "section_id": c.section_id,
         }
         if idempotency_key is None:
             self._pending_conversations.append(values)
@@ -222,6 +303,7 @@ class SqlRepository:
                 "status": int(c.status),
                 "member_count": c.member_count,
                 "modify_time": c.modify_time,
+                "section_id": c.section_id,
             },
         )
 
@@ -253,3 +335,152 @@ class SqlRepository:
         self.flush()
         params = {"b_conversation_id": conversation_id, "b_user": user, "role": int(role)}
         self._conn.execute(_SET_ROLE, params)
+
+    def get_token(self, token_hash: str) -> tuple[Token, EntityStatus, EntityStatus] | None:
+        """The token with its account's and app's status."""
+        self.flush()
+        row = self._conn.execute(_SELECT_TOKEN, {"token_hash": token_hash}).first()
+        if row is None:
+            return None
+        id_, account_id, app_id, user, name, perms, created, expires, revoked, acc, app = row
+        token = Token(
+            id_,
+            account_id,
+            app_id,
+            user,
+            name,
+            frozenset(p for p in perms.split(",") if p),
+            created,
+            expires,
+            bool(revoked),
+        )
+        return token, EntityStatus(acc), EntityStatus(app)
+
+    def list_conversations(
+        self,
+        app_id: int,
+        creator: str,
+        *,
+        bot_id: str,
+        connector_id: str,
+        offset: int,
+        limit: int,
+        descending: bool,
+    ) -> list[Conversation]:
+        self.flush()
+        c = conversations.c
+        query = (
+            select(*_COLUMNS)
+            .where(
+                c.app_id == app_id,
+                c.creator_user == creator,
+                c.bot_id == bot_id,
+                c.connector_id == connector_id,
+                c.status == int(ConversationStatus.NORMAL),
+            )
+            .order_by(c.id.desc() if descending else c.id.asc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_conversation(row) for row in self._conn.execute(query).all()]
+
+    def insert_messages(self, new: Sequence[Message]) -> None:
+        self._pending_messages.extend(
+            {
+                "id": m.id,
+                "conversation_id": m.conversation_id,
+                "section_id": m.section_id,
+                "sender": m.sender,
+                "role": m.role,
+                "type": m.type,
+                "content": m.content,
+                "content_type": m.content_type,
+                "meta_data": orjson.dumps(m.meta_data).decode(),
+                "bot_id": m.bot_id,
+                "chat_id": m.chat_id,
+                "deleted": 0,
+                "create_time": m.create_time,
+                "update_time": m.update_time,
+            }
+            for m in new
+        )
+
+    def get_message(self, conversation_id: int, message_id: int) -> Message | None:
+        self.flush()
+        params = {"id": message_id, "conversation_id": conversation_id}
+        row = self._conn.execute(_SELECT_MESSAGE, params).first()
+        return None if row is None else _message(row)
+
+    def list_messages(
+        self,
+        conversation_id: int,
+        *,
+        above: int | None,
+        below: int | None,
+        ascending: bool,
+        limit: int,
+        chat_id: str | None,
+    ) -> list[Message]:
+        """Visible messages with ``above < id < below``, by id in the order asked, at most limit."""
+        self.flush()
+        m = messages.c
+        query = select(*_MESSAGE_COLUMNS).where(
+            m.conversation_id == conversation_id, m.deleted == 0
+        )
+        if above is not None:
+            query = query.where(m.id > above)
+        if below is not None:
+            query = query.where(m.id < below)
+        if chat_id is not None:
+            query = query.where(m.chat_id == chat_id)
+        query = query.order_by(m.id.asc() if ascending else m.id.desc()).limit(limit)
+        return [_message(row) for row in self._conn.execute(query).all()]
+
+    def update_message(self, message: Message) -> None:
+        self.flush()
+        self._conn.execute(
+            _UPDATE_MESSAGE,
+            {
+                "b_id": message.id,
+                "content": message.content,
+                "content_type": message.content_type,
+                "meta_data": orjson.dumps(message.meta_data).decode(),
+                "update_time": message.update_time,
+            },
+        )
+
+    def delete_message(self, message_id: int, update_time: int) -> None:
+        self.flush()
+        self._conn.execute(
+            _UPDATE_MESSAGE, {"b_id": message_id, "deleted": 1, "update_time": update_time}
+        )
+
+    def set_feedback(
+        self,
+        message_id: int,
+        user: str,
+        *,
+        feedback_type: str,
+        reason_types: Sequence[str],
+        comment: str,
+        create_time: int,
+    ) -> None:
+        """One feedback per user and message: a new one replaces the old."""
+        self.flush()
+        self._conn.execute(_DELETE_FEEDBACK, {"message_id": message_id, "user": user})
+        self._conn.execute(
+            _INSERT_FEEDBACK,
+            {
+                "message_id": message_id,
+                "user_id": user,
+                "feedback_type": feedback_type,
+                "reason_types": orjson.dumps(list(reason_types)).decode(),
+                "comment": comment,
+                "create_time": create_time,
+            },
+        )
+
+    def delete_feedback(self, message_id: int, user: str) -> bool:
+        self.flush()
+        params = {"message_id": message_id, "user": user}
+        return bool(self._conn.execute(_DELETE_FEEDBACK, params).rowcount)

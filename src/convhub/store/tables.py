@@ -89,9 +89,13 @@ conversations = Table(
     Column("online_count", Integer, nullable=False),
     Column("create_time", BigInteger, nullable=False),
     Column("modify_time", BigInteger, nullable=False),
+    Column("bot_id", String(128), nullable=False, server_default=""),
+    Column("connector_id", String(128), nullable=False, server_default=""),
+    Column("section_id", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint(
         "app_id", "inbox_type", "idempotency_key", name="uq_conversations_idempotency"
     ),
+    Index("ix_conversations_creator", "app_id", "creator_user", "id"),
 )
 
 participants = Table(
@@ -104,4 +108,51 @@ participants = Table(
     Column("operator", String(128), nullable=False),
     Column("create_time", BigInteger, nullable=False),
     Index("ix_participants_user", "user_id", "conversation_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Int64Key, primary_key=True, autoincrement=False),
+    Column("conversation_id", BigInteger, nullable=False),
+    Column("section_id", BigInteger, nullable=False),
+    Column("sender", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("meta_data", Text, nullable=False),
+    Column("bot_id", String(128), nullable=False),
+    Column("chat_id", String(128), nullable=False),
+    Column("deleted", SmallInteger, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    Index("ix_messages_conversation", "conversation_id", "id"),
+)
+
+message_feedback = Table(
+    "message_feedback",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("feedback_type", String(16), nullable=False),
+    Column("reason_types", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    # SHA-256 of the token text: the token itself is shown once and never stored.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("app_id", Integer, ForeignKey("apps.app_id"), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("permissions", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("expire_time", BigInteger, nullable=True),
+    Column("revoked", SmallInteger, nullable=False),
 )

@@ -70,4 +70,11 @@ VOLC_ERRORS: dict[ErrorCode, tuple[str, int, int]] = {
     ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED: _im("SingleConversationNotSupport"),
     ErrorCode.INVALID_CONVERSATION_ID_ELEMENT: _im("ConversationShortIdsHasInvalidElem"),
     ErrorCode.INTERNAL: ("InternalError", 100014, 500),
+    # Raised by the core for Coze callers; a Volcengine caller never meets them, but the table
+    # is total so that any error has a Volcengine form.
+    ErrorCode.INVALID_TOKEN: ("InvalidAccessKey", 100009, 401),
+    ErrorCode.PERMISSION_DENIED: ("AccessDenied", 100013, 403),
+    ErrorCode.ROUTE_NOT_FOUND: ("InvalidActionOrVersion", 100008, 404),
+    ErrorCode.META_DATA_OVER_LIMIT: _im("InvalidParam"),
+    ErrorCode.MESSAGE_NOT_FOUND: _im("MessageNotFound"),
 }
