@@ -7,31 +7,48 @@ import pytest
 from convhub.config import DEFAULT_RATE_LIMITS, Settings, parse_rate_limits
 
 CREATE, MODIFY, BATCH_GET = "CreateConversation", "ModifyConversation", "BatchGetConversations"
+VOLC = (CREATE, MODIFY, BATCH_GET)
+
+
+def volc(limits: dict[str, int]) -> dict[str, int]:
+    """The Volcengine part of a limits table."""
+    return {name: limits[name] for name in VOLC}
 
 
 def test_empty_text_gives_the_defaults_as_a_fresh_dict() -> None:
     limits = parse_rate_limits("")
-    assert limits == {CREATE: 50, MODIFY: 50, BATCH_GET: 100}
+    assert limits == DEFAULT_RATE_LIMITS
+    assert volc(limits) == {CREATE: 50, MODIFY: 50, BATCH_GET: 100}
     limits[CREATE] = 1
     assert DEFAULT_RATE_LIMITS[CREATE] == 50  # the defaults were not shared
 
 
 def test_one_operation_overrides_only_itself() -> None:
-    assert parse_rate_limits(f"{CREATE}=5") == {CREATE: 5, MODIFY: 50, BATCH_GET: 100}
+    limits = parse_rate_limits(f"{CREATE}=5")
+    assert volc(limits) == {CREATE: 5, MODIFY: 50, BATCH_GET: 100}
+    assert limits["coze:CreateConversation"] == 50
 
 
 def test_spaces_and_empty_parts_are_tolerated() -> None:
     limits = parse_rate_limits(f" {CREATE} = 5 ,, {BATCH_GET}=7 ,")
-    assert limits == {CREATE: 5, MODIFY: 50, BATCH_GET: 7}
+    assert volc(limits) == {CREATE: 5, MODIFY: 50, BATCH_GET: 7}
 
 
 def test_star_sets_every_known_operation() -> None:
-    assert parse_rate_limits("*=1000") == {CREATE: 1000, MODIFY: 1000, BATCH_GET: 1000}
+    assert set(parse_rate_limits("*=1000").values()) == {1000}
+    assert len(parse_rate_limits("*=1000")) == len(DEFAULT_RATE_LIMITS)
+
+
+def test_coze_operations_are_limitable_and_default_to_50_or_100() -> None:
+    limits = parse_rate_limits("coze:CreateMessage=3")
+    assert limits["coze:CreateMessage"] == 3
+    assert limits["coze:ListMessages"] == 100
+    assert limits["coze:UpdateConversation"] == 50
 
 
 def test_named_entries_override_star_wherever_they_stand() -> None:
-    assert parse_rate_limits(f"*=10,{CREATE}=5") == {CREATE: 5, MODIFY: 10, BATCH_GET: 10}
-    assert parse_rate_limits(f"{CREATE}=5,*=10") == {CREATE: 5, MODIFY: 10, BATCH_GET: 10}
+    assert volc(parse_rate_limits(f"*=10,{CREATE}=5")) == {CREATE: 5, MODIFY: 10, BATCH_GET: 10}
+    assert volc(parse_rate_limits(f"{CREATE}=5,*=10")) == {CREATE: 5, MODIFY: 10, BATCH_GET: 10}
     assert parse_rate_limits(f"{CREATE}=5,{CREATE}=6")[CREATE] == 6
 
 
@@ -76,3 +93,9 @@ def test_settings_from_env_read_the_limits() -> None:
     assert Settings.from_env({}).rate_limits == dict(DEFAULT_RATE_LIMITS)
     with pytest.raises(ValueError):
         Settings.from_env({"CONVHUB_RATE_LIMITS": f"{CREATE}=zero"})
+
+
+def test_every_coze_operation_has_a_default_limit() -> None:
+    from convhub.dialects.coze.actions import OPERATIONS
+
+    assert {name for name in DEFAULT_RATE_LIMITS if name.startswith("coze:")} == OPERATIONS

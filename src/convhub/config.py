@@ -9,9 +9,34 @@ from dataclasses import dataclass, field
 from convhub.store.engine import DEFAULT_DATABASE_URL
 
 DEFAULT_RATE_LIMITS: Mapping[str, int] = {
+    # Volcengine: the QPS its pages document.
     "CreateConversation": 50,
     "ModifyConversation": 50,
     "BatchGetConversations": 100,
+    # Coze publishes no per-endpoint QPS; convhub holds writes to 50 and reads to 100 alike.
+    **dict.fromkeys(
+        (
+            "coze:CreateConversation",
+            "coze:UpdateConversation",
+            "coze:DeleteConversation",
+            "coze:ClearConversation",
+            "coze:CreateMessage",
+            "coze:ModifyMessage",
+            "coze:DeleteMessage",
+            "coze:CreateMessageFeedback",
+            "coze:DeleteMessageFeedback",
+        ),
+        50,
+    ),
+    **dict.fromkeys(
+        (
+            "coze:RetrieveConversation",
+            "coze:ListConversations",
+            "coze:ListMessages",
+            "coze:RetrieveMessage",
+        ),
+        100,
+    ),
 }
 
 

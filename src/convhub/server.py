@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from convhub.config import Settings
+from convhub.dialects.coze.app import CozeDialect
 from convhub.dialects.volc.app import Receive, Scope, Send, VolcDialect, _respond
 from convhub.dialects.volc.signing import SignatureVerifier
 from convhub.domain.access import AccessControl
 from convhub.domain.conversations import ConversationService
+from convhub.domain.messages import MessageService
 from convhub.ids import SnowflakeIds
 from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
@@ -34,16 +36,26 @@ class Convhub:
         read_workers = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
         self.db = GroupCommitDatabase(engine, read_workers=read_workers)
         self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
-        access = AccessControl(db=self.db, clock=clock, ttl=settings.access_cache_seconds)
-        service = ConversationService(db=self.db, ids=self.ids, clock=clock, access=access)
+        self.access = AccessControl(db=self.db, clock=clock, ttl=settings.access_cache_seconds)
+        self.conversations = ConversationService(
+            db=self.db, ids=self.ids, clock=clock, access=self.access
+        )
+        self.messages = MessageService(db=self.db, ids=self.ids, clock=clock)
         self._volc = VolcDialect(
-            service=service,
-            access=access,
+            service=self.conversations,
+            access=self.access,
             limiter=self.limiter,
             verifier=SignatureVerifier(
                 regions=settings.regions, window_seconds=settings.signature_window_seconds
             ),
             clock=clock,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        self._coze = CozeDialect(
+            conversations=self.conversations,
+            messages=self.messages,
+            access=self.access,
+            limiter=self.limiter,
             max_body_bytes=settings.max_body_bytes,
         )
         self._closed = False
@@ -59,6 +71,8 @@ class Convhub:
             path = scope["path"]
             if path == "/":
                 await self._volc(scope, receive, send)
+            elif path.startswith("/v1/"):
+                await self._coze(scope, receive, send)
             elif path == "/healthz":
                 await _respond(send, 200, b'{"status":"ok"}')
             else:

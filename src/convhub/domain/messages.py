@@ -182,6 +182,10 @@ class MessageService:
     ) -> Message:
         """Changes what is given; ``meta_data`` replaces the message's whole map."""
         require(caller.permissions, Permission.MODIFY_MESSAGE)
+        if content is None and meta_data is None:
+            raise ConvhubError(
+                ErrorCode.INVALID_PARAM, "content and meta_data cannot both be empty"
+            )
         rules.check_meta_data(meta_data)
         now = int(self._clock())
 
