@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from convhub.config import Settings
+from convhub.dialects.asgi import Receive, Scope, Send, respond
 from convhub.dialects.coze.app import CozeDialect
-from convhub.dialects.volc.app import Receive, Scope, Send, VolcDialect, _respond
+from convhub.dialects.volc.app import VolcDialect
 from convhub.dialects.volc.signing import SignatureVerifier
 from convhub.domain.access import AccessControl
 from convhub.domain.conversations import ConversationService
@@ -74,9 +75,9 @@ class Convhub:
             elif path.startswith("/v1/"):
                 await self._coze(scope, receive, send)
             elif path == "/healthz":
-                await _respond(send, 200, b'{"status":"ok"}')
+                await respond(send, 200, b'{"status":"ok"}')
             else:
-                await _respond(send, 404, _NOT_FOUND)
+                await respond(send, 404, _NOT_FOUND)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -8,16 +8,19 @@ writes nothing. Every answer carries the header ``x-tt-logid: L``, where cozepy 
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import os
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import orjson
 
+from convhub.dialects.asgi import (
+    Receive,
+    RequestIds,
+    Scope,
+    Send,
+    parse_json_object,
+    read_body,
+    respond,
+)
 from convhub.dialects.coze import codec
 from convhub.dialects.coze.actions import Request, Services, match
 from convhub.dialects.coze.codec import Body
@@ -28,31 +31,7 @@ from convhub.domain.messages import MessageService
 from convhub.domain.ports import Limiter
 from convhub.errors import ConvhubError, ErrorCode
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 log = logging.getLogger(__name__)
-
-_JSON = (b"content-type", b"application/json")
-
-
-class _LogIds:
-    """``YYYYMMDDhhmmss`` + 6 hex of process + 12 hex of counter, upper case like Coze's logid:
-    unique, cheap, sortable."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(3).hex().upper()
-        self._counter = itertools.count()
-        self._second = -1
-        self._stamp = ""
-
-    def next(self) -> str:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
-        return f"{self._stamp}{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012X}"
 
 
 class CozeDialect:
@@ -69,7 +48,7 @@ class CozeDialect:
         self._access = access
         self._limiter = limiter
         self._max_body = max_body_bytes
-        self._log_ids = _LogIds()
+        self._log_ids = RequestIds(upper=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         log_id = self._log_ids.next()
@@ -83,7 +62,7 @@ class CozeDialect:
             await self._error(send, log_id, ConvhubError(ErrorCode.INTERNAL, "internal error"))
             return
         body = orjson.dumps({"code": 0, "msg": "", "detail": {"logid": log_id}, **result})
-        await _respond(send, 200, body, log_id)
+        await respond(send, 200, body, [(b"x-tt-logid", log_id.encode())])
 
     async def _handle(self, scope: Scope, receive: Receive) -> Body:
         path = scope["path"]
@@ -105,13 +84,13 @@ class CozeDialect:
             if name == "authorization":
                 authorizations += 1
             headers[name] = value.decode("latin-1")
-        raw = await _read_body(receive, headers, self._max_body)
+        raw = await read_body(receive, headers, self._max_body)
         if authorizations > 1:
             raise ConvhubError(ErrorCode.INVALID_TOKEN, "more than one Authorization header")
         caller = await self._authenticate(headers.get("authorization"))
         await self._limiter.acquire(caller.account_id, "coze:" + endpoint.operation)
         query = codec.parse_query(scope.get("query_string", b""))
-        body = _parse_json(raw) if endpoint.reads_body and raw else {}
+        body = parse_json_object(raw) if endpoint.reads_body and raw else {}
         request = Request(caller=caller, path=captured, query=query, body=body)
         return await endpoint.handler(self._services, request)
 
@@ -134,68 +113,7 @@ class CozeDialect:
                 "detail": {"logid": log_id},
             }
         )
-        await _respond(send, status, body, log_id)
-
-
-async def _respond(send: Send, status: int, body: bytes, log_id: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-tt-logid", log_id.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ConvhubError(ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConvhubError(ErrorCode.INVALID_PARAM, "the client went away mid-body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ConvhubError(ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _parse_json(raw: bytes) -> Body:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = _parse_json_slowly(raw)
-    if type(body) is not dict:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body must be a JSON object")
-    return body
-
-
-def _parse_json_slowly(raw: bytes) -> Any:
-    # orjson refuses some valid JSON (nesting past its limit, lone surrogate escapes, integers
-    # past 64 bits); the standard parser tells those apart from a body that is not JSON at all.
-    def refuse(constant: str) -> Any:
-        raise ValueError(constant)
-
-    try:
-        json.loads(raw, parse_constant=refuse)
-    except RecursionError:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body nests too deeply") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ConvhubError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON") from None
-    raise ConvhubError(
-        ErrorCode.INVALID_PARAM, "the body holds a value that cannot be read (nesting or escapes)"
-    )
+        await respond(send, status, body, [(b"x-tt-logid", log_id.encode())])
 
 
 __all__ = ["CozeDialect"]

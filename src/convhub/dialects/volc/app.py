@@ -6,17 +6,22 @@ action itself. Anything that fails answers ``{ResponseMetadata: {…, Error}}`` 
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import os
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from convhub.dialects.asgi import (
+    Receive,
+    RequestIds,
+    Scope,
+    Send,
+    parse_json_object,
+    read_body,
+    respond,
+)
 from convhub.dialects.volc.actions import ACTIONS, VERSION
 from convhub.dialects.volc.errors import VOLC_ERRORS
 from convhub.dialects.volc.signing import SignatureVerifier, parse_authorization
@@ -25,31 +30,9 @@ from convhub.domain.conversations import ConversationService
 from convhub.domain.ports import Limiter
 from convhub.errors import ConvhubError, ErrorCode
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 log = logging.getLogger(__name__)
 
 SERVICE = "rtc"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-class _RequestIds:
-    """``YYYYMMDDhhmmss`` + 6 hex of process + 12 hex of counter: unique, cheap, sortable."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(3).hex()
-        self._counter = itertools.count()
-        self._second = -1
-        self._stamp = ""
-
-    def next(self) -> str:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
-        return f"{self._stamp}{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
 
 
 class VolcDialect:
@@ -71,7 +54,7 @@ class VolcDialect:
         self._clock = clock
         self._max_body = max_body_bytes
         self._region = region
-        self._request_ids = _RequestIds()
+        self._request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = scope["query_string"]
@@ -95,7 +78,7 @@ class VolcDialect:
             await self._error(send, metadata, ConvhubError(ErrorCode.INTERNAL, "internal error"))
             return
         body = orjson.dumps({"ResponseMetadata": metadata, "Result": result})
-        await _respond(send, 200, body)
+        await respond(send, 200, body)
 
     async def _handle(
         self, scope: Scope, receive: Receive, query: bytes, action: str, version: str
@@ -111,10 +94,10 @@ class VolcDialect:
         if scope["method"] != "POST":
             raise ConvhubError(ErrorCode.METHOD_NOT_ALLOWED, f"{action} accepts POST only")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        raw = await _read_body(receive, headers, self._max_body)
+        raw = await read_body(receive, headers, self._max_body)
         caller = await self._authenticate(headers, query, raw)
         await self._limiter.acquire(caller.account_id, action)
-        return await handler(self._service, caller, _parse_json(raw))
+        return await handler(self._service, caller, parse_json_object(raw))
 
     async def _authenticate(self, headers: dict[str, str], query: bytes, body: bytes) -> Caller:
         authorization = headers.get("authorization")
@@ -136,61 +119,4 @@ class VolcDialect:
     async def _error(self, send: Send, metadata: dict[str, Any], error: ConvhubError) -> None:
         code, code_n, status = VOLC_ERRORS[error.code]
         metadata["Error"] = {"CodeN": code_n, "Code": code, "Message": error.message}
-        await _respond(send, status, orjson.dumps({"ResponseMetadata": metadata}))
-
-
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ConvhubError(ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConvhubError(ErrorCode.INVALID_PARAM, "the client went away mid-body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ConvhubError(ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _parse_json(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = _parse_json_slowly(raw)
-    if type(body) is not dict:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body must be a JSON object")
-    return body
-
-
-def _parse_json_slowly(raw: bytes) -> Any:
-    # orjson refuses some valid JSON (nesting past its limit, lone surrogate escapes); the
-    # standard parser tells those apart from a body that is not JSON at all.
-    def refuse(constant: str) -> Any:
-        raise ValueError(constant)
-
-    try:
-        json.loads(raw, parse_constant=refuse)
-    except RecursionError:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body nests too deeply") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ConvhubError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON") from None
-    raise ConvhubError(
-        ErrorCode.INVALID_PARAM, "the body holds a value that cannot be read (nesting or escapes)"
-    )
+        await respond(send, status, orjson.dumps({"ResponseMetadata": metadata}))

@@ -1,0 +1,100 @@
+"""What both dialects do the same way at the ASGI edge: read a bounded body, parse a JSON object,
+answer JSON, and number requests. Dialects share this module; they never import each other."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from convhub.errors import ConvhubError, ErrorCode
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+class RequestIds:
+    """``YYYYMMDDhhmmss`` + 6 hex of process + 12 hex of counter: unique, cheap, sortable."""
+
+    def __init__(self, *, upper: bool = False) -> None:
+        prefix = os.urandom(3).hex()
+        self._prefix = prefix.upper() if upper else prefix
+        self._format = "012X" if upper else "012x"
+        self._counter = itertools.count()
+        self._second = -1
+        self._stamp = ""
+
+    def next(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
+        sequence = format(next(self._counter) & 0xFFFFFFFFFFFF, self._format)
+        return f"{self._stamp}{self._prefix}{sequence}"
+
+
+async def respond(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ConvhubError(ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "the client went away mid-body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ConvhubError(ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = _parse_json_slowly(raw)
+    if type(body) is not dict:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body must be a JSON object")
+    return body
+
+
+def _parse_json_slowly(raw: bytes) -> Any:
+    # orjson refuses some valid JSON (nesting past its limit, lone surrogate escapes); the
+    # standard parser tells those apart from a body that is not JSON at all.
+    def refuse(constant: str) -> Any:
+        raise ValueError(constant)
+
+    try:
+        json.loads(raw, parse_constant=refuse)
+    except RecursionError:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "the body nests too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ConvhubError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON") from None
+    raise ConvhubError(
+        ErrorCode.INVALID_PARAM, "the body holds a value that cannot be read (nesting or escapes)"
+    )
