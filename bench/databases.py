@@ -1,4 +1,4 @@
-"""A fresh, migrated database per engine, with one account, app and access key."""
+"""A fresh, migrated database per engine, with one account, its apps, an access key and a token."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Tenant:
     access_key: str
     secret_key: str
     create_app_id: int  # receives the timed creates, so that the app above never grows
+    token: str  # Coze bearer token of user "bench", acting in an app of its own
 
 
 @contextmanager
@@ -55,7 +56,9 @@ def _postgres_database() -> Iterator[str]:
 
 
 def prepare(url: str) -> Tenant:
-    """``convhub db upgrade``, then an account, two apps and a key for the benchmark."""
+    """``convhub db upgrade``, then an account, three apps, a key and a token for the benchmark
+    (the Coze calls get an app of their own, so that the Volcengine rows read what they always
+    read)."""
     migrate.upgrade(url)
     engine = create_database_engine(url, pool_size=1)
     try:
@@ -63,6 +66,8 @@ def prepare(url: str) -> Tenant:
         app_id = directory.create_app(engine, "bench", name="bench")
         create_app_id = directory.create_app(engine, "bench", name="bench-creates")
         key = directory.create_key(engine, "bench")
+        coze_app_id = directory.create_app(engine, "bench", name="bench-coze")
+        token = directory.create_token(engine, "bench", user="bench", app_id=coze_app_id)
     finally:
         engine.dispose()
     return Tenant(
@@ -70,6 +75,7 @@ def prepare(url: str) -> Tenant:
         access_key=key.access_key,
         secret_key=key.secret_key,
         create_app_id=create_app_id,
+        token=token.token,
     )
 
 

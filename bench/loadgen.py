@@ -36,6 +36,9 @@ _DRAIN_SECONDS = 5.0
 _MAX_CONNECTS_PER_SLOT = 200
 _ERROR_FIELD = b'"Error":'
 _ERROR_SCAN_BYTES = 512  # ResponseMetadata comes first; its Error sits in the first bytes
+_COZE_OK = b'"code":0'  # meta_data values are strings: only the envelope's code can match
+CHECKS = ("none", "volc", "coze")  # how a 200 that carries an error is told apart
+_ERROR_LABELS = {"volc": "HTTP 200 with Error", "coze": "HTTP 200 with code != 0"}
 _SAMPLE_BYTES = 300
 
 
@@ -67,12 +70,12 @@ def _cpu_seconds() -> float:
 class Shared:
     """State every connection of this process shares: the pool, the window and the tallies."""
 
-    def __init__(self, pool: list[bytes], offset: int, t0: int, t1: int, check: bool) -> None:
+    def __init__(self, pool: list[bytes], offset: int, t0: int, t1: int, check: str) -> None:
         rotated = pool[offset % len(pool) :] + pool[: offset % len(pool)]
         self.cursor: Iterator[bytes] = itertools.cycle(rotated)
         self.t0 = t0
         self.t1 = t1
-        self.check_error_field = check
+        self.check = check
         self.latencies = array("q")
         self.warmup_ok = 0
         self.errors: Counter[str] = Counter()
@@ -81,10 +84,7 @@ class Shared:
         self.connections: list[Connection] = []
 
     def record(self, now: int, started: int, status: int, data: bytes, body: int, end: int) -> None:
-        ok = status == 200 and not (
-            self.check_error_field
-            and data.find(_ERROR_FIELD, body, min(end, body + _ERROR_SCAN_BYTES)) >= 0
-        )
+        ok = status == 200 and self.body_ok(data, body, end)
         in_window = self.t0 <= now < self.t1
         if ok:
             if in_window:
@@ -92,12 +92,22 @@ class Shared:
             else:
                 self.warmup_ok += now < self.t0
             return
-        label = f"HTTP {status}" if status != 200 else "HTTP 200 with Error"
+        label = f"HTTP {status}" if status != 200 else _ERROR_LABELS[self.check]
         self.fail(label, in_window=in_window)
         if not self.error_sample:
             self.error_sample = data[body : min(end, body + _SAMPLE_BYTES)].decode(
                 "utf-8", "replace"
             )
+
+    def body_ok(self, data: bytes, body: int, end: int) -> bool:
+        """No error inside a 200: no ``ResponseMetadata.Error`` (Volcengine), ``code`` 0 (Coze)."""
+        if self.check == "volc":
+            return data.find(_ERROR_FIELD, body, min(end, body + _ERROR_SCAN_BYTES)) < 0
+        if self.check == "coze":
+            at = data.find(_COZE_OK, body, end)
+            after = at + len(_COZE_OK)
+            return at >= 0 and not data[after : after + 1].isdigit()
+        return True
 
     def fail(self, label: str, *, in_window: bool) -> None:
         (self.errors if in_window else self.warmup_errors)[label] += 1
@@ -217,7 +227,7 @@ async def generate(args: argparse.Namespace) -> dict[str, object]:
     if t0 <= time.perf_counter_ns():
         raise SystemExit("loadgen: --start-at is already in the past")
     t1 = t0 + int(args.duration * 1e9)
-    shared = Shared(pool, args.offset, t0, t1, args.check_error_field)
+    shared = Shared(pool, args.offset, t0, t1, args.check)
     drivers = [asyncio.create_task(_drive(args.port, shared)) for _ in range(args.connections)]
     await _sleep_until(t0)
     cpu0, wall0 = _cpu_seconds(), time.perf_counter_ns()
@@ -251,9 +261,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--offset", type=int, default=0, help="where in the pool to start")
     parser.add_argument("--latencies-out", required=True)
     parser.add_argument(
-        "--check-error-field",
-        action="store_true",
-        help="count a 200 whose ResponseMetadata carries Error as an error",
+        "--check",
+        choices=CHECKS,
+        default="none",
+        help="count as an error a 200 whose ResponseMetadata carries Error (volc), "
+        "or whose code is not 0 (coze)",
     )
     return parser.parse_args(argv)
 

@@ -81,7 +81,13 @@ def _machine_busy() -> tuple[int, int]:
 
 
 def _spawn(
-    index: int, port: int, pool_file: Path, connections: int, start_at: float, load: Load
+    index: int,
+    port: int,
+    pool_file: Path,
+    connections: int,
+    start_at: float,
+    load: Load,
+    check: str,
 ) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable,
@@ -94,7 +100,7 @@ def _spawn(
         f"--duration={load.duration}",
         f"--offset={index * 7919}",
         f"--latencies-out={pool_file}.{index}.lat",
-        "--check-error-field",
+        f"--check={check}",
     ]
     return subprocess.Popen(
         argv,
@@ -118,14 +124,22 @@ def _sleep_until(wall: float) -> None:
 
 
 def run_load(
-    *, port: int, pool: Sequence[bytes], load: Load, server_pid: int | None, workdir: Path
+    *,
+    port: int,
+    pool: Sequence[bytes],
+    load: Load,
+    server_pid: int | None,
+    workdir: Path,
+    check: str = "volc",
 ) -> tuple[list[dict[str, object]], list[int], dict[str, Any]]:
-    """Run the generators once; return their reports, all latencies (sorted) and CPU figures."""
+    """Run the generators once; return their reports, all latencies (sorted) and CPU figures.
+
+    ``check`` says how a 200 carrying an error is recognised (see ``bench.loadgen.CHECKS``)."""
     pool_file = workdir / f"pool-{time.monotonic_ns()}.bin"
     write_pool(pool_file, pool)
     start_at = time.time() + SPAWN_SLACK_SECONDS + load.warmup
     shares = _split(load.connections, load.generators)
-    procs = [_spawn(i, port, pool_file, n, start_at, load) for i, n in enumerate(shares)]
+    procs = [_spawn(i, port, pool_file, n, start_at, load, check) for i, n in enumerate(shares)]
     try:
         cpu = _watch_window(start_at, load.duration, server_pid, [p.pid for p in procs])
         reports = [_collect(p, start_at + load.duration + _EXIT_GRACE_SECONDS) for p in procs]
@@ -183,10 +197,11 @@ def measure(
     load: Load,
     server_pid: int | None,
     workdir: Path,
+    check: str = "volc",
 ) -> Measurement:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     reports, latencies, cpu = run_load(
-        port=port, pool=pool, load=load, server_pid=server_pid, workdir=workdir
+        port=port, pool=pool, load=load, server_pid=server_pid, workdir=workdir, check=check
     )
     errors: Counter[str] = Counter()
     warmup_errors: Counter[str] = Counter()

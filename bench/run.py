@@ -1,5 +1,6 @@
-"""``python -m bench.run``: convhub's signed Volcengine calls per storage engine, against the
-plain-ASGI ceiling measured in the same run with the same load generator.
+"""``python -m bench.run``: convhub's signed Volcengine calls and its Coze calls (bearer token)
+per storage engine, against the plain-ASGI ceiling measured in the same run with the same load
+generator.
 
 Writes bench/results/latest.md (also printed) and bench/results/latest.json (every run's numbers).
 """
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,41 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NO_LIMITS = "*=10000000"  # limits stay in the request path but never trip
 GENERATOR_CHECK_SECONDS = 5.0
 GENERATOR_HEADROOM = 1.2  # the generator must reach this multiple of the ceiling's rate
-DUMMY_TENANT = Tenant(app_id=1, access_key="AKLTbenchceiling", secret_key="unused", create_app_id=1)
-PoolBuilder = Callable[[Tenant, int, Sequence[int]], list[bytes]]
-OPERATIONS: dict[str, PoolBuilder] = {
-    "Create": lambda tenant, port, ids: workload.create_pool(tenant, port),
-    "Modify": workload.modify_pool,
-    "BatchGet(100)": workload.batch_get_pool,
+DUMMY_TENANT = Tenant(
+    app_id=1,
+    access_key="AKLTbenchceiling",
+    secret_key="unused",
+    create_app_id=1,
+    token="pat_unused",
+)
+PoolBuilder = Callable[[Tenant, int, workload.Targets], list[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    build: PoolBuilder
+    check: str  # how the load generator tells a 200 carrying an error: "volc" or "coze"
+
+
+OPERATIONS: dict[str, Operation] = {
+    workload.CREATE: Operation(lambda tenant, port, _: workload.create_pool(tenant, port), "volc"),
+    workload.MODIFY: Operation(
+        lambda tenant, port, made: workload.modify_pool(tenant, port, made.volc_modify), "volc"
+    ),
+    workload.BATCH_GET: Operation(
+        lambda tenant, port, made: workload.batch_get_pool(tenant, port, made.volc), "volc"
+    ),
+    workload.COZE_RENAME: Operation(
+        lambda tenant, port, made: workload.coze_rename_pool(tenant, port, made.coze), "coze"
+    ),
+    workload.COZE_MESSAGE_CREATE: Operation(
+        lambda tenant, port, made: workload.coze_message_create_pool(tenant, port, made.coze),
+        "coze",
+    ),
+    workload.COZE_MESSAGE_LIST: Operation(
+        lambda tenant, port, made: workload.coze_message_list_pool(tenant, port, made.coze_listed),
+        "coze",
+    ),
 }
 
 
@@ -56,6 +87,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
     parser.add_argument("--conversations", type=int, default=2000, help="made before timing")
     parser.add_argument("--modify-targets", type=int, default=1000, help="N renamed by Modify")
+    parser.add_argument(
+        "--coze-targets",
+        type=int,
+        default=1000,
+        help="N Coze conversations renamed by Coze rename and given the timed messages",
+    )
     args = parser.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     _validate(parser, args)
@@ -73,6 +110,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error("need 1 <= runs <= 50 and 1 <= workers <= 64")
     if not workload.BATCH <= args.modify_targets <= args.conversations <= 100_000:
         parser.error(f"need {workload.BATCH} <= modify-targets <= conversations <= 100000")
+    if not 1 <= args.coze_targets <= 100_000:
+        parser.error("need 1 <= coze-targets <= 100000")
 
 
 def code_fingerprint() -> str:
@@ -119,6 +158,7 @@ def metadata(args: argparse.Namespace, fingerprint: str) -> dict[str, Any]:
         "engines": args.engines,
         "conversations": args.conversations,
         "modify_targets": args.modify_targets,
+        "coze_targets": args.coze_targets,
         "code": f"git {_git_head()}, src/convhub sha256 {fingerprint}",
     }
 
@@ -195,24 +235,30 @@ def measure_engine(
         port = free_port()
         argv = _serve_argv(url, port, args.workers)
         with server(f"convhub ({engine})", argv, home / "server.log", port) as convhub:
-            log(f"{engine}: creating {args.conversations} conversations")
-            ids = workload.create_conversations(tenant, port, args.conversations)
+            log(
+                f"{engine}: creating {args.conversations} conversations, "
+                f"{args.coze_targets + 1} Coze conversations and "
+                f"{workload.LIST_MESSAGES} Coze messages"
+            )
+            made = workload.set_up(
+                tenant, port, args.conversations, args.modify_targets, args.coze_targets
+            )
             refresh_statistics(url)
             for run in range(1, args.runs + 1):
-                for operation, build in OPERATIONS.items():
-                    targets = ids[: args.modify_targets] if operation == "Modify" else ids
-                    pool = build(tenant, port, targets)
-                    workload.verify_pool(port, operation, pool)
-                    log(f"{engine} {operation} run {run}/{args.runs}")
+                for name, operation in OPERATIONS.items():
+                    pool = operation.build(tenant, port, made)
+                    workload.verify_pool(port, name, pool)
+                    log(f"{engine} {name} run {run}/{args.runs}")
                     measured = measure(
                         engine=engine,
-                        operation=operation,
+                        operation=name,
                         run=run,
                         port=port,
                         pool=pool,
                         load=load,
                         server_pid=convhub.process.pid,
                         workdir=home,
+                        check=operation.check,
                     )
                     results.append(measured)
                     log(_brief(measured))
@@ -279,6 +325,12 @@ def extra_lines(
         f"{args.modify_targets} conversations (alternating names). BatchGet(100): 100 existing "
         f"IDs of {args.conversations}, SkipMemberCount left at its default. Ratio = req/s / "
         "ceiling req/s.",
+        "Coze rows (Authorization: Bearer token of user bench, in an app of its own): "
+        f"rename = PUT /v1/conversations/{{id}} of one of {args.coze_targets} conversations "
+        "(alternating names); message create = POST /v1/conversation/message/create, a user "
+        "text message into those conversations in turn; message list("
+        f"{workload.LIST_LIMIT}) = POST /v1/conversation/message/list, newest "
+        f"{workload.LIST_LIMIT} of a conversation of {workload.LIST_MESSAGES} messages.",
     ]
 
 

@@ -1,4 +1,5 @@
-"""Signed request pools for each measured operation, and a small client for setup and checks."""
+"""Request pools for each measured operation (signed Volcengine calls, Coze calls with a bearer
+token), the set-up made through the API, and a small client for set-up and checks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,8 +24,28 @@ CREATE_POOL = 256
 BATCH_POOL = 256
 SETUP_CONNECTIONS = 32
 GROUP = 2  # ConversationType: group chat
+COZE_BOT = "7390000000000000001"  # the bot the Coze conversations are made for
+LIST_LIMIT = 50  # messages per Coze list call: the API's maximum
+LIST_MESSAGES = 60  # in the listed conversation: more than one full page
+
+CREATE = "Create"
+MODIFY = "Modify"
+BATCH_GET = "BatchGet(100)"
+COZE_RENAME = "Coze rename"
+COZE_MESSAGE_CREATE = "Coze message create"
+COZE_MESSAGE_LIST = f"Coze message list({LIST_LIMIT})"
 
 Response = tuple[int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What the set-up made through the API, for the pools to draw on."""
+
+    volc: list[int]  # group chats in the tenant's main app
+    volc_modify: list[int]  # the first --modify-targets of them, renamed by Modify
+    coze: list[str]  # Coze conversations: renamed, and given the timed messages in turn
+    coze_listed: str  # a Coze conversation of LIST_MESSAGES messages, listed by LIST_LIMIT
 
 
 def signed_call(tenant: Tenant, port: int, action: str, body: dict[str, Any], now: float) -> bytes:
@@ -101,6 +123,49 @@ def batch_get_pool(
     ]
 
 
+def coze_call(
+    tenant: Tenant, port: int, method: str, target: str, body: dict[str, Any] | None = None
+) -> bytes:
+    """Raw bytes of a Coze API call with the tenant's bearer token, framed as cozepy sends it
+    (compact JSON; no body, and no Content-Type, when there is nothing to send)."""
+    headers = {"Host": f"{HOST}:{port}", "Authorization": f"Bearer {tenant.token}"}
+    raw = b""
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        raw = orjson.dumps(body)
+    return build_request(method=method, target=target, headers=headers, body=raw)
+
+
+def coze_rename_pool(tenant: Tenant, port: int, ids: Sequence[str]) -> list[bytes]:
+    """``PUT /v1/conversations/{id}``, two names per conversation, A then B, as Modify does."""
+    return [
+        coze_call(tenant, port, "PUT", f"/v1/conversations/{cid}", {"name": f"renamed {tag} {i}"})
+        for tag in ("A", "B")
+        for i, cid in enumerate(ids)
+    ]
+
+
+def _message(tenant: Tenant, port: int, conversation_id: str, text: str) -> bytes:
+    """A user text message, with the body cozepy's ``messages.create`` sends."""
+    body = {"role": "user", "content": text, "content_type": "text", "meta_data": None}
+    target = f"/v1/conversation/message/create?conversation_id={conversation_id}"
+    return coze_call(tenant, port, "POST", target, body)
+
+
+def coze_message_create_pool(
+    tenant: Tenant, port: int, ids: Sequence[str], size: int = CREATE_POOL
+) -> list[bytes]:
+    """User text messages into the given conversations in turn; replaying one adds a message."""
+    return [_message(tenant, port, ids[i % len(ids)], f"bench message {i}") for i in range(size)]
+
+
+def coze_message_list_pool(tenant: Tenant, port: int, conversation_id: str) -> list[bytes]:
+    """The newest LIST_LIMIT messages, with the body cozepy's ``messages.list`` sends."""
+    body = {"order": "desc", "chat_id": None, "before_id": None, "after_id": None}
+    target = f"/v1/conversation/message/list?conversation_id={conversation_id}"
+    return [coze_call(tenant, port, "POST", target, {**body, "limit": LIST_LIMIT})]
+
+
 def hello_pool(tenant: Tenant, port: int) -> list[bytes]:
     """What the ceiling receives: the same signed create requests (the ceiling ignores them)."""
     return create_pool(tenant, port, size=16)
@@ -142,6 +207,39 @@ def create_conversations(tenant: Tenant, port: int, count: int) -> list[int]:
     return [int(_result(status, body)["ConversationShortId"]) for status, body in responses]
 
 
+def create_coze_conversations(tenant: Tenant, port: int, count: int) -> list[str]:
+    """Create ``count`` Coze conversations of the token's user through the API; their IDs."""
+    requests = [
+        coze_call(
+            tenant,
+            port,
+            "POST",
+            "/v1/conversation/create",
+            {"bot_id": COZE_BOT, "name": f"bench coze {i}"},
+        )
+        for i in range(count)
+    ]
+    return [
+        str(_coze_answer(status, body)["data"]["id"]) for status, body in call_many(port, requests)
+    ]
+
+
+def add_coze_messages(tenant: Tenant, port: int, conversation_id: str, count: int) -> None:
+    """Add ``count`` user messages to a Coze conversation through the API."""
+    requests = [_message(tenant, port, conversation_id, f"listed {i}") for i in range(count)]
+    for status, body in call_many(port, requests):
+        _coze_answer(status, body)
+
+
+def set_up(tenant: Tenant, port: int, conversations: int, modify: int, coze: int) -> Targets:
+    """Everything the pools draw on, made through the API like any client would."""
+    volc = create_conversations(tenant, port, conversations)
+    coze_ids = create_coze_conversations(tenant, port, coze + 1)
+    listed = coze_ids.pop()
+    add_coze_messages(tenant, port, listed, LIST_MESSAGES)
+    return Targets(volc=volc, volc_modify=volc[:modify], coze=coze_ids, coze_listed=listed)
+
+
 def _result(status: int, body: bytes) -> dict[str, Any]:
     if status != 200:
         raise RuntimeError(f"setup call answered HTTP {status}: {body[:300]!r}")
@@ -150,6 +248,16 @@ def _result(status: int, body: bytes) -> dict[str, Any]:
         raise RuntimeError(f"setup call answered an error: {body[:300]!r}")
     result: dict[str, Any] = parsed.get("Result", {})
     return result
+
+
+def _coze_answer(status: int, body: bytes) -> dict[str, Any]:
+    """The whole answer of a successful Coze call (``code`` 0), else a RuntimeError."""
+    if status != 200:
+        raise RuntimeError(f"Coze call answered HTTP {status}: {body[:300]!r}")
+    parsed: dict[str, Any] = orjson.loads(body)
+    if parsed.get("code") != 0:
+        raise RuntimeError(f"Coze call answered an error: {body[:300]!r}")
+    return parsed
 
 
 def _check_batch(result: dict[str, Any]) -> None:
@@ -163,14 +271,38 @@ def _check_create(result: dict[str, Any]) -> None:
         raise RuntimeError(f"CreateConversation returned no ConversationShortId: {result}")
 
 
+def _check_coze_rename(answer: dict[str, Any]) -> None:
+    if not str(answer["data"].get("name", "")).startswith("renamed "):
+        raise RuntimeError(f"Coze rename did not rename: {answer}")
+
+
+def _check_coze_message(answer: dict[str, Any]) -> None:
+    if not str(answer["data"].get("id", "")).isdigit():
+        raise RuntimeError(f"Coze message create returned no message ID: {answer}")
+
+
+def _check_coze_list(answer: dict[str, Any]) -> None:
+    found = len(answer.get("data", []))
+    if found != LIST_LIMIT or answer.get("has_more") is not True:
+        raise RuntimeError(f"Coze message list returned {found} of {LIST_LIMIT} messages")
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "Create": _check_create,
-    "Modify": lambda result: None,
-    "BatchGet(100)": _check_batch,
+    CREATE: _check_create,
+    MODIFY: lambda result: None,
+    BATCH_GET: _check_batch,
+}
+COZE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    COZE_RENAME: _check_coze_rename,
+    COZE_MESSAGE_CREATE: _check_coze_message,
+    COZE_MESSAGE_LIST: _check_coze_list,
 }
 
 
 def verify_pool(port: int, operation: str, pool: Sequence[bytes]) -> None:
     """Send the first and the last request of a pool once and check the answers are right."""
     for status, body in call_many(port, [pool[0], pool[-1]], connections=1):
-        CHECKS[operation](_result(status, body))
+        if operation in COZE_CHECKS:
+            COZE_CHECKS[operation](_coze_answer(status, body))
+        else:
+            CHECKS[operation](_result(status, body))
