@@ -75,3 +75,38 @@ def test_bootstrap_happens_once(tmp_path: object) -> None:
         assert [k["access_key"] for k in directory.list_keys(engine)] == [made.key.access_key]
     finally:
         engine.dispose()
+
+
+def test_tokens_are_shown_once_listed_without_their_text_and_revocable(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ("--database-url", database_url)
+    name = "cli-" + secrets.token_hex(4)
+    _run(capsys, "accounts", "create", name, *db)
+    _run(capsys, "apps", "create", "--account", name, *db)
+    code, out, err = _run(
+        capsys,
+        "tokens", "create", "--account", name, "--user", "ann",
+        "--permissions", "createConversation,listConversation", "--expires-in", "3600", *db,
+    )  # fmt: skip
+    assert code == 0 and "shown this once" in err
+    printed = dict(line.split() for line in out.strip().splitlines())
+    token, token_id = printed["Token"], int(printed["TokenId"])
+    assert token.startswith("pat_")
+
+    _, out, _ = _run(capsys, "tokens", "list", "--account", name, "--json", *db)
+    (listed,) = json.loads(out)
+    assert token not in out
+    assert listed["id"] == token_id and listed["user"] == "ann" and listed["revoked"] is False
+    assert listed["permissions"] == "createConversation,listConversation"
+    assert listed["expire_time"] is not None
+
+    assert _run(capsys, "tokens", "revoke", str(token_id), *db)[0] == 0
+    _, out, _ = _run(capsys, "tokens", "list", "--account", name, "--json", *db)
+    assert json.loads(out)[0]["revoked"] is True
+
+    code, _, err = _run(
+        capsys, "tokens", "create", "--account", name, "--user", "ann",
+        "--permissions", "renameEverything", *db,
+    )  # fmt: skip
+    assert code == 1 and "unknown permissions: renameEverything" in err
