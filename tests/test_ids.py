@@ -5,11 +5,16 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
 
 from convhub.ids import EPOCH_MS, MAX_NODE, NODE_BITS, SEQUENCE_BITS, SnowflakeIds, id_time_ms
-from convhub.store.engine import create_database_engine, lease_node
+from convhub.store.engine import create_database_engine
+from convhub.store.nodes import NodeLease, NodesExhausted
+from convhub.store.tables import node_leases
 
 NOW_MS = EPOCH_MS + 200_000_000_000  # some day in 2026
 PER_MS = 1 << SEQUENCE_BITS
@@ -126,11 +131,62 @@ def test_layout_constants() -> None:
     assert MAX_NODE == 1023
 
 
-def test_lease_node_gives_distinct_nodes(database_url: str) -> None:
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fresh_leases(database_url: str) -> Iterator[Engine]:
+    """The database's lease table, emptied before and after (other tests hold leases too)."""
     engine = create_database_engine(database_url, pool_size=1)
+    saved: list[Any] = []
+    with engine.begin() as conn:
+        saved = [dict(r._mapping) for r in conn.execute(sa.select(node_leases))]
+        conn.execute(node_leases.delete())
     try:
-        nodes = [lease_node(engine) for _ in range(3)]
+        yield engine
     finally:
+        with engine.begin() as conn:
+            conn.execute(node_leases.delete())
+            if saved:
+                conn.execute(node_leases.insert(), saved)
         engine.dispose()
-    assert len(set(nodes)) == 3
-    assert all(0 <= n <= MAX_NODE for n in nodes)
+
+
+def test_live_leases_get_distinct_nodes_and_release_frees_one(fresh_leases: Engine) -> None:
+    clock = Clock()
+    leases = [NodeLease(fresh_leases, clock=clock) for _ in range(3)]
+    assert [lease.node for lease in leases] == [0, 1, 2]
+    leases[1].release()
+    assert NodeLease(fresh_leases, clock=clock).node == 1
+
+
+def test_a_stale_lease_is_taken_over_and_its_holder_moves_on(fresh_leases: Engine) -> None:
+    clock = Clock()
+    stalled = NodeLease(fresh_leases, ttl=300, clock=clock)
+    assert stalled.node == 0
+    clock.now += 299
+    assert NodeLease(fresh_leases, ttl=300, clock=clock).node == 1  # still live
+    clock.now += 2
+    taker = NodeLease(fresh_leases, ttl=300, clock=clock)
+    assert taker.node == 0  # stale: nobody renewed it for over 300 s
+    moved: list[int] = []
+    stalled._on_change = moved.append
+    assert stalled.renew() is False
+    assert stalled.node not in (0, 1) and moved == [stalled.node]
+    assert taker.renew() is True
+
+
+def test_all_nodes_held_is_a_clear_error(fresh_leases: Engine) -> None:
+    clock = Clock()
+    with fresh_leases.begin() as conn:
+        conn.execute(
+            node_leases.insert(),
+            [{"node": n, "owner": "x", "heartbeat": int(clock.now)} for n in range(MAX_NODE + 1)],
+        )
+    with pytest.raises(NodesExhausted):
+        NodeLease(fresh_leases, clock=clock)

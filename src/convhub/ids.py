@@ -1,9 +1,9 @@
 """64-bit, time-ordered IDs that several processes mint without talking to each other.
 
 Layout (63 bits, always positive): 41 bits of milliseconds since 2020-01-01 UTC, 10 bits of node,
-12 bits of sequence. A node number is leased once per process from the database (a row in
-``id_nodes``), so two live processes never share one; within a node the sequence makes IDs unique
-and the clock is never allowed to run backwards. 4,096 IDs per millisecond per node.
+12 bits of sequence. A node number is leased from the database (``store/nodes.py``), so two live
+processes never share one; within a node the sequence makes IDs unique and the clock is never
+allowed to run backwards. 4,096 IDs per millisecond per node.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ class SnowflakeIds:
     @property
     def node(self) -> int:
         return self._node
+
+    def rebind(self, node: int) -> None:
+        """Continue on another node (after the lease on this one was lost)."""
+        if not 0 <= node <= MAX_NODE:
+            raise ValueError(f"node must be in 0..{MAX_NODE}, got {node}")
+        with self._lock:
+            self._node = node
 
     def next_id(self) -> int:
         with self._lock:

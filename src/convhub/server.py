@@ -19,7 +19,8 @@ from convhub.domain.messages import MessageService
 from convhub.ids import SnowflakeIds
 from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
-from convhub.store.engine import create_database_engine, is_sqlite, lease_node
+from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.nodes import NodeLease
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ class Convhub:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
-        self.ids = SnowflakeIds(lease_node(engine))
+        self.lease = NodeLease(engine)
+        self.ids = SnowflakeIds(self.lease.node)
+        self.lease.start(on_change=self.ids.rebind)
         # SQLite reads inline (a local file); PostgreSQL reads on a pool (a network round trip).
         read_workers = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
         self.db = GroupCommitDatabase(engine, read_workers=read_workers)
@@ -95,6 +98,7 @@ class Convhub:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self.lease.release()
             self.db.close()
 
 

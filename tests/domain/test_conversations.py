@@ -42,7 +42,8 @@ from convhub.domain.ports import Repository
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
-from convhub.store.engine import create_database_engine, is_sqlite, lease_node
+from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.nodes import NodeLease
 from convhub.store.tables import accounts, conversations, participants
 from tests.support import Tenant, new_tenant
 
@@ -155,7 +156,7 @@ def core(database_url: str) -> Iterator[Core]:
             select(accounts.c.id).where(accounts.c.name == tenant.account)
         ).scalar_one()
     clock = FakeClock()
-    ids = SnowflakeIds(lease_node(engine))
+    ids = SnowflakeIds(NodeLease(engine).node)
     db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 2)
     access = AccessControl(db=db, clock=clock)
     service = ConversationService(db=db, ids=ids, clock=clock, access=access)

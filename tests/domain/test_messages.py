@@ -20,7 +20,8 @@ from convhub.domain.permissions import ALL_PERMISSIONS, Permission
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
-from convhub.store.engine import create_database_engine, is_sqlite, lease_node
+from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.nodes import NodeLease
 from tests.support import new_tenant
 
 T = TypeVar("T")
@@ -70,7 +71,7 @@ def core(database_url: str) -> Iterator[Core]:
     tenant = new_tenant(database_url)
     engine = create_database_engine(database_url)
     db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 4)
-    ids = SnowflakeIds(lease_node(engine))
+    ids = SnowflakeIds(NodeLease(engine).node)
     clock = Clock()
     access = AccessControl(db=db, clock=clock, ttl=0)
     admin = create_database_engine(database_url, pool_size=1)

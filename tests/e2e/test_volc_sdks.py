@@ -39,7 +39,7 @@ from volcenginesdkcore.universal import UniversalApi, UniversalInfo
 from convhub.config import Settings, parse_rate_limits
 from convhub.ids import NODE_BITS, SEQUENCE_BITS
 from convhub.store.engine import create_database_engine
-from convhub.store.tables import conversations, id_nodes, participants
+from convhub.store.tables import conversations, node_leases, participants
 from tests.support import (
     NO_LIMITS,
     REDIS_URL,
@@ -834,11 +834,11 @@ def assert_stopped_cleanly(served: Served, *, workers: int) -> None:
     assert "Traceback" not in log and "ERROR" not in log, log
 
 
-def _leased_nodes(url: str) -> dict[int, int]:
-    """``id_nodes`` row ID -> the ID generator node it leases (one per server process)."""
+def _leased_nodes(url: str) -> dict[str, int]:
+    """Lease owner -> the ID generator node it holds (one per server process)."""
     with database(url) as engine, engine.connect() as conn:
-        rows = conn.execute(sa.select(id_nodes.c.id)).scalars()
-        return {int(row): int(row) % (1 << NODE_BITS) for row in rows}
+        rows = conn.execute(sa.select(node_leases.c.owner, node_leases.c.node)).all()
+        return {owner: int(node) for owner, node in rows}
 
 
 def test_two_worker_processes_create_once(database_url: str, tmp_path: Path) -> None:
@@ -846,7 +846,7 @@ def test_two_worker_processes_create_once(database_url: str, tmp_path: Path) -> 
     leased_before = set(_leased_nodes(database_url))
 
     def worker_nodes() -> set[int]:
-        return {n for row, n in _leased_nodes(database_url).items() if row not in leased_before}
+        return {n for owner, n in _leased_nodes(database_url).items() if owner not in leased_before}
 
     args = ["--workers", "2", "--database-url", database_url, "--no-access-log"]
     args += ["--rate-limits", "*=100000"]

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-
-from convhub.store.tables import id_nodes
 
 DEFAULT_DATABASE_URL = "sqlite:///convhub.db"
 
@@ -62,16 +57,3 @@ def _make_sqlite_durable(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def lease_node(engine: Engine) -> int:
-    """A node number for this process's ID generator, unique among live processes."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            id_nodes.insert().values(
-                hostname=socket.gethostname()[:255], pid=os.getpid(), create_time=int(time.time())
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0]) % 1024

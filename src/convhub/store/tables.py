@@ -29,13 +29,12 @@ metadata = MetaData(
     }
 )
 
-id_nodes = Table(
-    "id_nodes",
+node_leases = Table(
+    "node_leases",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("hostname", String(255), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("create_time", BigInteger, nullable=False),
+    Column("node", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(128), nullable=False),
+    Column("heartbeat", BigInteger, nullable=False),
 )
 
 accounts = Table(
