@@ -1,0 +1,100 @@
+"""A PostgreSQL that drops convhub's connections (a restart, a failover, an admin's kill) must not
+wedge the server: the writer and the read threads reconnect, and no answered write is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from convhub.config import Settings, parse_rate_limits
+from convhub.store.tables import conversations
+from tests.support import (
+    NO_LIMITS,
+    POSTGRES_ADMIN_URL,
+    LiveServer,
+    VolcClient,
+    migrated,
+    new_tenant,
+    postgres_database,
+)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    try:
+        context = postgres_database()
+        url = context.__enter__()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)  # loud, never a skip
+    try:
+        yield migrated(url)
+    finally:
+        context.__exit__(None, None, None)
+
+
+def _terminate_backends(url: str) -> int:
+    """Kill every session of the database and wait until they are gone; how many there were."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    sessions = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+    )
+    name = {"name": sa.engine.make_url(url).database}
+    try:
+        with admin.connect() as conn:
+            victims = set(conn.execute(sessions, name).scalars())
+            for pid in victims:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            deadline = time.monotonic() + 10
+            while victims & set(conn.execute(sessions, name).scalars()):
+                assert time.monotonic() < deadline, "sessions survived pg_terminate_backend"
+                time.sleep(0.02)
+            return len(victims)
+    finally:
+        admin.dispose()
+
+
+def test_server_recovers_after_its_connections_are_killed(postgres_url: str) -> None:
+    tenant = new_tenant(postgres_url)
+    settings = Settings(
+        database_url=postgres_url,
+        rate_limits=parse_rate_limits(NO_LIMITS),
+        access_cache_seconds=0,  # every request reads the directory: the read path is exercised
+    )
+    body = {
+        "AppId": tenant.app_id,
+        "OwnerUserId": 1,
+        "ConversationCoreInfo": {"ConversationType": 2},
+    }
+    with LiveServer(settings) as live:
+        client = VolcClient(live, tenant)
+        try:
+            made = [client.ok("CreateConversation", body)["ConversationShortId"]]
+            for _ in range(3):
+                assert _terminate_backends(postgres_url) >= 1
+                statuses = []
+                for _ in range(3):  # at most a transient error per killed connection
+                    response = client.call("CreateConversation", body)
+                    statuses.append(response.status_code)
+                    if response.status_code == 200:
+                        made.append(response.json()["Result"]["ConversationShortId"])
+                assert statuses[-1] == 200, statuses
+                found = client.ok(
+                    "BatchGetConversations", {"AppId": tenant.app_id, "ConversationShortId": made}
+                )
+                assert [c["ConversationShortId"] for c in found["ConversationCoreInfos"]] == made
+        finally:
+            client.close()
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(conversations)
+                .where(conversations.c.app_id == tenant.app_id)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert stored == len(made)  # every answered create is there, nothing else
