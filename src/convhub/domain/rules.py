@@ -7,6 +7,7 @@ small enough that one request cannot bloat a row.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from convhub.errors import ConvhubError, ErrorCode
 
@@ -40,44 +41,47 @@ def check_text(value: str | None, field: str) -> None:
         raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} must not contain NUL characters")
 
 
-def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
-    if ext is None:
+@dataclass(frozen=True, slots=True)
+class _MapLimits:
+    code: ErrorCode
+    pairs: int
+    pairs_word: str
+    key: int
+    value_min: int
+    value_max: int
+
+
+_EXT = _MapLimits(ErrorCode.INVALID_PARAM, MAX_EXT_PAIRS, "keys", MAX_EXT_KEY, 0, MAX_EXT_VALUE)
+_META = _MapLimits(
+    ErrorCode.META_DATA_OVER_LIMIT, MAX_META_PAIRS, "pairs", MAX_META_KEY, 1,
+    MAX_META_VALUE,
+)  # fmt: skip
+
+
+def _check_map(mapping: Mapping[str, str] | None, limits: _MapLimits, field: str) -> None:
+    if mapping is None:
         return
-    if len(ext) > MAX_EXT_PAIRS:
+    if len(mapping) > limits.pairs:
         raise ConvhubError(
-            ErrorCode.INVALID_PARAM, f"{field} may hold at most {MAX_EXT_PAIRS} keys"
+            limits.code, f"{field} may hold at most {limits.pairs} {limits.pairs_word}"
         )
-    for key, value in ext.items():
+    for key, value in mapping.items():
         check_text(key, f"{field} keys")
         check_text(value, f"{field} values")
-        if not 1 <= len(key) <= MAX_EXT_KEY:
-            raise ConvhubError(
-                ErrorCode.INVALID_PARAM, f"{field} keys must be 1 to {MAX_EXT_KEY} characters"
+        if not 1 <= len(key) <= limits.key:
+            raise ConvhubError(limits.code, f"{field} keys must be 1 to {limits.key} characters")
+        if not limits.value_min <= len(value) <= limits.value_max:
+            bounds = (
+                f"1 to {limits.value_max}" if limits.value_min else f"at most {limits.value_max}"
             )
-        if len(value) > MAX_EXT_VALUE:
-            raise ConvhubError(
-                ErrorCode.INVALID_PARAM,
-                f"{field} values must be at most {MAX_EXT_VALUE} characters",
-            )
+            raise ConvhubError(limits.code, f"{field} values must be {bounds} characters")
+
+
+def check_ext(ext: Mapping[str, str] | None, field: str = "Ext") -> None:
+    """Volcengine Ext: up to 64 keys of 1-128 characters, values up to 4096."""
+    _check_map(ext, _EXT, field)
 
 
 def check_meta_data(meta: Mapping[str, str] | None) -> None:
-    if meta is None:
-        return
-    if len(meta) > MAX_META_PAIRS:
-        raise ConvhubError(
-            ErrorCode.META_DATA_OVER_LIMIT, f"meta_data may hold at most {MAX_META_PAIRS} pairs"
-        )
-    for key, value in meta.items():
-        check_text(key, "meta_data keys")
-        check_text(value, "meta_data values")
-        if not 1 <= len(key) <= MAX_META_KEY:
-            raise ConvhubError(
-                ErrorCode.META_DATA_OVER_LIMIT,
-                f"meta_data keys must be 1 to {MAX_META_KEY} characters",
-            )
-        if not 1 <= len(value) <= MAX_META_VALUE:
-            raise ConvhubError(
-                ErrorCode.META_DATA_OVER_LIMIT,
-                f"meta_data values must be 1 to {MAX_META_VALUE} characters",
-            )
+    """Coze meta_data: up to 16 pairs, keys 1-64 and values 1-512 characters."""
+    _check_map(meta, _META, "meta_data")
