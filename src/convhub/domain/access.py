@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from convhub.domain.models import AccessKey, Account, App, EntityStatus, Token
 from convhub.domain.permissions import ALL_PERMISSIONS
@@ -29,34 +30,49 @@ class Caller:
     permissions: frozenset[str] = ALL_PERMISSIONS
 
 
+_MAX_CACHED = 10_000
+K = TypeVar("K")
+V = TypeVar("V")
+
+
 class AccessControl:
     def __init__(self, *, db: Database, clock: Callable[[], float], ttl: float = 5.0) -> None:
         self._db = db
         self._clock = clock
         self._ttl = ttl
-        self._keys: dict[str, tuple[float, AccessKey, Account]] = {}
+        self._keys: dict[str, tuple[float, tuple[AccessKey, Account]]] = {}
         self._apps: dict[int, tuple[float, App]] = {}
-        self._tokens: dict[str, tuple[float, Token, EntityStatus, EntityStatus]] = {}
+        self._tokens: dict[str, tuple[float, tuple[Token, EntityStatus, EntityStatus]]] = {}
+
+    async def _lookup(
+        self,
+        cache: dict[K, tuple[float, V]],
+        key: K,
+        read: Callable[[Repository], V | None],
+        missing: Callable[[], ConvhubError],
+    ) -> V:
+        """``read`` through a cache that keeps hits for ``ttl`` seconds and never keeps misses."""
+        now = self._clock()
+        cached = cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await self._db.read(read)
+        if found is None:
+            cache.pop(key, None)
+            raise missing()
+        if len(cache) > _MAX_CACHED:
+            cache.clear()
+        cache[key] = (now + self._ttl, found)
+        return found
 
     async def credentials(self, access_key: str) -> tuple[AccessKey, Account]:
         """The key and its account, or the error that refuses them."""
-        now = self._clock()
-        cached = self._keys.get(access_key)
-        if cached is not None and cached[0] > now:
-            key, account = cached[1], cached[2]
-        else:
-
-            def work(repo: Repository) -> tuple[AccessKey, Account] | None:
-                return repo.get_credentials(access_key)
-
-            found = await self._db.read(work)
-            if found is None:
-                self._keys.pop(access_key, None)
-                raise ConvhubError(ErrorCode.UNKNOWN_ACCESS_KEY, "the access key is not known")
-            key, account = found
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[access_key] = (now + self._ttl, key, account)
+        key, account = await self._lookup(
+            self._keys,
+            access_key,
+            lambda repo: repo.get_credentials(access_key),
+            lambda: ConvhubError(ErrorCode.UNKNOWN_ACCESS_KEY, "the access key is not known"),
+        )
         if key.status is not EntityStatus.ACTIVE:
             raise ConvhubError(ErrorCode.UNKNOWN_ACCESS_KEY, "the access key is disabled")
         if account.status is not EntityStatus.ACTIVE:
@@ -66,23 +82,12 @@ class AccessControl:
         return key, account
 
     async def authorize_app(self, account_id: int, app_id: int) -> App:
-        now = self._clock()
-        cached = self._apps.get(app_id)
-        if cached is not None and cached[0] > now:
-            app = cached[1]
-        else:
-
-            def work(repo: Repository) -> App | None:
-                return repo.get_app(app_id)
-
-            found = await self._db.read(work)
-            if found is None:
-                self._apps.pop(app_id, None)
-                raise ConvhubError(ErrorCode.APP_NOT_FOUND, f"app {app_id} does not exist")
-            app = found
-            if len(self._apps) > 10_000:
-                self._apps.clear()
-            self._apps[app_id] = (now + self._ttl, app)
+        app = await self._lookup(
+            self._apps,
+            app_id,
+            lambda repo: repo.get_app(app_id),
+            lambda: ConvhubError(ErrorCode.APP_NOT_FOUND, f"app {app_id} does not exist"),
+        )
         if app.account_id != account_id:
             raise ConvhubError(
                 ErrorCode.APP_OF_OTHER_ACCOUNT, f"app {app_id} belongs to another account"
@@ -94,26 +99,15 @@ class AccessControl:
     async def token_caller(self, raw_token: str) -> Caller:
         """The caller a bearer token stands for, or INVALID_TOKEN."""
         digest = hashlib.sha256(raw_token.encode()).hexdigest()
-        now = self._clock()
-        cached = self._tokens.get(digest)
-        if cached is not None and cached[0] > now:
-            _, token, account_status, app_status = cached
-        else:
-
-            def work(repo: Repository) -> tuple[Token, EntityStatus, EntityStatus] | None:
-                return repo.get_token(digest)
-
-            found = await self._db.read(work)
-            if found is None:
-                self._tokens.pop(digest, None)
-                raise ConvhubError(ErrorCode.INVALID_TOKEN, "the access token is not valid")
-            token, account_status, app_status = found
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[digest] = (now + self._ttl, token, account_status, app_status)
+        token, account_status, app_status = await self._lookup(
+            self._tokens,
+            digest,
+            lambda repo: repo.get_token(digest),
+            lambda: ConvhubError(ErrorCode.INVALID_TOKEN, "the access token is not valid"),
+        )
         if token.revoked:
             raise ConvhubError(ErrorCode.INVALID_TOKEN, "the access token has been revoked")
-        if token.expire_time is not None and token.expire_time <= now:
+        if token.expire_time is not None and token.expire_time <= self._clock():
             raise ConvhubError(ErrorCode.INVALID_TOKEN, "the access token has expired")
         if account_status is not EntityStatus.ACTIVE or app_status is not EntityStatus.ACTIVE:
             raise ConvhubError(
