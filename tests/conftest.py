@@ -14,7 +14,7 @@ from tests.support import (
     VolcClient,
     migrated,
     new_tenant,
-    postgres_database,
+    required_postgres,
 )
 
 
@@ -27,15 +27,8 @@ def database_url(
         path = Path(tmp_path_factory.mktemp("sqlite")) / "convhub.db"
         yield migrated(f"sqlite:///{path}")
     elif request.param == "postgresql":
-        try:
-            context = postgres_database()
-            url = context.__enter__()
-        except RuntimeError as error:
-            pytest.fail(str(error), pytrace=False)  # loud, never a skip
-        try:
-            yield migrated(url)
-        finally:
-            context.__exit__(None, None, None)
+        with required_postgres() as url:
+            yield url
     else:
         raise ValueError(f"unknown engine {request.param!r} in CONVHUB_TEST_ENGINES")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 import uvicorn
 
@@ -67,6 +68,21 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def required_postgres() -> Iterator[str]:
+    """A migrated fresh PostgreSQL database; a PostgreSQL that is not there fails the test loudly,
+    it never skips it."""
+    try:
+        context = postgres_database()
+        url = context.__enter__()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield migrated(url)
+    finally:
+        context.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)

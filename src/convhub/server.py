@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +20,6 @@ from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
-
-log = logging.getLogger(__name__)
 
 _NOT_FOUND = b'{"error":"not found"}'
 

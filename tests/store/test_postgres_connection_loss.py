@@ -16,23 +16,15 @@ from tests.support import (
     POSTGRES_ADMIN_URL,
     LiveServer,
     VolcClient,
-    migrated,
     new_tenant,
-    postgres_database,
+    required_postgres,
 )
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    try:
-        context = postgres_database()
-        url = context.__enter__()
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)  # loud, never a skip
-    try:
-        yield migrated(url)
-    finally:
-        context.__exit__(None, None, None)
+    with required_postgres() as url:
+        yield url
 
 
 def _terminate_backends(url: str) -> int:
