@@ -12,22 +12,20 @@ Query parameters come from the raw query string; a parameter the endpoint reads 
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
+# Re-exported: each dialect's codec is the one place its handlers read fields from.
+from convhub.dialects.fields import Body as Body
+from convhub.dialects.fields import bad as bad
+from convhub.dialects.fields import string as string
+from convhub.dialects.fields import string_map as string_map
 from convhub.domain.models import Conversation, Message
-from convhub.errors import ConvhubError, ErrorCode
 
-Body = dict[str, Any]
 Query = dict[str, list[str]]
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
 _MAX_ID_DIGITS = len(str(INT64_MAX))
-
-
-def bad(message: str) -> ConvhubError:
-    return ConvhubError(ErrorCode.INVALID_PARAM, message)
 
 
 # --- query and path -------------------------------------------------------------------------------
@@ -95,17 +93,6 @@ def _positive_id(number: int, name: str) -> int:
 # --- body -----------------------------------------------------------------------------------------
 
 
-def string(body: Body, name: str, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad(f"{name} is required")
-        return None
-    if type(value) is not str:
-        raise bad(f"{name} must be a string")
-    return value
-
-
 def reference(body: Body, name: str) -> str | None:
     """A free-form reference such as ``bot_id``: a JSON string, or a JSON integer as its digits."""
     value = body.get(name)
@@ -146,14 +133,7 @@ def integer(body: Body, name: str) -> int | None:
 
 
 def meta_data(body: Body, name: str = "meta_data") -> dict[str, str] | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if type(value) is not dict:
-        raise bad(f"{name} must be an object")
-    if not all(type(v) is str for v in value.values()):
-        raise bad(f"{name} must map strings to strings")
-    return value
+    return string_map(body, name)
 
 
 def string_list(body: Body, name: str) -> list[str] | None:

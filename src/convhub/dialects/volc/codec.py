@@ -7,20 +7,18 @@ arrays and maps.
 
 from __future__ import annotations
 
-from typing import Any
-
+# Re-exported: each dialect's codec is the one place its handlers read fields from.
+from convhub.dialects.fields import Body as Body
+from convhub.dialects.fields import bad as bad
+from convhub.dialects.fields import obj as obj
+from convhub.dialects.fields import string as string
+from convhub.dialects.fields import string_map as string_map
 from convhub.domain.models import Conversation
 from convhub.domain.users import canonical_user, user_number
 from convhub.errors import ConvhubError, ErrorCode
 
-Body = dict[str, Any]
-
 INT32 = (-(1 << 31), (1 << 31) - 1)
 INT64 = (-(1 << 63), (1 << 63) - 1)
-
-
-def _bad(message: str) -> ConvhubError:
-    return ConvhubError(ErrorCode.INVALID_PARAM, message)
 
 
 def integer(
@@ -29,56 +27,31 @@ def integer(
     value = body.get(name)
     if value is None:
         if required:
-            raise _bad(f"{name} is required")
+            raise bad(f"{name} is required")
         return None
     if type(value) is not int:
-        raise _bad(f"{name} must be an integer")
+        raise bad(f"{name} must be an integer")
     if not width[0] <= value <= width[1]:
         bits = 32 if width == INT32 else 64
-        raise _bad(f"{name} is out of range for a {bits}-bit integer")
+        raise bad(f"{name} is out of range for a {bits}-bit integer")
     return value
-
-
-def string(body: Body, name: str) -> str | None:
-    value = body.get(name)
-    if value is None or type(value) is str:
-        return value
-    raise _bad(f"{name} must be a string")
 
 
 def boolean(body: Body, name: str) -> bool | None:
     value = body.get(name)
     if value is None or type(value) is bool:
         return value
-    raise _bad(f"{name} must be a boolean")
-
-
-def obj(body: Body, name: str, *, required: bool = False) -> Body | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise _bad(f"{name} is required")
-        return None
-    if type(value) is not dict:
-        raise _bad(f"{name} must be an object")
-    return value
-
-
-def string_map(body: Body, name: str) -> dict[str, str] | None:
-    value = obj(body, name)
-    if value is not None and not all(type(v) is str for v in value.values()):
-        raise _bad(f"{name} must map strings to strings")
-    return value
+    raise bad(f"{name} must be a boolean")
 
 
 def integer_list(body: Body, name: str, *, required: bool = False) -> list[int]:
     value = body.get(name)
     if value is None:
         if required:
-            raise _bad(f"{name} is required")
+            raise bad(f"{name} is required")
         return []
     if type(value) is not list:
-        raise _bad(f"{name} must be an array of integers")
+        raise bad(f"{name} must be an array of integers")
     for item in value:
         if type(item) is not int:
             raise ConvhubError(
@@ -88,7 +61,7 @@ def integer_list(body: Body, name: str, *, required: bool = False) -> list[int]:
                 f"{name} must hold only integers",
             )
         if not INT64[0] <= item <= INT64[1]:
-            raise _bad(f"{name} holds a value out of range for a 64-bit integer")
+            raise bad(f"{name} holds a value out of range for a 64-bit integer")
     return value
 
 
