@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from convhub import directory
 from convhub.config import Settings
 from convhub.dialects.volc.signing import sign_request
 from convhub.server import Convhub
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
+from tests import admin
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CONVHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -97,9 +97,9 @@ def new_tenant(database_url: str) -> Tenant:
     engine = create_database_engine(database_url, pool_size=1)
     try:
         account = "acct-" + secrets.token_hex(6)
-        directory.create_account(engine, account)
-        app_id = directory.create_app(engine, account)
-        key = directory.create_key(engine, account)
+        admin.create_account(engine, account)
+        app_id = admin.create_app(engine, account)
+        key = admin.create_key(engine, account)
     finally:
         engine.dispose()
     return Tenant(account, app_id, key.access_key, key.secret_key)

@@ -5,9 +5,9 @@ import secrets
 
 import pytest
 
-from convhub import directory
 from convhub.cli import main
 from convhub.store.engine import create_database_engine
+from tests import admin
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -69,10 +69,10 @@ def test_bootstrap_happens_once(tmp_path: object) -> None:
     migrate.upgrade(url)
     engine = create_database_engine(url, pool_size=1)
     try:
-        made = directory.bootstrap_if_empty(engine)
-        assert made is not None and made.app_id == directory.FIRST_APP_ID
-        assert directory.bootstrap_if_empty(engine) is None
-        assert [k["access_key"] for k in directory.list_keys(engine)] == [made.key.access_key]
+        made = admin.bootstrap_if_empty(engine)
+        assert made is not None and made.app_id == admin.FIRST_APP_ID
+        assert admin.bootstrap_if_empty(engine) is None
+        assert [k["access_key"] for k in admin.list_keys(engine)] == [made.key.access_key]
     finally:
         engine.dispose()
 

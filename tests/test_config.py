@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from convhub.config import DEFAULT_RATE_LIMITS, Settings, parse_rate_limits
+from convhub.dialects.coze.actions import ENDPOINTS
+from convhub.dialects.volc.actions import ACTIONS
 
 CREATE, MODIFY, BATCH_GET = "CreateConversation", "ModifyConversation", "BatchGetConversations"
 VOLC = (CREATE, MODIFY, BATCH_GET)
@@ -95,7 +97,8 @@ def test_settings_from_env_read_the_limits() -> None:
         Settings.from_env({"CONVHUB_RATE_LIMITS": f"{CREATE}=zero"})
 
 
-def test_every_coze_operation_has_a_default_limit() -> None:
-    from convhub.dialects.coze.actions import OPERATIONS
-
-    assert {name for name in DEFAULT_RATE_LIMITS if name.startswith("coze:")} == OPERATIONS
+def test_every_declared_operation_has_a_default_limit_and_nothing_else_does() -> None:
+    declared = {"coze:" + e.operation for e in ENDPOINTS} | set(ACTIONS)
+    assert set(DEFAULT_RATE_LIMITS) == declared
+    assert all(DEFAULT_RATE_LIMITS[a.name] == a.qps for a in ACTIONS.values())
+    assert all(DEFAULT_RATE_LIMITS["coze:" + e.operation] == e.qps for e in ENDPOINTS)

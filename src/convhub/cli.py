@@ -6,16 +6,17 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 
-from sqlalchemy import Engine
-
-from convhub import directory
 from convhub.config import Settings, parse_rate_limits
+from convhub.domain import directory
 from convhub.domain.models import EntityStatus
 from convhub.domain.permissions import parse_permissions
+from convhub.domain.ports import UnitOfWork
 from convhub.store import migrate
 from convhub.store.engine import DEFAULT_DATABASE_URL, create_database_engine
+from convhub.store.unit_of_work import transaction
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -35,7 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
     migrate.upgrade(url)
     engine = create_database_engine(url, pool_size=1)
     try:
-        made = directory.bootstrap_if_empty(engine)
+        with transaction(engine) as uow:  # all of it, or none of it
+            made = directory.bootstrap_if_empty(uow, now=int(time.time()))
     finally:
         engine.dispose()
     if made is not None:
@@ -86,7 +88,8 @@ def _print_rows(rows: Sequence[dict[str, object]], as_json: bool) -> None:
 def _admin(args: argparse.Namespace) -> int:
     engine = create_database_engine(_database_url(args), pool_size=1)
     try:
-        return _admin_command(engine, args)
+        with transaction(engine) as uow:
+            return _admin_command(uow, args)
     except (directory.DirectoryError, ValueError) as error:
         print(f"convhub: {error}", file=sys.stderr)
         return 1
@@ -94,34 +97,38 @@ def _admin(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _admin_command(engine: Engine, args: argparse.Namespace) -> int:
+def _admin_command(uow: UnitOfWork, args: argparse.Namespace) -> int:
     what, verb = args.what, args.verb
+    now = int(time.time())
     status = EntityStatus.DISABLED if verb == "disable" else EntityStatus.ACTIVE
     if what == "accounts":
         if verb == "create":
-            directory.create_account(engine, args.name)
+            directory.create_account(uow, args.name, now=now)
             print(f"created account {args.name!r}")
         elif verb == "list":
-            _print_rows(directory.list_accounts(engine), args.json)
+            _print_rows(directory.list_accounts(uow), args.json)
         else:
-            directory.set_account_status(engine, args.name, status)
+            directory.set_account_status(uow, args.name, status)
             print(f"{verb}d account {args.name!r}")
     elif what == "apps":
         if verb == "create":
-            app_id = directory.create_app(engine, args.account, name=args.name, app_id=args.app_id)
+            app_id = directory.create_app(
+                uow, args.account, now=now, name=args.name, app_id=args.app_id
+            )
             print(f"created app {app_id} for account {args.account!r}")
         elif verb == "list":
-            _print_rows(directory.list_apps(engine, args.account), args.json)
+            _print_rows(directory.list_apps(uow, args.account), args.json)
         else:
-            directory.set_app_status(engine, args.app_id, status)
+            directory.set_app_status(uow, args.app_id, status)
             print(f"{verb}d app {args.app_id}")
     elif what == "tokens":
         if verb == "create":
             permissions = parse_permissions(args.permissions) if args.permissions else None
             made = directory.create_token(
-                engine,
+                uow,
                 args.account,
                 user=args.user,
+                now=now,
                 app_id=args.app_id,
                 permissions=permissions,
                 expires_in=args.expires_in,
@@ -130,19 +137,19 @@ def _admin_command(engine: Engine, args: argparse.Namespace) -> int:
             print(f"TokenId  {made.id}\nToken    {made.token}")
             print("The token is shown this once.", file=sys.stderr)
         elif verb == "list":
-            _print_rows(directory.list_tokens(engine, args.account), args.json)
+            _print_rows(directory.list_tokens(uow, args.account), args.json)
         else:
-            directory.revoke_token(engine, args.token_id)
+            directory.revoke_token(uow, args.token_id)
             print(f"revoked token {args.token_id}")
     elif what == "keys":
         if verb == "create":
-            key = directory.create_key(engine, args.account)
+            key = directory.create_key(uow, args.account, now=now)
             print(f"AccessKey  {key.access_key}\nSecretKey  {key.secret_key}")
             print("The secret key is shown this once.", file=sys.stderr)
         elif verb == "list":
-            _print_rows(directory.list_keys(engine, args.account), args.json)
+            _print_rows(directory.list_keys(uow, args.account), args.json)
         else:
-            directory.set_key_status(engine, args.access_key, status)
+            directory.set_key_status(uow, args.access_key, status)
             print(f"{verb}d key {args.access_key}")
     return 0
 

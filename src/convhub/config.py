@@ -6,37 +6,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from convhub.dialects.coze.actions import ENDPOINTS
+from convhub.dialects.volc.actions import ACTIONS
 from convhub.store.engine import DEFAULT_DATABASE_URL
 
+# Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
+# QPS, and convhub's for Coze (which publishes none). The limiter refuses an operation it has
+# no limit for, so no action can run unlimited.
 DEFAULT_RATE_LIMITS: Mapping[str, int] = {
-    # Volcengine: the QPS its pages document.
-    "CreateConversation": 50,
-    "ModifyConversation": 50,
-    "BatchGetConversations": 100,
-    # Coze publishes no per-endpoint QPS; convhub holds writes to 50 and reads to 100 alike.
-    **dict.fromkeys(
-        (
-            "coze:CreateConversation",
-            "coze:UpdateConversation",
-            "coze:DeleteConversation",
-            "coze:ClearConversation",
-            "coze:CreateMessage",
-            "coze:ModifyMessage",
-            "coze:DeleteMessage",
-            "coze:CreateMessageFeedback",
-            "coze:DeleteMessageFeedback",
-        ),
-        50,
-    ),
-    **dict.fromkeys(
-        (
-            "coze:RetrieveConversation",
-            "coze:ListConversations",
-            "coze:ListMessages",
-            "coze:RetrieveMessage",
-        ),
-        100,
-    ),
+    **{action.name: action.qps for action in ACTIONS.values()},
+    **{"coze:" + endpoint.operation: endpoint.qps for endpoint in ENDPOINTS},
 }
 
 
@@ -74,6 +53,7 @@ class Settings:
     signature_window_seconds: int = 900
     regions: frozenset[str] = frozenset({"cn-north-1", "ap-southeast-1"})
     pool_size: int = 16
+    max_queued_writes: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,4 +66,5 @@ class Settings:
             access_cache_seconds=float(env.get("CONVHUB_ACCESS_CACHE_SECONDS", 5.0)),
             signature_window_seconds=int(env.get("CONVHUB_SIGNATURE_WINDOW_SECONDS", 900)),
             pool_size=int(env.get("CONVHUB_POOL_SIZE", 16)),
+            max_queued_writes=int(env.get("CONVHUB_MAX_QUEUED_WRITES", 10_000)),
         )

@@ -37,9 +37,14 @@ class ErrorCode(StrEnum):
     SINGLE_NEEDS_OTHER_USER = "single_needs_other_user"
     SINGLE_CONVERSATION_NOT_SUPPORTED = "single_conversation_not_supported"
     INVALID_CONVERSATION_ID_ELEMENT = "invalid_conversation_id_element"
+    ONLY_OWNER = "only_owner"
     META_DATA_OVER_LIMIT = "meta_data_over_limit"
     # Messages
     MESSAGE_NOT_FOUND = "message_not_found"
+    # The service itself: too busy to queue the write, or unable to serve it right now (shutting
+    # down, no ID node held, database unreachable). Both are worth a retry later.
+    OVERLOADED = "overloaded"
+    UNAVAILABLE = "unavailable"
     # Anything unexpected
     INTERNAL = "internal"
 

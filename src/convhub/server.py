@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from convhub.config import Settings
 from convhub.dialects.asgi import Receive, Scope, Send, respond
 from convhub.dialects.coze.app import CozeDialect
 from convhub.dialects.volc.app import VolcDialect
 from convhub.dialects.volc.signing import SignatureVerifier
-from convhub.domain.access import AccessControl
+from convhub.domain.authentication import Authenticator
 from convhub.domain.conversations import ConversationService
 from convhub.domain.messages import MessageService
+from convhub.domain.policy import Policy
+from convhub.domain.services import Services
 from convhub.ids import SnowflakeIds
 from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
@@ -31,31 +36,36 @@ class Convhub:
         self.settings = settings
         engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
         self.lease = NodeLease(engine)
-        self.ids = SnowflakeIds(self.lease.node)
+        self.ids = SnowflakeIds(self.lease.node, held=self.lease.held)
         self.lease.start(on_change=self.ids.rebind)
         # SQLite reads inline (a local file); PostgreSQL reads on a pool (a network round trip).
         read_workers = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
-        self.db = GroupCommitDatabase(engine, read_workers=read_workers)
-        self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
-        self.access = AccessControl(db=self.db, clock=clock, ttl=settings.access_cache_seconds)
-        self.conversations = ConversationService(
-            db=self.db, ids=self.ids, clock=clock, access=self.access
+        self.db = GroupCommitDatabase(
+            engine, read_workers=read_workers, max_queue=settings.max_queued_writes
         )
-        self.messages = MessageService(db=self.db, ids=self.ids, clock=clock)
+        self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
+        ttl = settings.access_cache_seconds
+        authenticator = Authenticator(db=self.db, clock=clock, ttl=ttl)
+        policy = Policy(db=self.db, clock=clock, ttl=ttl)
+        self.services = Services(
+            policy=policy,
+            conversations=ConversationService(db=self.db, ids=self.ids, clock=clock, policy=policy),
+            messages=MessageService(db=self.db, ids=self.ids, clock=clock, policy=policy),
+        )
         self._volc = VolcDialect(
-            service=self.conversations,
-            access=self.access,
+            services=self.services,
+            authenticator=authenticator,
             limiter=self.limiter,
             verifier=SignatureVerifier(
                 regions=settings.regions, window_seconds=settings.signature_window_seconds
             ),
             clock=clock,
             max_body_bytes=settings.max_body_bytes,
+            regions=settings.regions,
         )
         self._coze = CozeDialect(
-            conversations=self.conversations,
-            messages=self.messages,
-            access=self.access,
+            services=self.services,
+            authenticator=authenticator,
             limiter=self.limiter,
             max_body_bytes=settings.max_body_bytes,
         )
@@ -76,6 +86,11 @@ class Convhub:
                 await self._coze(scope, receive, send)
             elif path == "/healthz":
                 await respond(send, 200, b'{"status":"ok"}')
+            elif path == "/readyz":
+                problems = self.not_ready()
+                body = orjson.dumps({"status": "not ready" if problems else "ready",
+                                     "problems": problems})  # fmt: skip
+                await respond(send, 503 if problems else 200, body)
             else:
                 await respond(send, 404, _NOT_FOUND)
         elif kind == "lifespan":
@@ -87,16 +102,35 @@ class Convhub:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.limiter.aclose()
-                self.close()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def close(self) -> None:
+    def not_ready(self) -> list[str]:
+        """Why this process should not be sent traffic now; empty when it is ready."""
+        problems = []
+        if not self.db.alive:
+            problems.append("the database writer has stopped")
+        if not self.lease.held():
+            problems.append("no ID node is held")
+        return problems
+
+    async def aclose(self) -> None:
+        """Stop taking writes, drain the writer, then give the ID node back; the event loop
+        keeps serving meanwhile."""
         if not self._closed:
             self._closed = True
-            self.lease.release()
+            await self.limiter.aclose()
+            await self.db.aclose()
+            await asyncio.to_thread(self.lease.release)
+
+    def close(self) -> None:
+        """``aclose`` for callers without an event loop (the limiter's Redis connections, if
+        any, belong to the loop that served and are closed by ``aclose`` only)."""
+        if not self._closed:
+            self._closed = True
             self.db.close()
+            self.lease.release()
 
 
 def app_from_env() -> Any:

@@ -16,11 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine, select
 
-from convhub import directory
 from convhub.domain import rules
-from convhub.domain.access import AccessControl
+from convhub.domain.caller import Caller
 from convhub.domain.commands import (
-    BatchGetConversations,
     CreateConversation,
     ModifyConversation,
 )
@@ -38,13 +36,15 @@ from convhub.domain.models import (
     ParticipantStatus,
     Role,
 )
-from convhub.domain.ports import Repository
+from convhub.domain.policy import Policy
+from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
 from convhub.store.tables import accounts, conversations, participants
+from tests import admin
 from tests.support import Tenant, new_tenant
 
 T = TypeVar("T")
@@ -65,7 +65,7 @@ class Core:
     db: GroupCommitDatabase
     ids: SnowflakeIds
     clock: FakeClock
-    access: AccessControl
+    policy: Policy
     engine: Engine  # a separate engine, to read tables behind the core's back
     tenant: Tenant
     account_id: int
@@ -74,9 +74,12 @@ class Core:
     def app_id(self) -> int:
         return self.tenant.app_id
 
+    @property
+    def caller(self) -> Caller:
+        return Caller.access_key(self.account_id)
+
     def create_command(self, **fields: Any) -> CreateConversation:
         values: dict[str, Any] = {
-            "account_id": self.account_id,
             "app_id": self.app_id,
             "owner": "u1",
             "other": None,
@@ -86,30 +89,25 @@ class Core:
         return CreateConversation(**values)
 
     def create(self, **fields: Any) -> CreatedConversation:
-        return run(self.service.create_conversation(self.create_command(**fields)))
+        return run(self.service.create_conversation(self.caller, self.create_command(**fields)))
 
     def modify(self, conversation_id: int, **fields: Any) -> None:
         command = ModifyConversation(
-            account_id=self.account_id,
             app_id=self.app_id,
             conversation_id=conversation_id,
             **fields,
         )
-        run(self.service.modify_conversation(command))
+        run(self.service.modify_conversation(self.caller, command))
 
     def batch_get(self, *ids: int, app_id: int | None = None) -> list[Conversation]:
-        command = BatchGetConversations(
-            account_id=self.account_id,
-            app_id=self.app_id if app_id is None else app_id,
-            conversation_ids=ids,
-        )
-        return run(self.service.batch_get_conversations(command))
+        app = self.app_id if app_id is None else app_id
+        return run(self.service.batch_get_conversations(self.caller, app, ids))
 
     def get(self, conversation_id: int) -> Conversation:
         (found,) = self.batch_get(conversation_id)
         return found
 
-    def write(self, work: Callable[[Repository], T]) -> T:
+    def write(self, work: Callable[[UnitOfWork], T]) -> T:
         return run(self.db.write(work))
 
     def roles(self, conversation_id: int) -> dict[str, int]:
@@ -158,10 +156,10 @@ def core(database_url: str) -> Iterator[Core]:
     clock = FakeClock()
     ids = SnowflakeIds(NodeLease(engine).node)
     db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 2)
-    access = AccessControl(db=db, clock=clock)
-    service = ConversationService(db=db, ids=ids, clock=clock, access=access)
+    policy = Policy(db=db, clock=clock)
+    service = ConversationService(db=db, ids=ids, clock=clock, policy=policy)
     try:
-        yield Core(service, db, ids, clock, access, reader, tenant, int(account_id))
+        yield Core(service, db, ids, clock, policy, reader, tenant, int(account_id))
     finally:
         db.close()
         reader.dispose()
@@ -176,7 +174,6 @@ def raises(code: ErrorCode, call: Callable[[], object]) -> ConvhubError:
 
 def plain_command(**fields: Any) -> CreateConversation:
     values: dict[str, Any] = {
-        "account_id": 1,
         "app_id": 1,
         "owner": "10001",
         "other": "10002",
@@ -294,7 +291,9 @@ def test_concurrent_creates_of_one_single_chat_make_one_conversation(core: Core)
             )
             for i in range(20)
         ]
-        return await asyncio.gather(*(core.service.create_conversation(c) for c in commands))
+        return await asyncio.gather(
+            *(core.service.create_conversation(core.caller, c) for c in commands)
+        )
 
     results = run(many())
     assert len({r.conversation.id for r in results}) == 1
@@ -356,7 +355,7 @@ def test_app_of_another_account_is_refused(core: Core, database_url: str) -> Non
 
 def test_access_cache_lasts_its_ttl_on_the_injected_clock(core: Core) -> None:
     core.create()  # caches the app
-    directory.set_app_status(core.engine, core.app_id, EntityStatus.DISABLED)
+    admin.set_app_status(core.engine, core.app_id, EntityStatus.DISABLED)
     core.clock.now += 4.9
     assert core.create().exist is False  # still cached: within the 5 s TTL
     core.clock.now += 0.2
@@ -364,11 +363,24 @@ def test_access_cache_lasts_its_ttl_on_the_injected_clock(core: Core) -> None:
     assert core.count() == 2
 
 
-def test_unknown_app_is_not_cached(core: Core) -> None:
+def test_an_unknown_app_is_cached_for_the_ttl_then_looked_up_again(core: Core) -> None:
     app_id = 2_000_000_000 + core.app_id
-    raises(ErrorCode.APP_NOT_FOUND, lambda: core.create(app_id=app_id))
-    directory.create_app(core.engine, core.tenant.account, app_id=app_id)
-    assert core.create(app_id=app_id).exist is False  # at once, without waiting for a TTL
+    reads = 0
+    real_read = core.db.read
+
+    async def counting_read(work: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_read(work)
+
+    core.db.read = counting_read  # type: ignore[method-assign]
+    for _ in range(5):  # a flood of calls for a made-up app costs one read per TTL
+        raises(ErrorCode.APP_NOT_FOUND, lambda: core.create(app_id=app_id))
+    assert reads == 1
+    admin.create_app(core.engine, core.tenant.account, app_id=app_id)
+    raises(ErrorCode.APP_NOT_FOUND, lambda: core.create(app_id=app_id))  # still cached
+    core.clock.now += 5.1  # the TTL (5 s) has passed
+    assert core.create(app_id=app_id).exist is False
 
 
 # --- modification --------------------------------------------------------------------------------
@@ -436,18 +448,19 @@ def test_modify_validates_lengths(core: Core) -> None:
 
 def test_modify_of_unknown_or_foreign_conversation_is_not_found(core: Core) -> None:
     conversation = core.create(name="mine").conversation
-    other_app = directory.create_app(core.engine, core.tenant.account)
+    other_app = admin.create_app(core.engine, core.tenant.account)
     raises(ErrorCode.CONVERSATION_NOT_FOUND, lambda: core.modify(conversation.id + 1, name="x"))
-    command = ModifyConversation(
-        account_id=core.account_id, app_id=other_app, conversation_id=conversation.id, name="x"
+    command = ModifyConversation(app_id=other_app, conversation_id=conversation.id, name="x")
+    raises(
+        ErrorCode.CONVERSATION_NOT_FOUND,
+        lambda: run(core.service.modify_conversation(core.caller, command)),
     )
-    raises(ErrorCode.CONVERSATION_NOT_FOUND, lambda: run(core.service.modify_conversation(command)))
     assert core.get(conversation.id).name == "mine"
 
 
 def _add_member(core: Core, conversation_id: int, user: str, status: ParticipantStatus) -> None:
     member = Participant(conversation_id, user, Role.MEMBER, "u1", int(START), status)
-    core.write(lambda repo: repo.insert_participants([member]))
+    core.write(lambda uow: uow.participants.add_many([member]))
 
 
 def test_owner_transfer_swaps_roles(core: Core) -> None:
@@ -498,7 +511,7 @@ def test_dissolved_conversation_is_gone(core: Core) -> None:
     live = core.create().conversation
     dead = core.create().conversation
     dissolved = replace(dead, status=ConversationStatus.DISSOLVED)
-    core.write(lambda repo: repo.update_conversation(dissolved))
+    core.write(lambda uow: uow.conversations.update(dissolved))
     assert [c.id for c in core.batch_get(dead.id, live.id)] == [live.id]
     raises(ErrorCode.CONVERSATION_NOT_FOUND, lambda: core.modify(dead.id, name="x"))
 
@@ -508,9 +521,9 @@ def test_dissolved_conversation_is_gone(core: Core) -> None:
 
 def test_batch_get_order_duplicates_and_strangers(core: Core) -> None:
     a, b, c = (core.create(name=n).conversation.id for n in "abc")
-    other_app = directory.create_app(core.engine, core.tenant.account)
+    other_app = admin.create_app(core.engine, core.tenant.account)
     foreign = run(
-        core.service.create_conversation(core.create_command(app_id=other_app))
+        core.service.create_conversation(core.caller, core.create_command(app_id=other_app))
     ).conversation.id
     found = core.batch_get(c, a, 12345, c, foreign, b, a)
     assert [x.id for x in found] == [c, a, b]
@@ -572,34 +585,34 @@ class Batch:
 
     def insert(
         self, name: str, key: str | None = None, *, fail: bool = False
-    ) -> Callable[[Repository], int]:
+    ) -> Callable[[UnitOfWork], int]:
         """Insert conversation ``name`` and its owner; raise afterwards if ``fail``."""
 
-        def work(repo: Repository) -> int:
-            assert repo.insert_conversation(_row(self.core, self.ids[name]), key)
+        def work(uow: UnitOfWork) -> int:
+            assert uow.conversations.add(_row(self.core, self.ids[name]), key)
             member = Participant(self.ids[name], "u1", Role.OWNER, "u1", int(START))
-            repo.insert_participants([member])
+            uow.participants.add_many([member])
             if fail:
                 raise Boom(name)
             return self.ids[name]
 
         return work
 
-    def clash(self, name: str, with_: str) -> Callable[[Repository], int]:
+    def clash(self, name: str, with_: str) -> Callable[[UnitOfWork], int]:
         """Insert a row with the primary key of ``with_``: the database refuses it."""
 
-        def work(repo: Repository) -> int:
-            repo.insert_conversation(_row(self.core, self.ids[with_]), None)
-            repo.get_conversation(self.core.app_id, self.ids[with_])  # meets the clash
+        def work(uow: UnitOfWork) -> int:
+            uow.conversations.add(_row(self.core, self.ids[with_]), None)
+            uow.conversations.get(self.ids[with_])  # meets the clash
             return self.ids[name]
 
         return work
 
-    def run(self, units: list[Callable[[Repository], int]]) -> list[object]:
+    def run(self, units: list[Callable[[UnitOfWork], int]]) -> list[object]:
         """Queue all units while the writer is held, so they form one batch; their outcomes."""
         started, release = threading.Event(), threading.Event()
 
-        def blocker(repo: Repository) -> int:
+        def blocker(uow: UnitOfWork) -> int:
             started.set()
             assert release.wait(30)
             return 0
@@ -668,9 +681,9 @@ def test_unit_whose_held_back_insert_fails_at_flush_fails_alone(core: Core) -> N
     existing = core.create().conversation.id
     batch = Batch.of(core, "a", "dup", "b")
 
-    def duplicate(repo: Repository) -> int:
+    def duplicate(uow: UnitOfWork) -> int:
         # Nothing runs after this insert inside the unit: it can only fail when written.
-        repo.insert_conversation(_row(core, existing), None)
+        uow.conversations.add(_row(core, existing), None)
         return batch.ids["dup"]
 
     outcomes = batch.run([batch.insert("a"), duplicate, batch.insert("b")])
@@ -691,7 +704,8 @@ def test_failing_create_among_concurrent_creates_fails_alone(core: Core) -> None
             core.create_command(type=ConversationType.SINGLE, other="u1"),  # oneself: refused
         ]
         return await asyncio.gather(
-            *(core.service.create_conversation(c) for c in commands), return_exceptions=True
+            *(core.service.create_conversation(core.caller, c) for c in commands),
+            return_exceptions=True,
         )
 
     ok1, single, unknown, keyed, oneself = run(mixed())

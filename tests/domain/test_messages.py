@@ -11,17 +11,19 @@ from typing import Any, TypeVar
 
 import pytest
 
-from convhub import directory
-from convhub.domain.access import AccessControl, Caller
-from convhub.domain.commands import BatchGetConversations, CreateConversation, NewMessage
+from convhub.domain.authentication import Authenticator
+from convhub.domain.caller import Caller
+from convhub.domain.commands import CreateConversation, ModifyConversation, NewMessage
 from convhub.domain.conversations import ConversationService
 from convhub.domain.messages import MessageService
 from convhub.domain.permissions import ALL_PERMISSIONS, Permission
+from convhub.domain.policy import Policy
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
+from tests import admin
 from tests.support import new_tenant
 
 T = TypeVar("T")
@@ -42,7 +44,7 @@ class Clock:
 class Core:
     conversations: ConversationService
     messages: MessageService
-    access: AccessControl
+    access: Authenticator
     clock: Clock
     database_url: str
     account: str
@@ -52,18 +54,24 @@ class Core:
         granted = frozenset(p.value for p in permissions) if permissions else ALL_PERMISSIONS
         return replace(self.caller, user=user, permissions=granted)
 
+    @property
+    def app_id(self) -> int:
+        assert self.caller.app_id is not None
+        return self.caller.app_id
+
     def create(self, caller: Caller | None = None, **fields: Any) -> int:
         who = caller or self.caller
-        assert who.app_id is not None
         command = CreateConversation(
-            account_id=who.account_id, app_id=who.app_id, owner=who.user, other=None, type=2,
-            **fields,
-        )  # fmt: skip
-        return run(self.conversations.create_conversation(command, caller=who)).conversation.id
+            app_id=self.app_id, owner=who.user, other=None, type=2, **fields
+        )
+        return run(self.conversations.create_conversation(who, command)).conversation.id
 
     def say(self, conversation_id: int, text: str, caller: Caller | None = None) -> int:
         message = NewMessage(role="user", content=text)
-        return run(self.messages.create_message(caller or self.caller, conversation_id, message)).id
+        created = self.messages.create_message(
+            caller or self.caller, self.app_id, conversation_id, message
+        )
+        return run(created).id
 
 
 @pytest.fixture
@@ -73,17 +81,18 @@ def core(database_url: str) -> Iterator[Core]:
     db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 4)
     ids = SnowflakeIds(NodeLease(engine).node)
     clock = Clock()
-    access = AccessControl(db=db, clock=clock, ttl=0)
-    admin = create_database_engine(database_url, pool_size=1)
+    access = Authenticator(db=db, clock=clock, ttl=0)
+    policy = Policy(db=db, clock=clock, ttl=0)
+    engine_admin = create_database_engine(database_url, pool_size=1)
     try:
-        token = directory.create_token(admin, tenant.account, user="alice")
+        token = admin.create_token(engine_admin, tenant.account, user="alice")
     finally:
-        admin.dispose()
+        engine_admin.dispose()
     caller = run(access.token_caller(token.token))
     try:
         yield Core(
-            ConversationService(db=db, ids=ids, clock=clock, access=access),
-            MessageService(db=db, ids=ids, clock=clock),
+            ConversationService(db=db, ids=ids, clock=clock, policy=policy),
+            MessageService(db=db, ids=ids, clock=clock, policy=policy),
             access,
             clock,
             database_url,
@@ -106,7 +115,12 @@ def walk(core: Core, conversation_id: int, *, descending: bool, limit: int) -> l
     for _ in range(100):
         page = run(
             core.messages.list_messages(
-                core.caller, conversation_id, descending=descending, after_id=after, limit=limit
+                core.caller,
+                core.app_id,
+                conversation_id,
+                descending=descending,
+                after_id=after,
+                limit=limit,
             )
         )
         seen += [m.id for m in page.messages]
@@ -132,7 +146,12 @@ def test_before_first_id_walks_back_to_the_start(core: Core) -> None:
     for descending, order in ((True, sent[::-1]), (False, sent)):
         last = run(
             core.messages.list_messages(
-                core.caller, conversation, descending=descending, after_id=order[4], limit=2
+                core.caller,
+                core.app_id,
+                conversation,
+                descending=descending,
+                after_id=order[4],
+                limit=2,
             )
         )
         assert [m.id for m in last.messages] == order[5:7]
@@ -141,7 +160,12 @@ def test_before_first_id_walks_back_to_the_start(core: Core) -> None:
         while True:
             page = run(
                 core.messages.list_messages(
-                    core.caller, conversation, descending=descending, before_id=before, limit=2
+                    core.caller,
+                    core.app_id,
+                    conversation,
+                    descending=descending,
+                    before_id=before,
+                    limit=2,
                 )
             )
             collected = [m.id for m in page.messages] + collected
@@ -152,7 +176,7 @@ def test_before_first_id_walks_back_to_the_start(core: Core) -> None:
 
 
 def test_an_empty_page_has_empty_ids(core: Core) -> None:
-    page = run(core.messages.list_messages(core.caller, core.create()))
+    page = run(core.messages.list_messages(core.caller, core.app_id, core.create()))
     assert (page.messages, page.first_id, page.last_id, page.has_more) == ([], "", "", False)
 
 
@@ -160,97 +184,70 @@ def test_another_user_sees_nothing_of_the_conversation(core: Core) -> None:
     conversation = core.create(name="mine")
     message = core.say(conversation, "hello")
     bob = core.as_user("bob")
+    app = core.app_id
     missing = ErrorCode.CONVERSATION_NOT_FOUND
-    expect(missing, core.conversations.get_conversation(bob, conversation))
-    expect(missing, core.conversations.rename_conversation(bob, conversation, "x"))
-    expect(missing, core.conversations.delete_conversation(bob, conversation))
-    expect(missing, core.conversations.clear_conversation(bob, conversation))
-    expect(missing, core.messages.list_messages(bob, conversation))
-    expect(missing, core.messages.get_message(bob, conversation, message))
-    expect(missing, core.messages.create_message(bob, conversation, NewMessage("user", "x")))
-    listed, _ = run(core.conversations.list_conversations(bob, bot_id="", page_num=1, page_size=50))
+    rename = ModifyConversation(app_id=app, conversation_id=conversation, name="x")
+    expect(missing, core.conversations.get_conversation(bob, app, conversation))
+    expect(missing, core.conversations.modify_conversation(bob, rename))
+    expect(missing, core.conversations.destroy_conversation(bob, app, conversation, owner="bob"))
+    expect(missing, core.conversations.clear_conversation(bob, app, conversation))
+    expect(missing, core.messages.list_messages(bob, app, conversation))
+    expect(missing, core.messages.get_message(bob, app, conversation, message))
+    expect(missing, core.messages.create_message(bob, app, conversation, NewMessage("user", "x")))
+    listed, _ = run(
+        core.conversations.list_conversations(bob, app, bot_id="", page_num=1, page_size=50)
+    )
     assert listed == []
-    assert run(core.conversations.get_conversation(core.caller, conversation)).name == "mine"
+    assert run(core.conversations.batch_get_conversations(bob, app, (conversation,))) == []
+    assert run(core.conversations.get_conversation(core.caller, app, conversation)).name == "mine"
 
 
-def _rename(c: Core, caller: Caller, cid: int) -> Any:
-    return c.conversations.rename_conversation(caller, cid, "n")
-
-
-def _clear(c: Core, caller: Caller, cid: int) -> Any:
-    return c.conversations.clear_conversation(caller, cid)
-
-
-def _retrieve(c: Core, caller: Caller, cid: int) -> Any:
-    return c.conversations.get_conversation(caller, cid)
-
-
-def _list(c: Core, caller: Caller, cid: int) -> Any:
-    return c.messages.list_messages(caller, cid)
-
-
-def _say(c: Core, caller: Caller, cid: int) -> Any:
-    return c.messages.create_message(caller, cid, NewMessage("user", "x"))
-
-
-@pytest.mark.parametrize(
-    ("permission", "call"),
-    [
-        (Permission.EDIT_CONVERSATION, _rename),
-        (Permission.EDIT_CONVERSATION, _clear),
-        (Permission.RETRIEVE_CONVERSATION, _retrieve),
-        (Permission.LIST_MESSAGE, _list),
-        (Permission.CREATE_MESSAGE, _say),
-    ],
-)
-def test_a_missing_permission_is_refused_and_changes_nothing(
-    core: Core, permission: Permission, call: Any
-) -> None:
-    conversation = core.create(name="kept")
-    others = [p for p in Permission if p is not permission]
-    lacking = core.as_user("alice", *others)
-    expect(ErrorCode.PERMISSION_DENIED, call(core, lacking, conversation))
-    assert run(core.conversations.get_conversation(core.caller, conversation)).name == "kept"
-    assert run(core.messages.list_messages(core.caller, conversation)).messages == []
+def test_a_token_cannot_act_in_another_app(core: Core, database_url: str) -> None:
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        other_app = admin.create_app(engine, core.account)
+    finally:
+        engine.dispose()
+    expect(
+        ErrorCode.APP_OF_OTHER_ACCOUNT,
+        core.conversations.create_conversation(
+            core.caller, CreateConversation(app_id=other_app, owner="alice", other=None, type=2)
+        ),
+    )
 
 
 def test_clear_starts_a_new_section_and_keeps_the_messages(core: Core) -> None:
     conversation = core.create()
-    first = run(core.conversations.get_conversation(core.caller, conversation)).section_id
+    app = core.app_id
+    first = run(core.conversations.get_conversation(core.caller, app, conversation)).section_id
     old = core.say(conversation, "before")
-    section = run(core.conversations.clear_conversation(core.caller, conversation))
+    section = run(core.conversations.clear_conversation(core.caller, app, conversation))
     assert section != first
-    assert run(core.conversations.get_conversation(core.caller, conversation)).section_id == section
+    after = run(core.conversations.get_conversation(core.caller, app, conversation))
+    assert after.section_id == section
     new = core.say(conversation, "after")
-    messages = run(core.messages.list_messages(core.caller, conversation, descending=False))
+    messages = run(core.messages.list_messages(core.caller, app, conversation, descending=False))
     assert [(m.id, m.section_id) for m in messages.messages] == [(old, first), (new, section)]
 
 
 def test_delete_hides_the_conversation_from_both_dialects(core: Core) -> None:
     conversation = core.create()
-    run(core.conversations.delete_conversation(core.caller, conversation))
+    app = core.app_id
+    run(core.conversations.destroy_conversation(core.caller, app, conversation, owner="alice"))
     expect(
         ErrorCode.CONVERSATION_NOT_FOUND,
-        core.conversations.get_conversation(core.caller, conversation),
+        core.conversations.get_conversation(core.caller, app, conversation),
     )
-    assert core.caller.app_id is not None
-    batch = BatchGetConversations(
-        account_id=core.caller.account_id,
-        app_id=core.caller.app_id,
-        conversation_ids=(conversation,),
-    )
-    assert run(core.conversations.batch_get_conversations(batch)) == []
+    as_key = Caller.access_key(core.caller.account_id)
+    assert run(core.conversations.batch_get_conversations(as_key, app, (conversation,))) == []
 
 
 def test_meta_data_limits(core: Core) -> None:
-    base = CreateConversation(
-        account_id=core.caller.account_id, app_id=core.caller.app_id or 0, owner="alice",
-        other=None, type=2,
-    )  # fmt: skip
+    base = CreateConversation(app_id=core.app_id, owner="alice", other=None, type=2)
 
     def create(meta: dict[str, str]) -> Coroutine[Any, Any, Any]:
         command = replace(base, meta_data=meta)
-        return core.conversations.create_conversation(command, caller=core.caller)
+        return core.conversations.create_conversation(core.caller, command)
 
     over = ErrorCode.META_DATA_OVER_LIMIT
     expect(over, create({f"k{i}": "v" for i in range(17)}))
@@ -269,7 +266,7 @@ def test_list_conversations_pages_by_bot_and_connector(core: Core) -> None:
     for page_num in range(1, 10):
         page, more = run(
             core.conversations.list_conversations(
-                core.caller, bot_id="b1", page_num=page_num, page_size=2
+                core.caller, core.app_id, bot_id="b1", page_num=page_num, page_size=2
             )
         )
         seen += [c.id for c in page]
@@ -279,13 +276,13 @@ def test_list_conversations_pages_by_bot_and_connector(core: Core) -> None:
 
 
 def test_tokens_revoked_expired_or_unknown_are_refused(core: Core) -> None:
-    admin = create_database_engine(core.database_url, pool_size=1)
+    engine = create_database_engine(core.database_url, pool_size=1)
     try:
-        revoked = directory.create_token(admin, core.account, user="alice")
-        directory.revoke_token(admin, revoked.id)
-        expiring = directory.create_token(admin, core.account, user="alice", expires_in=60)
+        revoked = admin.create_token(engine, core.account, user="alice")
+        admin.revoke_token(engine, revoked.id)
+        expiring = admin.create_token(engine, core.account, user="alice", expires_in=60)
     finally:
-        admin.dispose()
+        engine.dispose()
     expect(ErrorCode.INVALID_TOKEN, core.access.token_caller(revoked.token))
     expect(ErrorCode.INVALID_TOKEN, core.access.token_caller("pat_unknown"))
     assert run(core.access.token_caller(expiring.token)).user == "alice"

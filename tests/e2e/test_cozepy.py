@@ -3,7 +3,8 @@
 Both clients, used as cozepy's docs show them (``Coze(auth=TokenAuth(token), base_url=...)`` and
 ``AsyncCoze(auth=AsyncTokenAuth(token), base_url=...)``), call every conversation, message and
 feedback method against a live server on both storage engines. Tokens are minted with
-``convhub.directory.create_token`` for a fresh account per test. Last, a plain script written from
+``convhub.domain.directory.create_token`` for a fresh account per test. Last, a plain script
+written from
 the cozepy docs alone runs against ``convhub serve`` with nothing but the server's address and the
 token its first start prints. What the SDK needs on the wire: shared/reference/cozepy-wire.md.
 """
@@ -27,10 +28,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from convhub import directory
 from convhub.config import Settings
 from convhub.domain.permissions import ALL_PERMISSIONS, Permission
 from convhub.store.engine import create_database_engine
+from tests import admin
 from tests.e2e.test_volc_sdks import Served, assert_stopped_cleanly, convhub_serve
 from tests.support import LiveServer, new_tenant
 
@@ -81,10 +82,10 @@ def mint(
     user: str = USER,
     permissions: Iterable[str] | None = None,
     expires_in: int | None = None,
-) -> directory.NewToken:
+) -> admin.NewToken:
     engine = create_database_engine(database_url, pool_size=1)
     try:
-        return directory.create_token(
+        return admin.create_token(
             engine, account, user=user, permissions=permissions, expires_in=expires_in
         )
     finally:
@@ -94,7 +95,7 @@ def mint(
 def revoke(database_url: str, token_id: int) -> None:
     engine = create_database_engine(database_url, pool_size=1)
     try:
-        directory.revoke_token(engine, token_id)
+        admin.revoke_token(engine, token_id)
     finally:
         engine.dispose()
 

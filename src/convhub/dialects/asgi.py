@@ -54,6 +54,18 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
+def header_map(scope: Scope) -> dict[str, str]:
+    """Lower-case header names to values. A request may carry one Authorization header: both
+    dialects refuse a second, whichever one a proxy or client meant."""
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = key.decode("latin-1").lower()
+        if name == "authorization" and name in headers:
+            raise ConvhubError(ErrorCode.MISSING_AUTH, "more than one Authorization header")
+        headers[name] = value.decode("latin-1")
+    return headers
+
+
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -18,7 +18,6 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class CreateConversation:
-    account_id: int
     app_id: int
     owner: str | None
     other: str | None
@@ -40,7 +39,6 @@ class CreateConversation:
 class ModifyConversation:
     """Only the fields that are not None change."""
 
-    account_id: int
     app_id: int
     conversation_id: int
     name: str | None = None
@@ -51,15 +49,7 @@ class ModifyConversation:
     owner: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BatchGetConversations:
-    account_id: int
-    app_id: int
-    conversation_ids: tuple[int, ...]
-
-
 __all__ = [
-    "BatchGetConversations",
     "ConversationType",
     "CreateConversation",
     "ModifyConversation",

@@ -1,4 +1,4 @@
-"""Conversation rules: creation and its idempotency, partial modification, batch reads."""
+"""Conversation rules: creation and its idempotency, modification, reads, dissolution."""
 
 from __future__ import annotations
 
@@ -6,21 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from convhub.domain import rules
-from convhub.domain.access import AccessControl, Caller
-from convhub.domain.commands import BatchGetConversations, CreateConversation, ModifyConversation
+from convhub.domain.caller import Caller
+from convhub.domain.commands import CreateConversation, ModifyConversation
 from convhub.domain.messages import build_message, validate_new_message
 from convhub.domain.models import (
     Conversation,
-    ConversationStatus,
     ConversationType,
     Participant,
     ParticipantStatus,
     Role,
 )
-from convhub.domain.ownership import get_own, token_scope
-from convhub.domain.permissions import Permission, require
-from convhub.domain.ports import Database, IdSource, Repository
+from convhub.domain.policy import Policy
+from convhub.domain.ports import Database, IdSource, UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
+
+_KEYED_INSERT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,8 @@ def idempotency_key(command: CreateConversation) -> str | None:
     A given IdempotentId wins. A single chat without one is keyed by its two users in either
     order, so a pair of users gets one single chat. A group without one gets no key: it always
     creates (the NULL key is the "fresh random key" of the Volcengine page, without the random
-    index page it would dirty). The two namespaces are kept apart by their prefixes.
+    index page it would dirty). The two namespaces are kept apart by their prefixes. A dissolved
+    conversation gives its key up (``Conversations.dissolve``): the next create makes a new one.
     """
     if command.idempotent_id:
         return "id:" + command.idempotent_id
@@ -89,28 +90,27 @@ def _validate_core_info(
 
 class ConversationService:
     def __init__(
-        self, *, db: Database, ids: IdSource, clock: Callable[[], float], access: AccessControl
+        self, *, db: Database, ids: IdSource, clock: Callable[[], float], policy: Policy
     ) -> None:
         self._db = db
         self._ids = ids
         self._clock = clock
-        self._access = access
+        self._policy = policy
 
     async def create_conversation(
-        self, command: CreateConversation, *, caller: Caller | None = None
+        self, caller: Caller, command: CreateConversation
     ) -> CreatedConversation:
-        if caller is not None:
-            require(caller.permissions, Permission.CREATE_CONVERSATION)
         kind = _validate_create(command)
-        await self._access.authorize_app(command.account_id, command.app_id)
+        await self._policy.app(caller, command.app_id)
         key = idempotency_key(command)
-        now = int(self._clock())
+        now = self._clock()
+        seconds = int(now)
         owner = command.owner
         assert owner is not None  # checked by _validate_create
         other = command.other if kind is ConversationType.SINGLE else None
         ids = self._ids
 
-        def work(repo: Repository) -> CreatedConversation:
+        def work(uow: UnitOfWork) -> CreatedConversation:
             conversation = Conversation(
                 id=ids.next_id(),
                 app_id=command.app_id,
@@ -119,8 +119,8 @@ class ConversationService:
                 owner=owner,
                 creator=owner,
                 other=other,
-                create_time=now,
-                modify_time=now,
+                create_time=seconds,
+                modify_time=seconds,
                 name=command.name or "",
                 avatar_url=command.avatar_url or "",
                 description=command.description or "",
@@ -130,41 +130,50 @@ class ConversationService:
                 bot_id=command.bot_id or "",
                 connector_id=command.connector_id or "",
                 section_id=ids.next_id(),
+                last_message_index=len(command.messages),
             )
-            if not repo.insert_conversation(conversation, key):
+            for _ in range(_KEYED_INSERT_ATTEMPTS):
+                if uow.conversations.add(conversation, key):
+                    break
                 assert key is not None  # only a keyed insert can collide
-                existing = repo.find_by_idempotency_key(command.app_id, command.inbox_type, key)
-                if existing is None:  # the holder vanished between the two statements
-                    raise ConvhubError(ErrorCode.INTERNAL, "idempotency key conflict")
-                return CreatedConversation(existing, exist=True)
+                existing = uow.conversations.find_by_key(command.app_id, command.inbox_type, key)
+                if existing is not None:
+                    return CreatedConversation(existing, exist=True)
+                # The holder was dissolved between the two statements: its key is free again.
+            else:
+                raise ConvhubError(ErrorCode.UNAVAILABLE, "idempotency key contended; retry")
             if other is not None:
                 members = [
-                    Participant(conversation.id, owner, Role.MEMBER, owner, now),
-                    Participant(conversation.id, other, Role.MEMBER, owner, now),
+                    Participant(conversation.id, owner, Role.MEMBER, owner, seconds),
+                    Participant(conversation.id, other, Role.MEMBER, owner, seconds),
                 ]
             else:
-                members = [Participant(conversation.id, owner, Role.OWNER, owner, now)]
-            repo.insert_participants(members)
+                members = [Participant(conversation.id, owner, Role.OWNER, owner, seconds)]
+            uow.participants.add_many(members)
             if command.messages:
-                repo.insert_messages(
+                millis = int(now * 1000)
+                uow.messages.add_many(
                     [
-                        build_message(ids.next_id(), conversation, owner, m, now)
-                        for m in command.messages
+                        build_message(ids.next_id(), index, conversation, owner, m, millis)
+                        for index, m in enumerate(command.messages, start=1)
                     ]
                 )
             return CreatedConversation(conversation, exist=False)
 
         return await self._db.write(work)
 
-    async def modify_conversation(self, command: ModifyConversation) -> None:
+    async def modify_conversation(
+        self, caller: Caller, command: ModifyConversation
+    ) -> Conversation:
+        """Changes what is given; ``ModifyTime`` moves only when something changed."""
         _validate_core_info(
             command.name, command.avatar_url, command.description, command.notice, command.ext
         )
-        await self._access.authorize_app(command.account_id, command.app_id)
+        await self._policy.app(caller, command.app_id)
         now = int(self._clock())
 
-        def work(repo: Repository) -> None:
-            conversation = _get_live(repo, command.app_id, command.conversation_id)
+        def work(uow: UnitOfWork) -> Conversation:
+            conversation = self._visible(uow, caller, command.app_id, command.conversation_id)
             changed = False
             for field in ("name", "avatar_url", "description", "notice"):
                 value = getattr(command, field)
@@ -178,16 +187,19 @@ class ConversationService:
                     conversation.ext = merged
                     changed = True
             if command.owner is not None and command.owner != conversation.owner:
-                _transfer_owner(repo, conversation, command.owner)
+                _transfer_owner(uow, conversation, command.owner)
                 changed = True
             if changed:
                 conversation.modify_time = max(now, conversation.modify_time)
-                repo.update_conversation(conversation)
+                uow.conversations.update(conversation)
+            return conversation
 
-        await self._db.write(work)
+        return await self._db.write(work)
 
-    async def batch_get_conversations(self, command: BatchGetConversations) -> list[Conversation]:
-        ids = command.conversation_ids
+    async def batch_get_conversations(
+        self, caller: Caller, app_id: int, conversation_ids: tuple[int, ...]
+    ) -> list[Conversation]:
+        ids = conversation_ids
         if not ids:
             raise ConvhubError(ErrorCode.INVALID_PARAM, "ConversationShortId must not be empty")
         if len(ids) > rules.MAX_BATCH_GET:
@@ -200,30 +212,25 @@ class ConversationService:
                 ErrorCode.INVALID_CONVERSATION_ID_ELEMENT,
                 "ConversationShortId holds an ID that is not positive",
             )
-        await self._access.authorize_app(command.account_id, command.app_id)
+        await self._policy.app(caller, app_id)
         unique = list(dict.fromkeys(ids))
-
-        def work(repo: Repository) -> list[Conversation]:
-            return repo.get_conversations(command.app_id, unique)
-
         found = {
-            c.id: c for c in await self._db.read(work) if c.status is ConversationStatus.NORMAL
+            c.id: c
+            for c in await self._db.read(lambda uow: uow.conversations.get_many(unique))
+            if Policy.sees(caller, app_id, c)
         }
         return [found[i] for i in unique if i in found]
 
-    # Coze-style operations: a token's user sees only the conversations it created, in its app.
-
-    async def get_conversation(self, caller: Caller, conversation_id: int) -> Conversation:
-        require(caller.permissions, Permission.RETRIEVE_CONVERSATION)
-
-        def work(repo: Repository) -> Conversation:
-            return get_own(repo, caller, conversation_id)
-
-        return await self._db.read(work)
+    async def get_conversation(
+        self, caller: Caller, app_id: int, conversation_id: int
+    ) -> Conversation:
+        await self._policy.app(caller, app_id)
+        return await self._db.read(lambda uow: self._visible(uow, caller, app_id, conversation_id))
 
     async def list_conversations(
         self,
         caller: Caller,
+        app_id: int,
         *,
         bot_id: str,
         page_num: int,
@@ -231,17 +238,18 @@ class ConversationService:
         descending: bool = True,
         connector_id: str = "1024",
     ) -> tuple[list[Conversation], bool]:
-        require(caller.permissions, Permission.LIST_CONVERSATION)
+        """The caller's own conversations with a bot, a page at a time."""
         if page_num < 1:
             raise ConvhubError(ErrorCode.INVALID_PARAM, "page_num must be at least 1")
         if not 1 <= page_size <= rules.MAX_PAGE_SIZE:
             raise ConvhubError(
                 ErrorCode.INVALID_PARAM, f"page_size must be 1 to {rules.MAX_PAGE_SIZE}"
             )
-        app_id, user = token_scope(caller)
+        user = Policy.user(caller)
+        await self._policy.app(caller, app_id)
 
-        def work(repo: Repository) -> list[Conversation]:
-            return repo.list_conversations(
+        def work(uow: UnitOfWork) -> list[Conversation]:
+            return uow.conversations.list_created(
                 app_id,
                 user,
                 bot_id=bot_id,
@@ -254,70 +262,59 @@ class ConversationService:
         found = await self._db.read(work)
         return found[:page_size], len(found) > page_size
 
-    async def rename_conversation(
-        self, caller: Caller, conversation_id: int, name: str | None
-    ) -> Conversation:
-        require(caller.permissions, Permission.EDIT_CONVERSATION)
-        rules.check_length(name, rules.MAX_NAME, "name")
+    async def destroy_conversation(
+        self, caller: Caller, app_id: int, conversation_id: int, *, owner: str
+    ) -> None:
+        """Dissolves it, for both dialects: it stays stored with status 1, its messages with it,
+        and its idempotency key is free for a new conversation."""
+        await self._policy.app(caller, app_id)
         now = int(self._clock())
 
-        def work(repo: Repository) -> Conversation:
-            conversation = get_own(repo, caller, conversation_id)
-            if name is not None and name != conversation.name:
-                conversation.name = name
-                conversation.modify_time = max(now, conversation.modify_time)
-                repo.update_conversation(conversation)
-            return conversation
-
-        return await self._db.write(work)
-
-    async def delete_conversation(self, caller: Caller, conversation_id: int) -> None:
-        """Dissolves it: gone for both dialects; its messages stay in the store."""
-        require(caller.permissions, Permission.EDIT_CONVERSATION)
-        now = int(self._clock())
-
-        def work(repo: Repository) -> None:
-            conversation = get_own(repo, caller, conversation_id)
-            conversation.status = ConversationStatus.DISSOLVED
+        def work(uow: UnitOfWork) -> None:
+            conversation = self._visible(uow, caller, app_id, conversation_id)
+            if conversation.type is ConversationType.SINGLE:
+                raise ConvhubError(
+                    ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED, "a single chat cannot be dissolved"
+                )
+            if conversation.owner != owner:
+                raise ConvhubError(ErrorCode.ONLY_OWNER, "only the owner can dissolve it")
             conversation.modify_time = max(now, conversation.modify_time)
-            repo.update_conversation(conversation)
+            uow.conversations.dissolve(conversation)
 
         await self._db.write(work)
 
-    async def clear_conversation(self, caller: Caller, conversation_id: int) -> int:
+    async def clear_conversation(self, caller: Caller, app_id: int, conversation_id: int) -> int:
         """Starts a new context section; earlier messages are kept. Returns the section's ID."""
-        require(caller.permissions, Permission.EDIT_CONVERSATION)
+        await self._policy.app(caller, app_id)
         ids = self._ids
 
-        def work(repo: Repository) -> int:
-            conversation = get_own(repo, caller, conversation_id)
+        def work(uow: UnitOfWork) -> int:
+            conversation = self._visible(uow, caller, app_id, conversation_id)
             conversation.section_id = ids.next_id()
-            repo.update_conversation(conversation)
+            uow.conversations.update(conversation)
             return conversation.section_id
 
         return await self._db.write(work)
 
-
-def _get_live(repo: Repository, app_id: int, conversation_id: int) -> Conversation:
-    conversation = repo.get_conversation(app_id, conversation_id)
-    if conversation is None or conversation.status is not ConversationStatus.NORMAL:
-        raise ConvhubError(
-            ErrorCode.CONVERSATION_NOT_FOUND, f"conversation {conversation_id} does not exist"
-        )
-    return conversation
+    @staticmethod
+    def _visible(
+        uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int
+    ) -> Conversation:
+        found = uow.conversations.get(conversation_id)
+        return Policy.conversation(caller, app_id, conversation_id, found)
 
 
-def _transfer_owner(repo: Repository, conversation: Conversation, new_owner: str) -> None:
+def _transfer_owner(uow: UnitOfWork, conversation: Conversation, new_owner: str) -> None:
     if conversation.type is ConversationType.SINGLE:
         raise ConvhubError(
             ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED, "a single chat has no owner to transfer"
         )
-    member = repo.get_participant(conversation.id, new_owner)
+    member = uow.participants.get(conversation.id, new_owner)
     if member is None or member.status is not ParticipantStatus.NORMAL:
         raise ConvhubError(
             ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
             "the new owner must be a member of the conversation",
         )
-    repo.set_participant_role(conversation.id, conversation.owner, Role.MEMBER)
-    repo.set_participant_role(conversation.id, new_owner, Role.OWNER)
+    uow.participants.set_role(conversation.id, conversation.owner, Role.MEMBER)
+    uow.participants.set_role(conversation.id, new_owner, Role.OWNER)
     conversation.owner = new_owner

@@ -9,17 +9,22 @@ it. A page knows whether more lie beyond it in its direction, so that following 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
 from convhub.domain import rules
-from convhub.domain.access import Caller
+from convhub.domain.caller import Caller
 from convhub.domain.commands import NewMessage
-from convhub.domain.models import Conversation, Message
-from convhub.domain.ownership import get_own, token_scope
-from convhub.domain.permissions import Permission, require
-from convhub.domain.ports import Database, IdSource, Repository
+from convhub.domain.models import (
+    Conversation,
+    Feedback,
+    Message,
+    MessageStatus,
+    MsgType,
+)
+from convhub.domain.policy import Policy
+from convhub.domain.ports import Database, IdSource, UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 
 ROLES = frozenset({"user", "assistant"})
@@ -29,6 +34,9 @@ _DEFAULT_TYPE = {"user": "question", "assistant": "answer"}
 _MESSAGE_TYPES = frozenset(
     {"question", "answer", "function_call", "tool_output", "tool_response", "follow_up", "verbose"}
 )
+# A Coze content type is a Volcengine MsgType: plain text is text, a serialised list of objects
+# (Coze's multimodal form) is a custom message.
+MSG_TYPES = {"text": MsgType.TEXT, "object_string": MsgType.CUSTOM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,51 +73,74 @@ def validate_new_message(message: NewMessage) -> None:
 
 
 def build_message(
-    message_id: int, conversation: Conversation, sender: str, new: NewMessage, now: int
+    message_id: int,
+    index: int,
+    conversation: Conversation,
+    sender: str,
+    new: NewMessage,
+    now_ms: int,
 ) -> Message:
+    """A Coze-style message, as the core keeps it."""
     return Message(
         id=message_id,
         conversation_id=conversation.id,
-        section_id=conversation.section_id,
+        index=index,
         sender=sender,
+        msg_type=int(MSG_TYPES[new.content_type]),
+        content=new.content,
+        ext=dict(new.meta_data or {}),
+        status=MessageStatus.NORMAL,
+        create_time=now_ms,
+        update_time=now_ms,
+        section_id=conversation.section_id,
         role=new.role,
         type=new.type or _DEFAULT_TYPE[new.role],
-        content=new.content,
         content_type=new.content_type,
-        meta_data=dict(new.meta_data or {}),
         bot_id=conversation.bot_id if new.role == "assistant" else "",
-        chat_id="",
-        create_time=now,
-        update_time=now,
     )
 
 
-def _get_visible(repo: Repository, conversation_id: int, message_id: int) -> Message:
-    message = repo.get_message(conversation_id, message_id)
+def _get_visible(uow: UnitOfWork, conversation_id: int, message_id: int) -> Message:
+    message = uow.messages.get(conversation_id, message_id)
     if message is None:
         raise ConvhubError(ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id} does not exist")
     return message
 
 
 class MessageService:
-    def __init__(self, *, db: Database, ids: IdSource, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, db: Database, ids: IdSource, clock: Callable[[], float], policy: Policy
+    ) -> None:
         self._db = db
         self._ids = ids
         self._clock = clock
+        self._policy = policy
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @staticmethod
+    def _conversation(
+        uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int
+    ) -> Conversation:
+        found = uow.conversations.get(conversation_id)
+        return Policy.conversation(caller, app_id, conversation_id, found)
 
     async def create_message(
-        self, caller: Caller, conversation_id: int, message: NewMessage
+        self, caller: Caller, app_id: int, conversation_id: int, message: NewMessage
     ) -> Message:
-        require(caller.permissions, Permission.CREATE_MESSAGE)
         validate_new_message(message)
-        _, user = token_scope(caller)
-        now = int(self._clock())
+        user = Policy.user(caller)
+        await self._policy.app(caller, app_id)
+        now = self._now_ms()
         ids = self._ids
 
-        def work(repo: Repository) -> Message:
-            conversation = get_own(repo, caller, conversation_id)
-            created = build_message(ids.next_id(), conversation, user, message, now)
-            repo.insert_messages([created])
+        def work(uow: UnitOfWork) -> Message:
+            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            message_id = ids.next_id()
+            index = uow.conversations.take_message_indexes(conversation.id, 1)
+            created = build_message(message_id, index, conversation, user, message, now)
+            uow.messages.add_many([created])
             return created
 
         return await self._db.write(work)
@@ -117,6 +148,7 @@ class MessageService:
     async def list_messages(
         self,
         caller: Caller,
+        app_id: int,
         conversation_id: int,
         *,
         descending: bool = True,
@@ -125,9 +157,9 @@ class MessageService:
         after_id: int | None = None,
         limit: int = 50,
     ) -> MessagePage:
-        require(caller.permissions, Permission.LIST_MESSAGE)
         if not 1 <= limit <= rules.MAX_PAGE_SIZE:
             raise ConvhubError(ErrorCode.INVALID_PARAM, f"limit must be 1 to {rules.MAX_PAGE_SIZE}")
+        await self._policy.app(caller, app_id)
         after = after_id or None
         before = before_id or None
         # "after" continues in the order asked; "before" alone walks back against it.
@@ -138,9 +170,9 @@ class MessageService:
             above, below = after, before
         ascending = (not descending) != backwards
 
-        def work(repo: Repository) -> list[Message]:
-            get_own(repo, caller, conversation_id)
-            return repo.list_messages(
+        def work(uow: UnitOfWork) -> list[Message]:
+            self._conversation(uow, caller, app_id, conversation_id)
+            return uow.messages.page(
                 conversation_id,
                 above=above,
                 below=below,
@@ -161,18 +193,21 @@ class MessageService:
             has_more=has_more,
         )
 
-    async def get_message(self, caller: Caller, conversation_id: int, message_id: int) -> Message:
-        require(caller.permissions, Permission.RETRIEVE_MESSAGE)
+    async def get_message(
+        self, caller: Caller, app_id: int, conversation_id: int, message_id: int
+    ) -> Message:
+        await self._policy.app(caller, app_id)
 
-        def work(repo: Repository) -> Message:
-            get_own(repo, caller, conversation_id)
-            return _get_visible(repo, conversation_id, message_id)
+        def work(uow: UnitOfWork) -> Message:
+            self._conversation(uow, caller, app_id, conversation_id)
+            return _get_visible(uow, conversation_id, message_id)
 
         return await self._db.read(work)
 
     async def modify_message(
         self,
         caller: Caller,
+        app_id: int,
         conversation_id: int,
         message_id: int,
         *,
@@ -180,48 +215,54 @@ class MessageService:
         content_type: str | None,
         meta_data: dict[str, str] | None,
     ) -> Message:
-        """Changes what is given; ``meta_data`` replaces the message's whole map."""
-        require(caller.permissions, Permission.MODIFY_MESSAGE)
+        """Changes what is given; ``meta_data`` replaces the message's whole map (Coze's rule)."""
         if content is None and meta_data is None:
             raise ConvhubError(
                 ErrorCode.INVALID_PARAM, "content and meta_data cannot both be empty"
             )
         rules.check_meta_data(meta_data)
-        now = int(self._clock())
+        await self._policy.app(caller, app_id)
+        now = self._now_ms()
 
-        def work(repo: Repository) -> Message:
-            get_own(repo, caller, conversation_id)
-            message = _get_visible(repo, conversation_id, message_id)
+        def work(uow: UnitOfWork) -> Message:
+            self._conversation(uow, caller, app_id, conversation_id)
+            message = _get_visible(uow, conversation_id, message_id)
             new_type = content_type or message.content_type
             new_content = message.content if content is None else content
             if content is not None or content_type is not None:
                 _check_content(new_content, new_type)
             message.content, message.content_type = new_content, new_type
+            message.msg_type = int(MSG_TYPES[new_type])
             if meta_data is not None:
-                message.meta_data = dict(meta_data)
+                message.ext = dict(meta_data)
             message.update_time = max(now, message.update_time)
-            repo.update_message(message)
+            uow.messages.update(message)
             return message
 
         return await self._db.write(work)
 
     async def delete_message(
-        self, caller: Caller, conversation_id: int, message_id: int
+        self, caller: Caller, app_id: int, conversation_id: int, message_id: int
     ) -> Message:
-        require(caller.permissions, Permission.DELETE_MESSAGE)
-        now = int(self._clock())
+        """Hides it from everyone; the message stays stored."""
+        await self._policy.app(caller, app_id)
+        now = self._now_ms()
 
-        def work(repo: Repository) -> Message:
-            get_own(repo, caller, conversation_id)
-            message = _get_visible(repo, conversation_id, message_id)
-            repo.delete_message(message.id, now)
-            return message
+        def work(uow: UnitOfWork) -> Message:
+            self._conversation(uow, caller, app_id, conversation_id)
+            message = _get_visible(uow, conversation_id, message_id)
+            update_time = max(now, message.update_time)
+            uow.messages.update(
+                replace(message, status=MessageStatus.DELETED, update_time=update_time)
+            )
+            return message  # as it was: Coze answers the deleted message
 
         return await self._db.write(work)
 
     async def set_feedback(
         self,
         caller: Caller,
+        app_id: int,
         conversation_id: int,
         message_id: int,
         *,
@@ -229,36 +270,38 @@ class MessageService:
         reason_types: list[str] | None,
         comment: str | None,
     ) -> None:
-        require(caller.permissions, Permission.MESSAGE_FEEDBACK)
         if feedback_type not in FEEDBACK_TYPES:
             raise ConvhubError(ErrorCode.INVALID_PARAM, "feedback_type must be like or unlike")
         rules.check_length(comment, rules.MAX_DESCRIPTION, "comment")
         for reason in reason_types or []:
             rules.check_length(reason, rules.MAX_ID_TEXT, "reason_types")
-        _, user = token_scope(caller)
-        now = int(self._clock())
+        user = Policy.user(caller)
+        await self._policy.app(caller, app_id)
+        feedback = Feedback(
+            message_id=message_id,
+            user=user,
+            feedback_type=feedback_type,
+            reason_types=tuple(reason_types or ()),
+            comment=comment or "",
+            create_time=int(self._clock()),
+        )
 
-        def work(repo: Repository) -> None:
-            get_own(repo, caller, conversation_id)
-            _get_visible(repo, conversation_id, message_id)
-            repo.set_feedback(
-                message_id,
-                user,
-                feedback_type=feedback_type,
-                reason_types=reason_types or [],
-                comment=comment or "",
-                create_time=now,
-            )
+        def work(uow: UnitOfWork) -> None:
+            self._conversation(uow, caller, app_id, conversation_id)
+            _get_visible(uow, conversation_id, message_id)
+            uow.messages.set_feedback(feedback)
 
         await self._db.write(work)
 
-    async def delete_feedback(self, caller: Caller, conversation_id: int, message_id: int) -> None:
-        require(caller.permissions, Permission.MESSAGE_FEEDBACK)
-        _, user = token_scope(caller)
+    async def delete_feedback(
+        self, caller: Caller, app_id: int, conversation_id: int, message_id: int
+    ) -> None:
+        user = Policy.user(caller)
+        await self._policy.app(caller, app_id)
 
-        def work(repo: Repository) -> None:
-            get_own(repo, caller, conversation_id)
-            _get_visible(repo, conversation_id, message_id)
-            repo.delete_feedback(message_id, user)
+        def work(uow: UnitOfWork) -> None:
+            self._conversation(uow, caller, app_id, conversation_id)
+            _get_visible(uow, conversation_id, message_id)
+            uow.messages.delete_feedback(message_id, user)
 
         await self._db.write(work)

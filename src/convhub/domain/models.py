@@ -85,6 +85,7 @@ class Conversation:
     bot_id: str = ""
     connector_id: str = ""
     section_id: int = 0  # the current context section: Coze's last_section_id
+    last_message_index: int = 0  # IndexInConversation of its newest message
 
 
 @dataclass(slots=True)
@@ -97,21 +98,68 @@ class Participant:
     status: ParticipantStatus = ParticipantStatus.NORMAL
 
 
+class MessageStatus(IntEnum):
+    NORMAL = 0
+    RECALLED = 1
+    DELETED = 2  # for everyone (Volcengine DeleteType 0, Coze delete)
+
+
+class MsgType(IntEnum):
+    """Volcengine message types (doc 337135); Coze content types map onto two of them."""
+
+    TEXT = 10001
+    IMAGE = 10003
+    VIDEO = 10004
+    FILE = 10005
+    AUDIO = 10006
+    CUSTOM = 10012
+
+
 @dataclass(slots=True)
 class Message:
+    """One message, as both dialects see it.
+
+    The Volcengine view (volcengine-im.md §6.5) reads ``sender``, ``msg_type``, ``content``,
+    ``ext``, ``index``, ``status``, the visibility lists and ``client_msg_id``; the Coze view reads
+    ``role``, ``type``, ``content_type``, ``ext`` (its meta_data), ``section_id``, ``bot_id`` and
+    ``chat_id``.
+    Times are Unix milliseconds; the Coze view shows seconds.
+    """
+
     id: int
     conversation_id: int
-    section_id: int
+    index: int  # IndexInConversation: 1, 2, 3 … with no gaps within a conversation
     sender: str
-    role: str
-    type: str
+    msg_type: int
     content: str
-    content_type: str
-    meta_data: dict[str, str]
-    bot_id: str
-    chat_id: str
+    ext: dict[str, str]
+    status: MessageStatus
+    create_time: int  # ms
+    update_time: int  # ms
+    client_msg_id: str | None = None
+    mentioned_users: tuple[str, ...] = ()
+    visible_users: tuple[str, ...] = ()
+    invisible_users: tuple[str, ...] = ()
+    ref_message_id: int | None = None
+    ref_hint: str = ""
+    priority: int = 0
+    # Coze
+    section_id: int = 0
+    role: str = "user"
+    type: str = "question"
+    content_type: str = "text"
+    bot_id: str = ""
+    chat_id: str = ""
+
+
+@dataclass(slots=True)
+class Feedback:
+    message_id: int
+    user: str
+    feedback_type: str
+    reason_types: tuple[str, ...]
+    comment: str
     create_time: int
-    update_time: int
 
 
 @dataclass(slots=True)

@@ -1,4 +1,8 @@
-"""What the domain needs from the outside world, as Protocols; adapters live in ``store``."""
+"""What the domain needs from the outside world, as Protocols; adapters live in ``store``.
+
+Storage is one repository per aggregate, reached through a ``UnitOfWork``: everything a unit of
+work does runs in one transaction, committed (and synced) before ``Database.write`` returns.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from convhub.domain.models import (
     App,
     Conversation,
     EntityStatus,
+    Feedback,
     Message,
     Participant,
     Role,
@@ -20,40 +25,30 @@ from convhub.domain.models import (
 T = TypeVar("T")
 
 
-class Repository(Protocol):
-    """Reads and writes inside one transaction; synchronous, a ``Database`` decides where."""
-
-    def get_credentials(self, access_key: str) -> tuple[AccessKey, Account] | None: ...
-
-    def get_app(self, app_id: int) -> App | None: ...
-
-    def insert_conversation(self, conversation: Conversation, idempotency_key: str | None) -> bool:
+class Conversations(Protocol):
+    def add(self, conversation: Conversation, idempotency_key: str | None) -> bool:
         """Insert unless (app, inbox, idempotency key) is taken; False when it was."""
         ...
 
-    def find_by_idempotency_key(
+    def get(self, conversation_id: int) -> Conversation | None: ...
+
+    def get_many(self, conversation_ids: Sequence[int]) -> list[Conversation]:
+        """The conversations among the IDs, in no particular order."""
+        ...
+
+    def find_by_key(
         self, app_id: int, inbox_type: int, idempotency_key: str
     ) -> Conversation | None: ...
 
-    def get_conversation(self, app_id: int, conversation_id: int) -> Conversation | None: ...
-
-    def get_conversations(self, app_id: int, conversation_ids: Sequence[int]) -> list[Conversation]:
-        """The conversations of ``app_id`` among the IDs, in no particular order."""
+    def update(self, conversation: Conversation) -> None:
+        """Write back what may change: names, ext, owner, status, counts, times, section."""
         ...
 
-    def update_conversation(self, conversation: Conversation) -> None: ...
-
-    def insert_participants(self, participants: Sequence[Participant]) -> None: ...
-
-    def get_participant(self, conversation_id: int, user: str) -> Participant | None: ...
-
-    def set_participant_role(self, conversation_id: int, user: str, role: Role) -> None: ...
-
-    def get_token(self, token_hash: str) -> tuple[Token, EntityStatus, EntityStatus] | None:
-        """The token with its account's and its app's status."""
+    def dissolve(self, conversation: Conversation) -> None:
+        """Mark it dissolved and free its idempotency key for a new conversation."""
         ...
 
-    def list_conversations(
+    def list_created(
         self,
         app_id: int,
         creator: str,
@@ -65,11 +60,25 @@ class Repository(Protocol):
         descending: bool,
     ) -> list[Conversation]: ...
 
-    def insert_messages(self, new: Sequence[Message]) -> None: ...
+    def take_message_indexes(self, conversation_id: int, count: int) -> int:
+        """Reserve ``count`` message indexes; the last one reserved."""
+        ...
 
-    def get_message(self, conversation_id: int, message_id: int) -> Message | None: ...
 
-    def list_messages(
+class Participants(Protocol):
+    def add_many(self, participants: Sequence[Participant]) -> None: ...
+
+    def get(self, conversation_id: int, user: str) -> Participant | None: ...
+
+    def set_role(self, conversation_id: int, user: str, role: Role) -> None: ...
+
+
+class Messages(Protocol):
+    def add_many(self, messages: Sequence[Message]) -> None: ...
+
+    def get(self, conversation_id: int, message_id: int) -> Message | None: ...
+
+    def page(
         self,
         conversation_id: int,
         *,
@@ -78,32 +87,87 @@ class Repository(Protocol):
         ascending: bool,
         limit: int,
         chat_id: str | None,
-    ) -> list[Message]: ...
+    ) -> list[Message]:
+        """Visible messages with ``above < id < below``, by id in the order asked."""
+        ...
 
-    def update_message(self, message: Message) -> None: ...
+    def update(self, message: Message) -> None: ...
 
-    def delete_message(self, message_id: int, update_time: int) -> None: ...
-
-    def set_feedback(
-        self,
-        message_id: int,
-        user: str,
-        *,
-        feedback_type: str,
-        reason_types: Sequence[str],
-        comment: str,
-        create_time: int,
-    ) -> None: ...
+    def set_feedback(self, feedback: Feedback) -> None:
+        """One feedback per user and message: a new one replaces the old."""
+        ...
 
     def delete_feedback(self, message_id: int, user: str) -> bool: ...
+
+
+class Access(Protocol):
+    """Accounts, their apps, access keys and tokens."""
+
+    def credentials(self, access_key: str) -> tuple[AccessKey, Account] | None: ...
+
+    def app(self, app_id: int) -> App | None: ...
+
+    def token(self, token_hash: str) -> tuple[Token, EntityStatus, EntityStatus] | None:
+        """The token with its account's and its app's status."""
+        ...
+
+    def account_named(self, name: str) -> Account | None: ...
+
+    def add_account(self, account: Account) -> bool:
+        """False when the name is taken."""
+        ...
+
+    def add_app(self, app: App) -> bool:
+        """False when the AppId is taken."""
+        ...
+
+    def highest_app_id(self) -> int | None: ...
+
+    def add_key(self, key: AccessKey) -> None: ...
+
+    def add_token(self, token: Token, token_hash: str) -> None: ...
+
+    def accounts(self) -> list[Account]: ...
+
+    def apps(self, account_id: int | None) -> list[tuple[App, str]]:
+        """Apps with their account's name."""
+        ...
+
+    def keys(self, account_id: int | None) -> list[tuple[AccessKey, str]]: ...
+
+    def tokens(self, account_id: int | None) -> list[tuple[Token, str]]: ...
+
+    def first_app(self, account_id: int) -> App | None: ...
+
+    def set_account_status(self, name: str, status: EntityStatus) -> bool: ...
+
+    def set_app_status(self, app_id: int, status: EntityStatus) -> bool: ...
+
+    def set_key_status(self, access_key: str, status: EntityStatus) -> bool: ...
+
+    def revoke_token(self, token_id: int) -> bool: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def conversations(self) -> Conversations: ...
+
+    @property
+    def participants(self) -> Participants: ...
+
+    @property
+    def messages(self) -> Messages: ...
+
+    @property
+    def access(self) -> Access: ...
 
 
 class Database(Protocol):
     """Runs a unit of work in a transaction: committed (and synced) before ``write`` returns."""
 
-    async def write(self, work: Callable[[Repository], T]) -> T: ...
+    async def write(self, work: Callable[[UnitOfWork], T]) -> T: ...
 
-    async def read(self, work: Callable[[Repository], T]) -> T: ...
+    async def read(self, work: Callable[[UnitOfWork], T]) -> T: ...
 
 
 class IdSource(Protocol):

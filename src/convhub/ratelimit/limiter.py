@@ -41,8 +41,8 @@ class RateLimiter:
 
     async def acquire(self, account_id: int, operation: str) -> None:
         item = self._items.get(operation)
-        if item is None:
-            return
+        if item is None:  # a bug: every operation is declared with a limit
+            raise ConvhubError(ErrorCode.INTERNAL, f"no rate limit for {operation}")
         if not await self._strategy.hit(item, str(account_id), operation):
             raise ConvhubError(
                 ErrorCode.RATE_LIMITED,

@@ -2,13 +2,20 @@
 
 SQLite allows one writer at a time and every commit with ``synchronous=FULL`` costs an fsync, so
 ``GroupCommitDatabase`` hands writes to one thread that gathers whatever is queued into a single
-transaction, and answers every caller only after the commit has been synced. A unit of work that
-raises makes the batch roll back and run again with a savepoint around each unit, so that only the
-failing one is lost.
+transaction, and answers every caller only after the commit has been synced.
+
+A unit of work that fails before it wrote anything (a "not found", a broken rule) is dropped
+alone and the batch goes on. One that fails after writing makes the batch roll back and run again
+with a savepoint around each unit, so that only the failing one is lost.
 
 PostgreSQL uses the same writer: measured in-process on this 2-core machine, group commit made
 ~3,800 creates/s where one transaction per request on a 16-thread pool made ~1,100 (each request
 paid four round trips, SQLAlchemy's per-statement cost and a commit).
+
+Lifecycle: the queue is bounded, and a write that finds it full is refused at once (OVERLOADED)
+rather than kept in memory. If the writer thread dies, every queued and later write fails at once
+(UNAVAILABLE). ``aclose`` stops taking writes, lets the writer finish what is queued, and waits
+for it off the event loop.
 """
 
 from __future__ import annotations
@@ -22,15 +29,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from convhub.domain.ports import Repository
-from convhub.store.repository import SqlRepository
+from convhub.domain.ports import UnitOfWork
+from convhub.errors import ConvhubError, ErrorCode
+from convhub.store.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_Item = tuple[Callable[[Repository], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+DEFAULT_MAX_QUEUE = 10_000
+_Work = Callable[[UnitOfWork], Any]
+_Item = tuple[_Work, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Outcome = tuple[bool, Any]
+_STOP = None
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -43,73 +55,158 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+def unavailable(error: BaseException) -> BaseException:
+    """A lost or refused database connection is the service being unavailable, not a bug."""
+    if isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
+        return ConvhubError(ErrorCode.UNAVAILABLE, "the database is unavailable; retry later")
+    return error
+
+
 class GroupCommitDatabase:
     """Writes through one group-committing thread. Reads run inline on one read connection
     (SQLite: a local file, microseconds) or, with ``read_workers``, on a thread pool (PostgreSQL:
     a network round trip must not stall the event loop)."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 512, read_workers: int = 0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 512,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        read_workers: int = 0,
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._reader: Connection | None = None
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
+        self._accepting = True
+        self._failure: ConvhubError | None = None
+        self._in_flight: list[_Item] = []  # taken from the queue, not yet answered
         self._local = threading.local()
         self._read_lock = threading.Lock()
         self._read_connections: list[Connection] = []
         self._read_pool: ThreadPoolExecutor | None = None
+        self._reader: SqlUnitOfWork | None = None
         if read_workers:
             self._read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="convhub-read")
         else:
-            self._reader = engine.connect().execution_options(convhub_readonly=True)
+            conn = engine.connect().execution_options(convhub_readonly=True)
+            self._reader = SqlUnitOfWork(conn)
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
         self._thread.start()
 
-    async def write(self, work: Callable[[Repository], T]) -> T:
+    # --- what the service calls ----------------------------------------------------------------
+
+    async def write(self, work: Callable[[UnitOfWork], T]) -> T:
+        self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((work, future, loop))
+        try:
+            self._queue.put_nowait((work, future, loop))
+        except queue.Full:
+            raise ConvhubError(
+                ErrorCode.OVERLOADED, "too many writes are waiting; retry later"
+            ) from None
+        if self._failure is not None:  # the writer died while we queued: nobody will answer
+            self._fail_queued()
         return await future
 
-    async def read(self, work: Callable[[Repository], T]) -> T:
-        if self._reader is not None:
-            with self._reader.begin():
-                return work(SqlRepository(self._reader))
+    async def read(self, work: Callable[[UnitOfWork], T]) -> T:
+        reader = self._reader
+        if reader is not None:
+            try:
+                with reader.session.conn.begin():
+                    return work(reader)
+            except DBAPIError as error:
+                raise unavailable(error) from error
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_pool, self._pooled_read, work)
 
-    def _pooled_read(self, work: Callable[[Repository], T]) -> T:
+    @property
+    def alive(self) -> bool:
+        return self._failure is None and self._thread.is_alive()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if not self._accepting:
+            raise ConvhubError(ErrorCode.UNAVAILABLE, "the server is shutting down")
+
+    def _pooled_read(self, work: Callable[[UnitOfWork], T], retry: bool = True) -> T:
         # Each read thread keeps one autocommit connection: a read is then one round trip,
         # where a pool checkout (with its ping), BEGIN and COMMIT made four.
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.invalidated or conn.closed:
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._local.conn = conn
+        uow: SqlUnitOfWork | None = getattr(self._local, "uow", None)
+        conn = None if uow is None else uow.session.conn
+        if uow is None or conn is None or conn.invalidated or conn.closed:
+            try:
+                conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except DBAPIError as error:
+                raise unavailable(error) from error
+            uow = SqlUnitOfWork(conn)
+            self._local.uow = uow
             with self._read_lock:
                 self._read_connections.append(conn)
         try:
-            return work(SqlRepository(conn))
+            return work(uow)
         except DBAPIError as error:
-            if error.connection_invalidated:  # the server went away: one fresh try
-                self._local.conn = None
-                return self._pooled_read(work)
-            raise
+            if error.connection_invalidated and retry:  # the server went away: one fresh try
+                self._local.uow = None
+                return self._pooled_read(work, retry=False)
+            raise unavailable(error) from error
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop taking writes, let the writer drain the queue, wait for it off the event loop."""
+        self._accepting = False
+        await asyncio.to_thread(self._stop_writer)
+        self._close_readers()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        """``aclose`` for callers without an event loop."""
+        self._accepting = False
+        self._stop_writer()
+        self._close_readers()
+
+    def _stop_writer(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)  # behind everything already queued
+            self._thread.join()
+
+    def _close_readers(self) -> None:
         if self._read_pool is not None:
             self._read_pool.shutdown(wait=True)
             for conn in self._read_connections:
                 conn.close()
         if self._reader is not None:
-            self._reader.close()
+            self._reader.session.conn.close()
         self._engine.dispose()
 
+    # --- the writer thread -----------------------------------------------------------------------
+
     def _run(self) -> None:
-        with self._engine.connect() as conn:
+        try:
+            self._serve()
+        except BaseException as exc:  # a bug in the writer itself: fail loudly, never hang
+            log.exception("the database writer stopped")
+            self._failure = ConvhubError(
+                ErrorCode.UNAVAILABLE, f"the database writer stopped: {type(exc).__name__}"
+            )
+            in_flight, self._in_flight = self._in_flight, []
+            self._answer(in_flight, [(False, self._failure)] * len(in_flight))
+            self._fail_queued()
+
+    def _serve(self) -> None:
+        conn: Connection | None = None
+        try:
             while True:
                 item = self._queue.get()
-                if item is None:
+                if item is _STOP:
                     return
                 batch = [item]
                 stop = False
@@ -118,27 +215,39 @@ class GroupCommitDatabase:
                         more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if more is None:
+                    if more is _STOP:
                         stop = True
                         break
                     batch.append(more)
-                self._commit(conn, batch)
+                self._in_flight = batch
+                if conn is None or conn.closed:
+                    try:
+                        conn = self._engine.connect()
+                    except DBAPIError as error:
+                        self._answer(batch, self._failed(batch, error))
+                        self._in_flight = []
+                        continue
+                self._answer(batch, self._commit(conn, batch))
+                self._in_flight = []
                 if stop:
                     return
+        finally:
+            if conn is not None:
+                conn.close()
 
-    def _commit(self, conn: Any, batch: list[_Item]) -> None:
-        try:
-            results = self._run_batch(conn, batch, isolate=False)
-        except _Retry:
-            # Some unit of work raised: run the batch again, each under its own savepoint, so the
-            # failure is rolled back alone. Savepoints cost a statement pair per write, so they
-            # are only paid for in a batch that needs them.
+    def _fail_queued(self) -> None:
+        failure = self._failure
+        assert failure is not None
+        while True:
             try:
-                results = self._run_batch(conn, batch, isolate=True)
-            except Exception as exc:
-                results = self._failed(batch, exc)
-        except Exception as exc:
-            results = self._failed(batch, exc)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                self._answer([item], [(False, failure)])
+
+    @staticmethod
+    def _answer(batch: list[_Item], results: list[_Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (ok, value), (_work, future, loop) in zip(results, batch, strict=True):
             by_loop.setdefault(loop, []).append((future, ok, value))
@@ -146,39 +255,58 @@ class GroupCommitDatabase:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_settle, outcomes)
 
+    def _commit(self, conn: Connection, batch: list[_Item]) -> list[_Outcome]:
+        try:
+            return self._run_batch(conn, batch, isolate=False)
+        except _Retry:
+            # A unit of work failed after writing: run the batch again, each under its own
+            # savepoint, so the failure is rolled back alone. Savepoints cost a statement pair
+            # per write, so they are only paid for in a batch that needs them.
+            try:
+                return self._run_batch(conn, batch, isolate=True)
+            except Exception as exc:
+                return self._failed(batch, exc)
+        except Exception as exc:
+            return self._failed(batch, exc)
+
     @staticmethod
-    def _run_batch(conn: Any, batch: list[_Item], *, isolate: bool) -> list[tuple[bool, Any]]:
-        results: list[tuple[bool, Any]] = []
+    def _run_batch(conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
+        results: list[_Outcome] = []
         with conn.begin():
-            repo = SqlRepository(conn)
+            uow = SqlUnitOfWork(conn)
+            session = uow.session
             for work, _future, _loop in batch:
                 if not isolate:
+                    mark = session.begin_unit()
                     try:
-                        results.append((True, work(repo)))
+                        results.append((True, work(uow)))
                     except Exception as exc:
-                        raise _Retry from exc
+                        if not session.drop_unit(mark):
+                            raise _Retry from exc
+                        results.append((False, exc))
                     continue
                 try:
                     with conn.begin_nested():
-                        value = work(repo)
-                        repo.flush()
+                        value = work(uow)
+                        session.flush()
                     results.append((True, value))
                 except Exception as exc:
-                    repo.discard()  # the failed unit's held-back rows go with its savepoint
+                    session.discard()  # the failed unit's held-back rows go with its savepoint
                     results.append((False, exc))
             if not isolate:
                 try:
-                    repo.flush()
+                    session.flush()
                 except Exception as exc:
                     raise _Retry from exc
         return results
 
     @staticmethod
-    def _failed(batch: list[_Item], exc: Exception) -> list[tuple[bool, Any]]:
+    def _failed(batch: list[_Item], exc: Exception) -> list[_Outcome]:
         # The commit itself failed: nobody's write is durable, everybody hears so.
-        log.exception("group commit of %d writes failed", len(batch))
-        return [(False, exc)] * len(batch)
+        log.error("group commit of %d writes failed: %s", len(batch), exc)
+        return [(False, unavailable(exc))] * len(batch)
 
 
 class _Retry(Exception):
-    """A unit of work failed in an unisolated batch; the batch is rolled back and rerun."""
+    """A unit of work failed after writing in an unisolated batch; the batch is rolled back and
+    rerun with savepoints."""

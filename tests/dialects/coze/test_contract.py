@@ -21,17 +21,19 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from convhub import directory
 from convhub.config import Settings, parse_rate_limits
-from convhub.dialects.coze.actions import OPERATIONS
+from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.coze.app import CozeDialect
 from convhub.dialects.coze.errors import COZE_ERRORS
-from convhub.domain.access import Caller
+from convhub.domain.caller import Caller
 from convhub.domain.models import EntityStatus
 from convhub.domain.permissions import ALL_PERMISSIONS, Permission
+from convhub.domain.policy import Policy
+from convhub.domain.services import Services
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import conversations, messages
+from tests import admin
 from tests.support import NO_LIMITS, LiveServer, Tenant, VolcClient, new_tenant
 
 Body = dict[str, Any]
@@ -242,7 +244,7 @@ def _factory(
         expires_in: int | None = None,
         of: Tenant | None = None,
     ) -> Coze:
-        token = directory.create_token(
+        token = admin.create_token(
             engine,
             (of or tenant).account,
             user=user,
@@ -312,9 +314,10 @@ def test_every_error_code_has_a_coze_entry() -> None:
 
 
 def test_operations_are_named_for_the_limiter() -> None:
-    assert "coze:CreateConversation" in OPERATIONS
-    assert all(re.fullmatch(r"coze:[A-Z][A-Za-z]+", name) for name in OPERATIONS)
-    assert len(OPERATIONS) == 13
+    operations = {"coze:" + e.operation for e in ENDPOINTS}
+    assert "coze:CreateConversation" in operations
+    assert all(re.fullmatch(r"coze:[A-Z][A-Za-z]+", name) for name in operations)
+    assert len(operations) == len(ENDPOINTS) == 13
 
 
 # --- conversations --------------------------------------------------------------------------------
@@ -913,8 +916,8 @@ def test_revoked_token_is_4100_at_once(
     try:
         carol = make("carol")
         c = carol.create()
-        tokens = directory.list_tokens(engine, tenant.account)
-        directory.revoke_token(engine, cast(int, tokens[-1]["id"]))
+        tokens = admin.list_tokens(engine, tenant.account)
+        admin.revoke_token(engine, cast(int, tokens[-1]["id"]))
         carol.error(
             "GET",
             "/v1/conversation/retrieve",
@@ -928,9 +931,9 @@ def test_revoked_token_is_4100_at_once(
 
 
 def test_expired_token_is_4100(client: ClientFactory) -> None:
-    dave = client("dave", expires_in=1)
+    dave = client("dave", expires_in=2)  # whole seconds from a truncated now: 1 to 2 s of life
     c = dave.create()
-    time.sleep(2.1)
+    time.sleep(3.1)
     dave.error(
         "GET",
         "/v1/conversation/retrieve",
@@ -948,7 +951,7 @@ def test_token_of_a_disabled_account_is_4100(
     try:
         erin = make("erin")
         erin.create()
-        directory.set_account_status(engine, other.account, EntityStatus.DISABLED)
+        admin.set_account_status(engine, other.account, EntityStatus.DISABLED)
         erin.error("POST", "/v1/conversation/create", {}, code=4100, status=401)
     finally:
         for c in made:
@@ -1098,7 +1101,7 @@ def test_rate_limit_is_4008_with_429(
 
 class _Access:
     async def token_caller(self, raw_token: str) -> Caller:
-        return Caller(account_id=1, access_key="", user="u", app_id=1)
+        return Caller.token(1, user="u", app_id=1, permissions=ALL_PERMISSIONS)
 
 
 class _Limiter:
@@ -1110,7 +1113,7 @@ class _Broken:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def get_conversation(self, caller: Caller, conversation_id: int) -> Any:
+    async def get_conversation(self, caller: Caller, app_id: int, conversation_id: int) -> Any:
         raise self.error
 
 
@@ -1137,10 +1140,10 @@ def _call_in_process(app: CozeDialect, path: str, query: bytes) -> tuple[int, di
 
 
 def _dialect(conversations: Any) -> CozeDialect:
+    policy = Policy(db=cast(Any, None), clock=time.time)
     return CozeDialect(
-        conversations=conversations,
-        messages=cast(Any, None),
-        access=cast(Any, _Access()),
+        services=Services(policy, conversations, cast(Any, None)),
+        authenticator=cast(Any, _Access()),
         limiter=_Limiter(),
         max_body_bytes=1024,
     )

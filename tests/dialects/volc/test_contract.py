@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from convhub import directory
 from convhub.config import Settings, parse_rate_limits
 from convhub.dialects.volc.errors import VOLC_ERRORS
 from convhub.domain import rules
@@ -26,6 +25,7 @@ from convhub.domain.models import EntityStatus
 from convhub.errors import ErrorCode
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import conversations
+from tests import admin
 from tests.support import (
     NO_LIMITS,
     VERSION,
@@ -223,7 +223,7 @@ def raw_int_field(text: str, name: str) -> list[str]:
 
 def second_app(engine: Engine, tenant: Tenant) -> int:
     """Another app of the tenant's account: the tenant's key may use it."""
-    return directory.create_app(engine, tenant.account)
+    return admin.create_app(engine, tenant.account)
 
 
 # --- the success envelope -------------------------------------------------------------------------
@@ -1078,7 +1078,7 @@ def test_disabled_app_is_app_status_exception(
 ) -> None:
     app_id = uncached.tenant.app_id
     conversation_id = create_id(uncached, group(app_id))  # the app is now in the access cache
-    directory.set_app_status(engine, app_id, EntityStatus.DISABLED)
+    admin.set_app_status(engine, app_id, EntityStatus.DISABLED)
     for action, body in [
         (CREATE, group(app_id)),
         (MODIFY, modify(app_id, conversation_id, Name="x")),
@@ -1086,7 +1086,7 @@ def test_disabled_app_is_app_status_exception(
     ]:
         expect_error(uncached.call(action, body), 400, "AppStatusException")
     assert count(app_id) == 1
-    directory.set_app_status(engine, app_id, EntityStatus.ACTIVE)
+    admin.set_app_status(engine, app_id, EntityStatus.ACTIVE)
     assert create(uncached, group(app_id))["Exist"] is False
 
 
@@ -1158,7 +1158,7 @@ def test_disabled_key_is_invalid_access_key(
 ) -> None:
     tenant = uncached.tenant
     create(uncached, group(tenant.app_id))  # the key is now in the access cache
-    directory.set_key_status(engine, tenant.access_key, EntityStatus.DISABLED)
+    admin.set_key_status(engine, tenant.access_key, EntityStatus.DISABLED)
     expect_error(uncached.call(CREATE, group(tenant.app_id)), 401, "InvalidAccessKey")
     assert count(tenant.app_id) == 1
 
@@ -1168,7 +1168,7 @@ def test_disabled_account_is_access_denied(
 ) -> None:
     tenant = uncached.tenant
     create(uncached, group(tenant.app_id))
-    directory.set_account_status(engine, tenant.account, EntityStatus.DISABLED)
+    admin.set_account_status(engine, tenant.account, EntityStatus.DISABLED)
     expect_error(uncached.call(CREATE, group(tenant.app_id)), 403, "AccessDenied")
     assert count(tenant.app_id) == 1
 

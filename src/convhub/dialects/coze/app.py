@@ -1,6 +1,7 @@
 """The Coze dialect as a raw ASGI app: the ``/v1/conversation…`` endpoints that cozepy calls.
 
-Order of checks: route, method, body size, token, rate limit, JSON, then the endpoint itself.
+Order of checks: route, method, body size, token, permission, rate limit, JSON, then the
+endpoint itself.
 Success answers ``{"code": 0, "msg": "", "detail": {"logid": L}, "data": …}``; failure answers
 ``{"code": N, "msg": "…", "detail": {"logid": L}}`` with the HTTP status of ``COZE_ERRORS`` and
 writes nothing. Every answer carries the header ``x-tt-logid: L``, where cozepy reads the log ID.
@@ -17,18 +18,19 @@ from convhub.dialects.asgi import (
     RequestIds,
     Scope,
     Send,
+    header_map,
     parse_json_object,
     read_body,
     respond,
 )
 from convhub.dialects.coze import codec
-from convhub.dialects.coze.actions import Request, Services, match
+from convhub.dialects.coze.actions import Request, match
 from convhub.dialects.coze.codec import Body
 from convhub.dialects.coze.errors import COZE_ERRORS, DEFAULT_MESSAGES
-from convhub.domain.access import AccessControl, Caller
-from convhub.domain.conversations import ConversationService
-from convhub.domain.messages import MessageService
+from convhub.domain.authentication import Authenticator
+from convhub.domain.caller import Caller
 from convhub.domain.ports import Limiter
+from convhub.domain.services import Services
 from convhub.errors import ConvhubError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -38,14 +40,13 @@ class CozeDialect:
     def __init__(
         self,
         *,
-        conversations: ConversationService,
-        messages: MessageService,
-        access: AccessControl,
+        services: Services,
+        authenticator: Authenticator,
         limiter: Limiter,
         max_body_bytes: int,
     ) -> None:
-        self._services = Services(conversations=conversations, messages=messages)
-        self._access = access
+        self._services = services
+        self._authenticator = authenticator
         self._limiter = limiter
         self._max_body = max_body_bytes
         self._log_ids = RequestIds(upper=True)
@@ -77,21 +78,17 @@ class CozeDialect:
             raise ConvhubError(
                 ErrorCode.METHOD_NOT_ALLOWED, f"{path} accepts {allowed}, not {method}"
             )
-        headers: dict[str, str] = {}
-        authorizations = 0
-        for key, value in scope["headers"]:
-            name = key.decode("latin-1").lower()
-            if name == "authorization":
-                authorizations += 1
-            headers[name] = value.decode("latin-1")
+        headers = header_map(scope)
         raw = await read_body(receive, headers, self._max_body)
-        if authorizations > 1:
-            raise ConvhubError(ErrorCode.INVALID_TOKEN, "more than one Authorization header")
         caller = await self._authenticate(headers.get("authorization"))
+        self._services.policy.require(caller, endpoint.permission)
         await self._limiter.acquire(caller.account_id, "coze:" + endpoint.operation)
         query = codec.parse_query(scope.get("query_string", b""))
         body = parse_json_object(raw) if endpoint.reads_body and raw else {}
-        request = Request(caller=caller, path=captured, query=query, body=body)
+        assert caller.app_id is not None  # a token always acts in one app
+        request = Request(
+            caller=caller, app_id=caller.app_id, path=captured, query=query, body=body
+        )
         return await endpoint.handler(self._services, request)
 
     async def _authenticate(self, authorization: str | None) -> Caller:
@@ -102,7 +99,7 @@ class CozeDialect:
             raise ConvhubError(
                 ErrorCode.INVALID_TOKEN, "the Authorization header must be 'Bearer <token>'"
             )
-        return await self._access.token_caller(token)
+        return await self._authenticator.token_caller(token)
 
     async def _error(self, send: Send, log_id: str, error: ConvhubError) -> None:
         code, status = COZE_ERRORS[error.code]

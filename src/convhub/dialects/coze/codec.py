@@ -185,8 +185,8 @@ def message(m: Message) -> Body:
         "type": m.type,
         "content": m.content,
         "content_type": m.content_type,
-        "meta_data": dict(m.meta_data),
-        "created_at": m.create_time,
-        "updated_at": m.update_time,
+        "meta_data": dict(m.ext),
+        "created_at": m.create_time // 1000,
+        "updated_at": m.update_time // 1000,
         "reasoning_content": "",
     }

@@ -58,6 +58,10 @@ COZE_ERRORS: dict[ErrorCode, tuple[int, int]] = {
     ErrorCode.META_DATA_OVER_LIMIT: (META_DATA_OVER_LIMIT, 400),
     # Messages
     ErrorCode.MESSAGE_NOT_FOUND: (INVALID_MESSAGE, 404),
+    ErrorCode.ONLY_OWNER: (PERMISSION_DENIED, 403),
+    # The service: too many writes queued (retry after a pause), or unable to serve right now
+    ErrorCode.OVERLOADED: (RATE_LIMITED, 429),
+    ErrorCode.UNAVAILABLE: (INTERNAL, 503),
     # Anything unexpected
     ErrorCode.INTERNAL: (INTERNAL, 500),
 }

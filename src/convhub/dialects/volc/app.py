@@ -18,6 +18,7 @@ from convhub.dialects.asgi import (
     RequestIds,
     Scope,
     Send,
+    header_map,
     parse_json_object,
     read_body,
     respond,
@@ -25,9 +26,10 @@ from convhub.dialects.asgi import (
 from convhub.dialects.volc.actions import ACTIONS, VERSION
 from convhub.dialects.volc.errors import VOLC_ERRORS
 from convhub.dialects.volc.signing import SignatureVerifier, parse_authorization
-from convhub.domain.access import AccessControl, Caller
-from convhub.domain.conversations import ConversationService
+from convhub.domain.authentication import Authenticator
+from convhub.domain.caller import Caller
 from convhub.domain.ports import Limiter
+from convhub.domain.services import Services
 from convhub.errors import ConvhubError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -39,21 +41,23 @@ class VolcDialect:
     def __init__(
         self,
         *,
-        service: ConversationService,
-        access: AccessControl,
+        services: Services,
+        authenticator: Authenticator,
         limiter: Limiter,
         verifier: SignatureVerifier,
         clock: Callable[[], float],
         max_body_bytes: int,
+        regions: frozenset[str] = frozenset({"cn-north-1", "ap-southeast-1"}),
         region: str = "cn-north-1",
     ) -> None:
-        self._service = service
-        self._access = access
+        self._services = services
+        self._authenticator = authenticator
         self._limiter = limiter
         self._verifier = verifier
         self._clock = clock
         self._max_body = max_body_bytes
         self._region = region
+        self._regions = regions
         self._request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,7 +73,7 @@ class VolcDialect:
             "Region": self._region,
         }
         try:
-            result = await self._handle(scope, receive, query, action, version)
+            result = await self._handle(scope, receive, query, action, version, metadata)
         except ConvhubError as error:
             await self._error(send, metadata, error)
             return
@@ -81,30 +85,42 @@ class VolcDialect:
         await respond(send, 200, body)
 
     async def _handle(
-        self, scope: Scope, receive: Receive, query: bytes, action: str, version: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        query: bytes,
+        action: str,
+        version: str,
+        metadata: dict[str, Any],
     ) -> dict[str, Any]:
         if not action or not version:
             missing = "Action" if not action else "Version"
             raise ConvhubError(ErrorCode.MISSING_PARAMETER, f"the parameter {missing} is missing")
-        handler = ACTIONS.get(action)
-        if handler is None or version != VERSION:
+        declared = ACTIONS.get(action)
+        if declared is None or version != VERSION:
             raise ConvhubError(
                 ErrorCode.UNKNOWN_ACTION, f"Could not find operation {action} for version {version}"
             )
         if scope["method"] != "POST":
             raise ConvhubError(ErrorCode.METHOD_NOT_ALLOWED, f"{action} accepts POST only")
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = header_map(scope)
         raw = await read_body(receive, headers, self._max_body)
-        caller = await self._authenticate(headers, query, raw)
+        caller = await self._authenticate(headers, query, raw, metadata)
         await self._limiter.acquire(caller.account_id, action)
-        return await handler(self._service, caller, parse_json_object(raw))
+        return await declared.handler(self._services, caller, parse_json_object(raw))
 
-    async def _authenticate(self, headers: dict[str, str], query: bytes, body: bytes) -> Caller:
+    async def _authenticate(
+        self, headers: dict[str, str], query: bytes, body: bytes, metadata: dict[str, Any]
+    ) -> Caller:
         authorization = headers.get("authorization")
         if not authorization:
             raise ConvhubError(ErrorCode.MISSING_AUTH, "the Authorization header is missing")
         parsed = parse_authorization(authorization)
-        key, account = await self._access.credentials(parsed.credential.access_key)
+        region = parsed.credential.region
+        if region in self._regions:
+            metadata["Region"] = region  # answer in the region the request was signed for
+        # The key's status is told only once the signature proves the caller holds its secret.
+        key, account = await self._authenticator.access_key(parsed.credential.access_key)
         self._verifier.verify(
             method="POST",
             query_string=query,
@@ -114,7 +130,7 @@ class VolcDialect:
             authorization=parsed,
             now=self._clock(),
         )
-        return Caller(account_id=account.id, access_key=key.access_key)
+        return self._authenticator.key_caller(key, account)
 
     async def _error(self, send: Send, metadata: dict[str, Any], error: ConvhubError) -> None:
         code, code_n, status = VOLC_ERRORS[error.code]

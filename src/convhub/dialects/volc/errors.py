@@ -69,6 +69,11 @@ VOLC_ERRORS: dict[ErrorCode, tuple[str, int, int]] = {
     ErrorCode.SINGLE_NEEDS_OTHER_USER: _im("CreateSingleConversationNeedOtherParticipantId"),
     ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED: _im("SingleConversationNotSupport"),
     ErrorCode.INVALID_CONVERSATION_ID_ELEMENT: _im("ConversationShortIdsHasInvalidElem"),
+    ErrorCode.ONLY_OWNER: _im("OnlyOwnerCanOperator"),
+    # Too many writes queued: the throttling answer, which the SDKs know to retry after a pause.
+    ErrorCode.OVERLOADED: ("FlowLimitExceeded", 100429, 429),
+    # Shutting down, no ID node, the database unreachable: convhub's own code, a plain 503.
+    ErrorCode.UNAVAILABLE: ("ServiceUnavailable", 100503, 503),
     ErrorCode.INTERNAL: ("InternalError", 100014, 500),
     # Raised by the core for Coze callers; a Volcengine caller never meets them, but the table
     # is total so that any error has a Volcengine form.

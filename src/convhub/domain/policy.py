@@ -1,0 +1,80 @@
+"""What a caller may do, decided in one place for both dialects.
+
+An account's access key may act in any enabled app of its account, on any conversation there. A
+token acts as one user, in one app, with its permissions, and sees only the conversations its user
+created: to it, anybody else's conversation does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from convhub.domain.cache import TtlCache
+from convhub.domain.caller import Caller
+from convhub.domain.models import App, Conversation, ConversationStatus, EntityStatus
+from convhub.domain.permissions import Permission
+from convhub.domain.ports import Database
+from convhub.errors import ConvhubError, ErrorCode
+
+
+def not_found(conversation_id: int) -> ConvhubError:
+    return ConvhubError(
+        ErrorCode.CONVERSATION_NOT_FOUND, f"conversation {conversation_id} does not exist"
+    )
+
+
+class Policy:
+    def __init__(self, *, db: Database, clock: Callable[[], float], ttl: float = 5.0) -> None:
+        self._db = db
+        self._apps: TtlCache[int, App] = TtlCache(clock=clock, ttl=ttl)
+
+    @staticmethod
+    def require(caller: Caller, permission: Permission) -> None:
+        if permission.value not in caller.permissions:
+            raise ConvhubError(
+                ErrorCode.PERMISSION_DENIED, f"the token lacks the {permission.value} permission"
+            )
+
+    async def app(self, caller: Caller, app_id: int) -> App:
+        """The app, if the caller may act in it."""
+        if caller.app_id is not None and caller.app_id != app_id:
+            raise ConvhubError(
+                ErrorCode.APP_OF_OTHER_ACCOUNT, f"the token does not act in app {app_id}"
+            )
+        app = await self._apps.get(
+            app_id, lambda: self._db.read(lambda uow: uow.access.app(app_id))
+        )
+        if app is None:
+            raise ConvhubError(ErrorCode.APP_NOT_FOUND, f"app {app_id} does not exist")
+        if app.account_id != caller.account_id:
+            raise ConvhubError(
+                ErrorCode.APP_OF_OTHER_ACCOUNT, f"app {app_id} belongs to another account"
+            )
+        if app.status is not EntityStatus.ACTIVE:
+            raise ConvhubError(ErrorCode.APP_DISABLED, f"app {app_id} is disabled")
+        return app
+
+    @staticmethod
+    def user(caller: Caller) -> str:
+        """The user a token acts as; operations that need one refuse an access key."""
+        if caller.user is None:
+            raise ConvhubError(ErrorCode.PERMISSION_DENIED, "this operation needs a user's token")
+        return caller.user
+
+    @staticmethod
+    def sees(caller: Caller, app_id: int, conversation: Conversation) -> bool:
+        """Whether ``conversation`` is a live one of the app that the caller may see."""
+        return (
+            conversation.app_id == app_id
+            and conversation.status is ConversationStatus.NORMAL
+            and (caller.user is None or conversation.creator == caller.user)
+        )
+
+    @staticmethod
+    def conversation(
+        caller: Caller, app_id: int, conversation_id: int, found: Conversation | None
+    ) -> Conversation:
+        """``found`` if the caller sees it; otherwise it does not exist."""
+        if found is None or not Policy.sees(caller, app_id, found):
+            raise not_found(conversation_id)
+        return found

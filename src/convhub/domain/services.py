@@ -1,0 +1,16 @@
+"""The core's services, as the dialects reach them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from convhub.domain.conversations import ConversationService
+from convhub.domain.messages import MessageService
+from convhub.domain.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    policy: Policy
+    conversations: ConversationService
+    messages: MessageService

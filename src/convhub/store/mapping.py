@@ -1,0 +1,84 @@
+"""Rows <-> domain objects, declared once per table.
+
+A ``Mapper`` pairs a dataclass with a table: each field is a column (of the same name unless
+renamed), and a field whose Python value differs from its column's (a JSON map kept as text, an
+enum kept as a number) names a ``Codec``. Selects use ``columns`` in field order, so a row
+becomes an object by position, and only the fields that need it are decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from enum import IntEnum
+from typing import Any, Generic, TypeVar
+
+import orjson
+from sqlalchemy import Column, Table
+
+M = TypeVar("M")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Codec:
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+JSON = Codec(_dumps, orjson.loads)
+STRINGS = Codec(lambda v: _dumps(list(v)), lambda text: tuple(orjson.loads(text)))
+FLAG = Codec(int, bool)
+
+
+def enum(kind: type[IntEnum]) -> Codec:
+    members = {member.value: member for member in kind}
+    return Codec(int, members.__getitem__)
+
+
+class Mapper(Generic[M]):
+    def __init__(
+        self,
+        table: Table,
+        model: type[M],
+        *,
+        renamed: Mapping[str, str] | None = None,
+        codecs: Mapping[str, Codec] | None = None,
+    ) -> None:
+        renamed = renamed or {}
+        codecs = codecs or {}
+        fields = [f.name for f in dataclasses.fields(model)]  # type: ignore[arg-type]
+        self.model = model
+        self.fields = tuple(fields)
+        self.column_names = {name: renamed.get(name, name) for name in fields}
+        self.columns: tuple[Column[Any], ...] = tuple(
+            table.c[self.column_names[name]] for name in fields
+        )
+        self._decoders = tuple(
+            (index, codecs[name].decode) for index, name in enumerate(fields) if name in codecs
+        )
+        self._encoders = {name: codecs[name].encode for name in fields if name in codecs}
+        unknown = (set(renamed) | set(codecs)) - set(fields)
+        if unknown:
+            raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
+
+    def load(self, row: Any) -> M:
+        if not self._decoders:
+            return self.model(*row)
+        values = list(row)
+        for index, decode in self._decoders:
+            values[index] = decode(values[index])
+        return self.model(*values)
+
+    def dump(self, obj: M, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Column name -> stored value, for ``fields`` (all by default)."""
+        out: dict[str, Any] = {}
+        encoders = self._encoders
+        for name in self.fields if fields is None else fields:
+            value = getattr(obj, name)
+            encode = encoders.get(name)
+            out[self.column_names[name]] = value if encode is None else encode(value)
+        return out

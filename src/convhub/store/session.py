@@ -1,0 +1,95 @@
+"""One transaction's statements, with the rule that makes held-back inserts safe.
+
+Inserts that cannot conflict (a conversation without an idempotency key, members, messages) are
+held back and written together, one executemany per statement, by ``flush``. Every other
+statement flushes first, so nothing ever reads around a held-back row; the transaction's owner
+flushes before it commits. Under group commit this turns a batch of creates into a handful of
+statements instead of several per create.
+
+The session also knows whether the current unit of work changed anything: a unit that failed
+before it wrote (a "not found", a rule broken) can be dropped alone, without a savepoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Executable
+
+
+class Session:
+    __slots__ = ("_flushes", "_held", "_held_in_unit", "broken", "conn", "dialect", "wrote")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect: str = conn.dialect.name
+        self._held: dict[Executable, list[Mapping[str, Any]]] = {}
+        self._flushes = 0
+        self._held_in_unit = False
+        self.wrote = False  # a statement that changes data ran since ``begin_unit``
+        self.broken = False  # a statement failed: the transaction cannot go on (PostgreSQL)
+
+    def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._held_in_unit = True
+        held = self._held.get(statement)
+        if held is None:
+            self._held[statement] = list(rows)
+        else:
+            held.extend(rows)
+
+    def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        self.flush()
+        return self._execute(statement, params)
+
+    def write(
+        self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> CursorResult[Any]:
+        self.flush()
+        self.wrote = True
+        result: CursorResult[Any] = self._execute(statement, params)
+        return result
+
+    def flush(self) -> None:
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        self._flushes += 1
+        if self._held_in_unit:  # the current unit's own rows go out now
+            self.wrote = True
+        for statement, rows in held.items():
+            self._execute(statement, rows)
+
+    def _execute(self, statement: Executable, params: Any) -> Any:
+        try:
+            return self.conn.execute(statement, params)
+        except Exception:
+            self.broken = True
+            raise
+
+    # --- units of work ---------------------------------------------------------------------------
+
+    def begin_unit(self) -> tuple[int, tuple[int, ...]]:
+        """Start a unit of work; the mark lets ``drop_unit`` forget what it held back."""
+        self.wrote = False
+        self._held_in_unit = False
+        return self._flushes, tuple(len(rows) for rows in self._held.values())
+
+    def drop_unit(self, mark: tuple[int, tuple[int, ...]]) -> bool:
+        """Forget a failed unit's held-back rows; False if it had written (or broken) anything
+        that only a rollback can undo."""
+        if self.wrote or self.broken:
+            return False
+        flushes, lengths = mark
+        if flushes != self._flushes:  # what was held at the mark is written: the rest is ours
+            self._held = {}
+            return True
+        for rows, keep in zip(list(self._held.values()), lengths, strict=False):
+            del rows[keep:]
+        for statement in list(self._held)[len(lengths) :]:
+            del self._held[statement]
+        return True
+
+    def discard(self) -> None:
+        self._held = {}
+        self.broken = False

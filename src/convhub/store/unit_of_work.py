@@ -1,0 +1,42 @@
+"""The domain's ``UnitOfWork`` over one SQLAlchemy connection, inside one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from convhub.store.repositories.access import SqlAccess
+from convhub.store.repositories.conversations import SqlConversations
+from convhub.store.repositories.messages import SqlMessages
+from convhub.store.repositories.participants import SqlParticipants
+from convhub.store.session import Session
+
+T = TypeVar("T")
+
+
+class SqlUnitOfWork:
+    __slots__ = ("access", "conversations", "messages", "participants", "session")
+
+    def __init__(self, conn: Connection) -> None:
+        self.session = Session(conn)
+        self.conversations = SqlConversations(self.session)
+        self.participants = SqlParticipants(self.session)
+        self.messages = SqlMessages(self.session)
+        self.access = SqlAccess(self.session)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[SqlUnitOfWork]:
+    """A unit of work in its own transaction on a new connection: for the CLI and start-up."""
+    with engine.begin() as conn:
+        uow = SqlUnitOfWork(conn)
+        yield uow
+        uow.session.flush()
+
+
+def run(engine: Engine, work: Callable[[SqlUnitOfWork], T]) -> T:
+    with transaction(engine) as uow:
+        return work(uow)

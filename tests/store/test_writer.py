@@ -1,0 +1,207 @@
+"""The group-commit writer's lifecycle, on each engine: a bounded queue, a dead writer that fails
+fast, a close that drains without blocking the event loop, and units that fail alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from convhub.domain.models import Conversation, ConversationType
+from convhub.domain.ports import UnitOfWork
+from convhub.errors import ConvhubError, ErrorCode
+from convhub.ids import SnowflakeIds
+from convhub.store.database import GroupCommitDatabase
+from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.tables import conversations
+
+APP = 424_242
+
+
+def _conversation(conversation_id: int) -> Conversation:
+    return Conversation(
+        id=conversation_id, app_id=APP, inbox_type=0, type=ConversationType.GROUP, owner="u",
+        creator="u", other=None, create_time=1, modify_time=1,
+    )  # fmt: skip
+
+
+class Writer:
+    def __init__(self, database_url: str, **options: Any) -> None:
+        self.engine = create_database_engine(database_url, pool_size=4)
+        read_workers = 0 if is_sqlite(database_url) else 2
+        self.db = GroupCommitDatabase(self.engine, read_workers=read_workers, **options)
+        self.ids = SnowflakeIds(1000)
+        self.checker = create_database_engine(database_url, pool_size=1)
+
+    def insert(self, runs: list[int] | None = None) -> tuple[int, Callable[[UnitOfWork], int]]:
+        new_id = self.ids.next_id()
+
+        def work(uow: UnitOfWork) -> int:
+            if runs is not None:
+                runs.append(new_id)
+            uow.conversations.add(_conversation(new_id), None)
+            return new_id
+
+        return new_id, work
+
+    def stored(self, ids: list[int]) -> set[int]:
+        with self.checker.connect() as conn:
+            rows = conn.execute(sa.select(conversations.c.id).where(conversations.c.id.in_(ids)))
+            return {row.id for row in rows}
+
+    def hold(self) -> tuple[Callable[[UnitOfWork], int], threading.Event, threading.Event]:
+        """A unit that keeps the writer busy until released, so later units queue up."""
+        started, release = threading.Event(), threading.Event()
+
+        def blocker(uow: UnitOfWork) -> int:
+            started.set()
+            assert release.wait(30)
+            return 0
+
+        return blocker, started, release
+
+
+@pytest.fixture
+def writer(database_url: str) -> Iterator[Writer]:
+    made = Writer(database_url, max_queue=4)
+    try:
+        yield made
+    finally:
+        made.db.close()
+        made.checker.dispose()
+
+
+def test_a_full_queue_refuses_at_once_with_overloaded(writer: Writer) -> None:
+    blocker, started, release = writer.hold()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        queued = [asyncio.ensure_future(writer.db.write(writer.insert()[1])) for _ in range(4)]
+        await asyncio.sleep(0)
+        with pytest.raises(ConvhubError) as refused:
+            await writer.db.write(writer.insert()[1])
+        assert refused.value.code is ErrorCode.OVERLOADED
+        release.set()
+        return await asyncio.gather(first, *queued)
+
+    results = asyncio.run(scenario())
+    assert results[0] == 0
+    assert writer.stored(results[1:]) == set(results[1:])  # the queued ones were all written
+
+
+def test_a_dead_writer_fails_queued_and_later_writes_at_once(writer: Writer) -> None:
+    blocker, started, release = writer.hold()
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*_: Any) -> Any:
+        raise Crash  # not an Exception: the writer thread itself dies
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        queued = [asyncio.ensure_future(writer.db.write(writer.insert()[1])) for _ in range(3)]
+        await asyncio.sleep(0)
+        writer.db._commit = crash  # type: ignore[method-assign]
+        release.set()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(first, *queued, return_exceptions=True), timeout=10
+        )
+        for outcome in outcomes[1:]:
+            assert isinstance(outcome, ConvhubError), outcome
+            assert outcome.code is ErrorCode.UNAVAILABLE
+        assert not writer.db.alive
+        started_at = time.monotonic()
+        with pytest.raises(ConvhubError) as later:
+            await writer.db.write(writer.insert()[1])
+        assert later.value.code is ErrorCode.UNAVAILABLE
+        assert time.monotonic() - started_at < 1
+
+    asyncio.run(scenario())
+
+
+def test_close_drains_the_queue_then_refuses_without_blocking_the_loop(writer: Writer) -> None:
+    blocker, started, release = writer.hold()
+
+    async def scenario() -> tuple[list[int], int]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        queued = [asyncio.ensure_future(writer.db.write(writer.insert()[1])) for _ in range(3)]
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(writer.db.aclose())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # the writer is still held …
+        ticks = 0
+        for _ in range(5):  # … and the loop keeps turning meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        with pytest.raises(ConvhubError) as refused:
+            await writer.db.write(writer.insert()[1])
+        assert refused.value.code is ErrorCode.UNAVAILABLE
+        release.set()
+        await asyncio.wait_for(closing, timeout=10)
+        results = await asyncio.gather(first, *queued)
+        return results[1:], ticks
+
+    written, ticks = asyncio.run(scenario())
+    assert ticks == 5
+    assert writer.stored(written) == set(written)
+
+
+def test_a_unit_that_fails_before_writing_fails_alone_without_a_replay(writer: Writer) -> None:
+    blocker, started, release = writer.hold()
+    runs: list[int] = []
+
+    def not_found(uow: UnitOfWork) -> int:
+        runs.append(-1)
+        uow.conversations.get(1)  # reads, finds nothing, writes nothing
+        raise ConvhubError(ErrorCode.CONVERSATION_NOT_FOUND, "no such conversation")
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        _, a = writer.insert(runs)
+        _, b = writer.insert(runs)
+        units = [a, not_found, b]
+        tasks = [asyncio.ensure_future(writer.db.write(unit)) for unit in units]
+        await asyncio.sleep(0)
+        assert writer.db.queued == 3  # one batch
+        release.set()
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    a_id, failure, b_id = outcomes[1:]
+    assert isinstance(failure, ConvhubError)
+    assert failure.code is ErrorCode.CONVERSATION_NOT_FOUND
+    assert runs == [a_id, -1, b_id]  # each unit ran once: no rollback, no replay
+    assert writer.stored([a_id, b_id]) == {a_id, b_id}
+
+
+def test_a_unit_that_fails_after_holding_rows_leaves_none_of_them(writer: Writer) -> None:
+    blocker, started, release = writer.hold()
+
+    def half_done(uow: UnitOfWork) -> int:
+        uow.conversations.add(_conversation(lost_id), None)  # held back, not yet written
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "changed its mind")
+
+    lost_id = writer.ids.next_id()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        _, a = writer.insert()
+        tasks = [asyncio.ensure_future(writer.db.write(u)) for u in (a, half_done)]
+        await asyncio.sleep(0)
+        release.set()
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
+
+    a_id, failure = asyncio.run(scenario())[1:]
+    assert isinstance(failure, ConvhubError)
+    assert writer.stored([a_id, lost_id]) == {a_id}
