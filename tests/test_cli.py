@@ -110,3 +110,16 @@ def test_tokens_are_shown_once_listed_without_their_text_and_revocable(
         "--permissions", "renameEverything", *db,
     )  # fmt: skip
     assert code == 1 and "unknown permissions: renameEverything" in err
+
+
+def test_a_token_user_is_kept_in_canonical_form(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ("--database-url", database_url)
+    name = "cli-" + secrets.token_hex(4)
+    _run(capsys, "accounts", "create", name, *db)
+    _run(capsys, "apps", "create", "--account", name, *db)
+    code, _, _ = _run(capsys, "tokens", "create", "--account", name, "--user", "0010001", *db)
+    assert code == 0
+    _, out, _ = _run(capsys, "tokens", "list", "--account", name, "--json", *db)
+    assert json.loads(out)[0]["user"] == "10001"  # the same user as OwnerUserId 10001

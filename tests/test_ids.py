@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import EPOCH_MS, MAX_NODE, NODE_BITS, SEQUENCE_BITS, SnowflakeIds, id_time_ms
 from convhub.store.engine import create_database_engine
 from convhub.store.nodes import NodeLease, NodesExhausted
@@ -178,7 +179,51 @@ def test_a_stale_lease_is_taken_over_and_its_holder_moves_on(fresh_leases: Engin
     stalled._on_change = moved.append
     assert stalled.renew() is False
     assert stalled.node not in (0, 1) and moved == [stalled.node]
+    assert stalled.held()
     assert taker.renew() is True
+
+
+def test_a_lease_not_renewed_in_time_stops_ids_before_anyone_may_take_its_node(
+    fresh_leases: Engine,
+) -> None:
+    clock = Clock()
+    lease = NodeLease(fresh_leases, ttl=300, clock=clock, monotonic=clock)
+    ids = SnowflakeIds(lease.node, held=lease.held)
+    ids.next_id()
+    clock.now += 239  # renewals failed (database away, a stall): still safely ours
+    ids.next_id()
+    clock.now += 2  # 241 s: a fifth of the TTL before a stale lease may be taken
+    with pytest.raises(ConvhubError) as refused:
+        ids.next_id()
+    assert refused.value.code is ErrorCode.UNAVAILABLE
+    assert NodeLease(fresh_leases, ttl=300, clock=clock).node != lease.node  # not yet takeable
+    assert lease.renew() is True  # nobody took it: renewing makes it ours again
+    ids.next_id()
+
+
+def test_a_lost_lease_with_no_free_node_refuses_ids_until_one_is_held(
+    fresh_leases: Engine,
+) -> None:
+    clock = Clock()
+    lease = NodeLease(fresh_leases, ttl=300, clock=clock, monotonic=clock)
+    ids = SnowflakeIds(lease.node, held=lease.held)
+    with fresh_leases.begin() as conn:  # another process took it, and every other node is busy
+        conn.execute(node_leases.delete())
+        conn.execute(
+            node_leases.insert(),
+            [{"node": n, "owner": "x", "heartbeat": int(clock.now)} for n in range(MAX_NODE + 1)],
+        )
+    assert lease.renew() is False
+    assert not lease.held()
+    with pytest.raises(ConvhubError) as refused:
+        ids.next_id()
+    assert refused.value.code is ErrorCode.UNAVAILABLE
+    with fresh_leases.begin() as conn:
+        conn.execute(node_leases.delete().where(node_leases.c.node == 7))
+    assert lease.renew() is False  # not renewed, but a new node is held now
+    assert lease.held() and lease.node == 7
+    ids.rebind(lease.node)
+    ids.next_id()
 
 
 def test_all_nodes_held_is_a_clear_error(fresh_leases: Engine) -> None:

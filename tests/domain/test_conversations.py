@@ -516,6 +516,42 @@ def test_dissolved_conversation_is_gone(core: Core) -> None:
     raises(ErrorCode.CONVERSATION_NOT_FOUND, lambda: core.modify(dead.id, name="x"))
 
 
+def test_a_dissolved_group_gives_its_idempotent_id_up_and_stays_stored(core: Core) -> None:
+    first = core.create(idempotent_id="weekly", name="first").conversation
+    run(core.service.destroy_conversation(core.caller, core.app_id, first.id, owner="u1"))
+    second = core.create(idempotent_id="weekly", name="second")
+    assert second.exist is False and second.conversation.id != first.id
+    assert core.create(idempotent_id="weekly").conversation.id == second.conversation.id
+    assert core.ids_in_table() >= {first.id, second.conversation.id}  # nothing deleted
+    assert [c.id for c in core.batch_get(first.id, second.conversation.id)] == [
+        second.conversation.id
+    ]
+
+
+def test_a_dissolved_single_chat_no_longer_holds_its_pair(core: Core) -> None:
+    # Single chats cannot be dissolved through either API; data from before this rule can be.
+    old = core.create(type=ConversationType.SINGLE, other="u2").conversation
+    core.write(lambda uow: uow.conversations.dissolve(old))
+    new = core.create(type=ConversationType.SINGLE, owner="u2", other="u1")
+    assert new.exist is False and new.conversation.id != old.id
+    core.modify(new.conversation.id, name="talking again")
+    assert core.get(new.conversation.id).name == "talking again"
+
+
+def test_only_the_owner_dissolves_and_never_a_single_chat(core: Core) -> None:
+    group = core.create().conversation
+    single = core.create(type=ConversationType.SINGLE, other="u2").conversation
+    destroy = core.service.destroy_conversation
+    raises(
+        ErrorCode.ONLY_OWNER, lambda: run(destroy(core.caller, core.app_id, group.id, owner="x"))
+    )
+    raises(
+        ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED,
+        lambda: run(destroy(core.caller, core.app_id, single.id, owner="u1")),
+    )
+    assert [c.id for c in core.batch_get(group.id, single.id)] == [group.id, single.id]
+
+
 # --- batch get -----------------------------------------------------------------------------------
 
 

@@ -1170,3 +1170,47 @@ def test_an_error_without_a_message_still_has_a_msg() -> None:
     status, _, payload = _call_in_process(app, "/v1/conversation/retrieve", b"conversation_id=1")
     assert status == 404
     assert payload["code"] == 4002 and payload["msg"]
+
+
+# --- one core for both dialects -------------------------------------------------------------------
+
+
+def test_a_token_for_user_0010001_sees_what_volcengine_user_10001_created(
+    client: ClientFactory, volc: VolcClient, tenant: Tenant
+) -> None:
+    made = volc.ok(
+        "CreateConversation",
+        {
+            "AppId": tenant.app_id,
+            "OwnerUserId": 10001,
+            "ConversationCoreInfo": {"ConversationType": 2, "Name": "from volc"},
+        },
+    )
+    token_user = client("0010001")
+    assert token_user.retrieve(str(made["ConversationShortId"]))["name"] == "from volc"
+
+
+def test_a_pair_whose_single_chat_a_token_tried_to_delete_can_still_chat(
+    client: ClientFactory, volc: VolcClient, tenant: Tenant
+) -> None:
+    pair = {
+        "AppId": tenant.app_id,
+        "OwnerUserId": 10001,
+        "OtherUserId": 10002,
+        "ConversationCoreInfo": {"ConversationType": 1},
+    }
+    first = volc.ok("CreateConversation", pair)
+    conversation_id = first["ConversationShortId"]
+    owner = client("10001")
+    # A single chat is never dissolved, by either dialect (volcengine-im.md §7.3).
+    owner.error("DELETE", f"/v1/conversations/{conversation_id}", code=4000, status=400)
+    again = volc.ok("CreateConversation", pair)
+    assert again["Exist"] is True and again["ConversationShortId"] == conversation_id
+    assert again["ConversationInfo"]["Status"] == 0
+    volc.ok(
+        "ModifyConversation",
+        {
+            "AppId": tenant.app_id,
+            "ConversationCoreInfo": {"ConversationShortId": conversation_id, "Name": "still ours"},
+        },
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.dialects.volc.errors import VOLC_ERRORS
+from convhub.dialects.volc.signing import sign_request
 from convhub.domain import rules
 from convhub.domain.models import EntityStatus
 from convhub.errors import ErrorCode
@@ -1163,6 +1164,63 @@ def test_disabled_key_is_invalid_access_key(
     assert count(tenant.app_id) == 1
 
 
+def test_a_disabled_key_with_a_wrong_signature_learns_nothing_of_the_key(
+    uncached: VolcClient, engine: Engine, count: Callable[[int], int]
+) -> None:
+    tenant = uncached.tenant
+    admin.set_key_status(engine, tenant.access_key, EntityStatus.DISABLED)
+    body = json.dumps(group(tenant.app_id)).encode()
+    query = {"Action": CREATE, "Version": VERSION}
+    forged = dataclasses.replace(tenant, secret_key="not-the-secret")
+    # Without the secret, the caller hears only that the signature is wrong …
+    expect_error(post(uncached, query, body, tenant=forged), 401, "SignatureDoesNotMatch")
+    # … with it, that the key is disabled.
+    expect_error(post(uncached, query, body), 401, "InvalidAccessKey")
+    admin.set_account_status(engine, tenant.account, EntityStatus.DISABLED)
+    expect_error(post(uncached, query, body, tenant=forged), 401, "SignatureDoesNotMatch")
+    assert count(tenant.app_id) == 0
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "ap-southeast-1"])
+def test_the_answer_names_the_region_the_request_was_signed_for(
+    volc: VolcClient, region: str
+) -> None:
+    for body in (group(volc.tenant.app_id), modify(volc.tenant.app_id, 1, Name="x")):
+        action = CREATE if "OwnerUserId" in body else MODIFY
+        data = json.dumps(body).encode()
+        query = {"Action": action, "Version": VERSION}
+        headers = sign_request(
+            method="POST", host=volc.server.host, query=query, body=data,
+            access_key=volc.tenant.access_key, secret_key=volc.tenant.secret_key,
+            now=time.time(), region=region,
+        )  # fmt: skip
+        response = volc.http.post("/", params=query, content=data, headers=headers)
+        assert response.json()["ResponseMetadata"]["Region"] == region, response.text
+
+
+def test_an_unsupported_region_is_refused_and_answered_in_the_default_one(
+    volc: VolcClient,
+) -> None:
+    data = json.dumps(group(volc.tenant.app_id)).encode()
+    query = {"Action": CREATE, "Version": VERSION}
+    headers = sign_request(
+        method="POST", host=volc.server.host, query=query, body=data,
+        access_key=volc.tenant.access_key, secret_key=volc.tenant.secret_key,
+        now=time.time(), region="eu-west-9",
+    )  # fmt: skip
+    response = volc.http.post("/", params=query, content=data, headers=headers)
+    expect_error(response, 401, "SignatureDoesNotMatch")  # which checks Region cn-north-1
+
+
+def test_duplicate_authorization_headers_are_refused(volc: VolcClient) -> None:
+    body = json.dumps(group(volc.tenant.app_id)).encode()
+    query = {"Action": CREATE, "Version": VERSION}
+    headers = signed_headers(volc.tenant, volc.server.host, query, body)
+    raw_headers = [*headers.items(), ("Authorization", headers["Authorization"])]
+    response = volc.http.post("/", params=query, content=body, headers=raw_headers)
+    expect_error(response, 400, "MissingRequestInfo")
+
+
 def test_disabled_account_is_access_denied(
     uncached: VolcClient, engine: Engine, count: Callable[[int], int]
 ) -> None:
@@ -1250,3 +1308,23 @@ def test_gateway_codes_carry_the_documented_code_n_and_status() -> None:
         assert VOLC_ERRORS[code] == entry, code
     assert VOLC_ERRORS[ErrorCode.METHOD_NOT_ALLOWED][2] == 405
     assert VOLC_ERRORS[ErrorCode.RATE_LIMITED][:3:2] == ("FlowLimitExceeded", 429)
+
+
+def test_without_an_id_node_writes_are_refused_and_readiness_says_why(
+    volc: VolcClient, count: Callable[[int], int]
+) -> None:
+    app = volc.server.app
+    assert volc.http.get("/readyz").json() == {"status": "ready", "problems": []}
+    saved = app.lease._valid_until
+    app.lease._valid_until = 0.0  # as after losing the lease with no node free
+    try:
+        ready = volc.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not ready", "problems": ["no ID node is held"]}
+        response = volc.call(CREATE, group(volc.tenant.app_id))
+        error = expect_error(response, 503, "ServiceUnavailable")
+        assert "ID node" in error["Message"]
+        assert count(volc.tenant.app_id) == 0
+    finally:
+        app.lease._valid_until = saved
+    create(volc, group(volc.tenant.app_id))
