@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 import uvicorn
 
 from convhub.config import Settings
@@ -24,10 +23,8 @@ from convhub.server import Convhub
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
 from tests import admin
+from tests.postgres import PostgresMissing, scratch_database
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "CONVHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 REDIS_URL = os.environ.get("CONVHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ENGINES = [
     e.strip() for e in os.environ.get("CONVHUB_TEST_ENGINES", "sqlite,postgresql").split(",")
@@ -44,40 +41,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test session, dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"convhub_test_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as error:
-        raise RuntimeError(
-            f"PostgreSQL is required at {POSTGRES_ADMIN_URL} and is not reachable: {error}. "
-            "Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) "
-            "or set CONVHUB_TEST_ENGINES=sqlite to run the SQLite half only."
-        ) from error
-    url = (
-        sa.engine.make_url(POSTGRES_ADMIN_URL)
-        .set(database=name)
-        .render_as_string(hide_password=False)
-    )
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def required_postgres() -> Iterator[str]:
     """A migrated fresh PostgreSQL database; a PostgreSQL that is not there fails the test loudly,
     it never skips it."""
     try:
-        context = postgres_database()
+        context = scratch_database("convhub_test")
         url = context.__enter__()
-    except RuntimeError as error:
+    except PostgresMissing as error:
         pytest.fail(str(error), pytrace=False)
     try:
         yield migrated(url)

@@ -1,8 +1,9 @@
-"""``python -m bench.run``: convhub's signed Volcengine calls and its Coze calls (bearer token)
+"""``python -m benchmarks.run``: convhub's signed Volcengine calls and its Coze calls (bearer token)
 per storage engine, against the plain-ASGI ceiling measured in the same run with the same load
 generator.
 
-Writes bench/results/latest.md (also printed) and bench/results/latest.json (every run's numbers).
+Writes benchmarks/results/latest.md (also printed) and benchmarks/results/latest.json (every
+run's numbers).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report, workload
-from bench.databases import ENGINES, Tenant, fresh_database, prepare, refresh_statistics
-from bench.measure import Load, Measurement, counts, measure, run_load
-from bench.procs import HOST, REPO, free_port, server
-from bench.report import CEILING, CEILING_LABEL
+from benchmarks import report, workload
+from benchmarks.databases import ENGINES, Tenant, fresh_database, prepare, refresh_statistics
+from benchmarks.measure import Load, Measurement, counts, measure, run_load
+from benchmarks.procs import HOST, REPO, free_port, server
+from benchmarks.report import CEILING, CEILING_LABEL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NO_LIMITS = "*=10000000"  # limits stay in the request path but never trip
@@ -77,7 +78,7 @@ def log(message: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--engines", default=",".join(ENGINES), help="sqlite,postgresql")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=64)
@@ -166,7 +167,7 @@ def metadata(args: argparse.Namespace, fingerprint: str) -> dict[str, Any]:
 def check_generator(load: Load, workdir: Path) -> dict[str, Any]:
     """The generator's own maximum: flat out against a canned-response server."""
     port = free_port()
-    argv = ["-m", "bench.nullserver", f"--port={port}"]
+    argv = ["-m", "benchmarks.nullserver", f"--port={port}"]
     short = Load(load.connections, GENERATOR_CHECK_SECONDS, 1.0, load.generators)
     with server("null server", argv, workdir / "nullserver.log", port) as null:
         pool = workload.hello_pool(DUMMY_TENANT, port)
@@ -184,7 +185,7 @@ def check_generator(load: Load, workdir: Path) -> dict[str, Any]:
 
 def measure_ceiling(args: argparse.Namespace, load: Load, workdir: Path) -> list[Measurement]:
     port = free_port()
-    argv = ["-m", "bench.ceiling", f"--port={port}", f"--workers={args.workers}"]
+    argv = ["-m", "benchmarks.ceiling", f"--port={port}", f"--workers={args.workers}"]
     results: list[Measurement] = []
     with server("ceiling", argv, workdir / "ceiling.log", port) as ceiling:
         for run in range(1, args.runs + 1):

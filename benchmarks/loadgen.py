@@ -1,7 +1,8 @@
 """The load generator: one process, uvloop, raw asyncio Protocols, HTTP/1.1 keep-alive.
 
-Run by ``bench.run`` as ``python -m bench.loadgen ...``; prints one JSON object on stdout and
-writes the latencies (ns, int64) of the successful requests of the timed window to a file.
+Run by ``benchmarks.run`` as ``python -m benchmarks.loadgen ...``; prints one JSON object on
+stdout and writes the latencies (ns, int64) of the successful requests of the timed window to a
+file.
 
 Each connection keeps exactly one request in flight: send, read the response (framed by
 Content-Length), send the next pre-built request of the shared pool. Warm-up runs from connect
@@ -28,7 +29,7 @@ from typing import cast
 
 import uvloop
 
-from bench.http1 import FramingError, next_message, status_code
+from benchmarks.http1 import FramingError, next_message, status_code
 
 HOST = "127.0.0.1"
 _LENGTH = struct.Struct(">I")
@@ -252,7 +253,7 @@ async def generate(args: argparse.Namespace) -> dict[str, object]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pool", required=True, help="file of length-prefixed raw requests")
     parser.add_argument("--connections", type=int, required=True)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.measure import Measurement
+from benchmarks.measure import Measurement
 
 CEILING = "ceiling"
 CEILING_LABEL = "plain ASGI hello-world (ceiling)"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from tests.postgres import scratch_database
 
-from convhub import directory
+from convhub.domain import directory
+from convhub.domain.ports import UnitOfWork
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
+from convhub.store.unit_of_work import run
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ENGINES = ("sqlite", "postgresql")
 
 
@@ -33,26 +35,10 @@ def fresh_database(engine: str, workdir: Path) -> Iterator[str]:
     if engine == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"  # workdir is a temporary directory
     elif engine == "postgresql":
-        with _postgres_database() as url:
+        with scratch_database("bench") as url:
             yield url
     else:
         raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
-
-
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    name = f"bench_{secrets.token_hex(6)}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def prepare(url: str) -> Tenant:
@@ -60,23 +46,28 @@ def prepare(url: str) -> Tenant:
     (the Coze calls get an app of their own, so that the Volcengine rows read what they always
     read)."""
     migrate.upgrade(url)
+    now = int(time.time())
+
+    def work(uow: UnitOfWork) -> Tenant:
+        directory.create_account(uow, "bench", now=now)
+        app_id = directory.create_app(uow, "bench", now=now, name="bench")
+        create_app_id = directory.create_app(uow, "bench", now=now, name="bench-creates")
+        key = directory.create_key(uow, "bench", now=now)
+        coze_app_id = directory.create_app(uow, "bench", now=now, name="bench-coze")
+        token = directory.create_token(uow, "bench", user="bench", now=now, app_id=coze_app_id)
+        return Tenant(
+            app_id=app_id,
+            access_key=key.access_key,
+            secret_key=key.secret_key,
+            create_app_id=create_app_id,
+            token=token.token,
+        )
+
     engine = create_database_engine(url, pool_size=1)
     try:
-        directory.create_account(engine, "bench")
-        app_id = directory.create_app(engine, "bench", name="bench")
-        create_app_id = directory.create_app(engine, "bench", name="bench-creates")
-        key = directory.create_key(engine, "bench")
-        coze_app_id = directory.create_app(engine, "bench", name="bench-coze")
-        token = directory.create_token(engine, "bench", user="bench", app_id=coze_app_id)
+        return run(engine, work)
     finally:
         engine.dispose()
-    return Tenant(
-        app_id=app_id,
-        access_key=key.access_key,
-        secret_key=key.secret_key,
-        create_app_id=create_app_id,
-        token=token.token,
-    )
 
 
 def refresh_statistics(url: str) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from bench.databases import Tenant
-from bench.http1 import HEAD_END, build_request, content_length, status_code
+from benchmarks.databases import Tenant
+from benchmarks.http1 import HEAD_END, build_request, content_length, status_code
 from convhub.dialects.volc.signing import sign_request
 
 HOST = "127.0.0.1"

@@ -38,14 +38,14 @@ async def app(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ceiling", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     uvicorn.run(
-        "bench.ceiling:app",
+        "benchmarks.ceiling:app",
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import write_pool
-from bench.procs import (
+from benchmarks.loadgen import write_pool
+from benchmarks.procs import (
     REPO,
     child_env,
     cpu_snapshot,
@@ -92,7 +92,7 @@ def _spawn(
     argv = [
         sys.executable,
         "-m",
-        "bench.loadgen",
+        "benchmarks.loadgen",
         f"--port={port}",
         f"--pool={pool_file}",
         f"--connections={connections}",
@@ -134,7 +134,7 @@ def run_load(
 ) -> tuple[list[dict[str, object]], list[int], dict[str, Any]]:
     """Run the generators once; return their reports, all latencies (sorted) and CPU figures.
 
-    ``check`` says how a 200 carrying an error is recognised (see ``bench.loadgen.CHECKS``)."""
+    ``check`` says how a 200 carrying an error is recognised (see ``benchmarks.loadgen.CHECKS``)."""
     pool_file = workdir / f"pool-{time.monotonic_ns()}.bin"
     write_pool(pool_file, pool)
     start_at = time.time() + SPAWN_SLACK_SECONDS + load.warmup

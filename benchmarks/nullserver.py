@@ -14,7 +14,7 @@ from typing import cast
 
 import uvloop
 
-from bench.http1 import FramingError, next_message
+from benchmarks.http1 import FramingError, next_message
 
 _BODY = b'{"status":"ok"}'
 RESPONSE = (
@@ -56,7 +56,7 @@ async def serve(port: int, seconds: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.nullserver", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.nullserver", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args(argv)
