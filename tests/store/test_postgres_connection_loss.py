@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.store.tables import conversations
+from tests.postgres import POSTGRES_ADMIN_URL
 from tests.support import (
     NO_LIMITS,
-    POSTGRES_ADMIN_URL,
     LiveServer,
     VolcClient,
     new_tenant,
