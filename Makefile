@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The official Node SDKs that tests/e2e/test_node_sdks.py drives (only `make test` needs them),
+# exactly as package-lock.json records them; none of them needs an install script to work.
+NODE_DIR := tests/e2e/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 
 .PHONY: serve test check lint typecheck bench
 
@@ -13,10 +17,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm (for $(NODE_DIR))" >&2; exit 1; }
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --ignore-scripts
+	touch $(NODE_STAMP)
+
 serve: $(STAMP)
 	$(VENV)/bin/convhub serve
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -251,8 +251,10 @@ class SignatureVerifier:
         if credential.date != x_date[:8]:
             raise _mismatch("the date in the credential scope does not match X-Date")
         signed_headers = authorization.signed_headers
-        if "host" not in signed_headers or "x-date" not in signed_headers:
-            raise _mismatch("SignedHeaders must include host and x-date")
+        # x-date must be signed; host need not be (the Node SDK @volcengine/openapi signs only
+        # x-content-sha256;x-date), and is checked like any other header when it is signed.
+        if "x-date" not in signed_headers:
+            raise _mismatch("SignedHeaders must include x-date")
 
         body_sha256 = hashlib.sha256(body).hexdigest()
         claimed_sha256 = headers.get("x-content-sha256")
