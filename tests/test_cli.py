@@ -123,3 +123,20 @@ def test_a_token_user_is_kept_in_canonical_form(
     assert code == 0
     _, out, _ = _run(capsys, "tokens", "list", "--account", name, "--json", *db)
     assert json.loads(out)[0]["user"] == "10001"  # the same user as OwnerUserId 10001
+
+
+def test_concurrent_apps_create_take_distinct_ids_without_a_raw_error(database_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from convhub.store.engine import create_database_engine
+    from tests import admin
+
+    engine = create_database_engine(database_url, pool_size=8)
+    try:
+        name = "cli-" + secrets.token_hex(4)
+        admin.create_account(engine, name)
+        with ThreadPoolExecutor(8) as pool:
+            made = list(pool.map(lambda _: admin.create_app(engine, name), range(16)))
+    finally:
+        engine.dispose()
+    assert len(set(made)) == 16

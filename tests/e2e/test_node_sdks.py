@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from convhub import directory
 from convhub.store.engine import create_database_engine
+from tests import admin
 from tests.support import LiveServer, Tenant, VolcClient
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -209,7 +209,7 @@ def test_volcengine_openapi(server: LiveServer, tenant: Tenant, volc: VolcClient
 def mint_token(database_url: str, account: str) -> str:
     engine = create_database_engine(database_url, pool_size=1)
     try:
-        return directory.create_token(engine, account, user=USER).token
+        return admin.create_token(engine, account, user=USER).token
     finally:
         engine.dispose()
 
