@@ -511,7 +511,7 @@ def test_dissolved_conversation_is_gone(core: Core) -> None:
     live = core.create().conversation
     dead = core.create().conversation
     dissolved = replace(dead, status=ConversationStatus.DISSOLVED)
-    core.write(lambda uow: uow.conversations.update(dissolved))
+    core.write(lambda uow: uow.conversations.update(dissolved, ("status",)))
     assert [c.id for c in core.batch_get(dead.id, live.id)] == [live.id]
     raises(ErrorCode.CONVERSATION_NOT_FOUND, lambda: core.modify(dead.id, name="x"))
 
