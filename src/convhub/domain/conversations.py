@@ -56,6 +56,12 @@ def idempotency_key(command: CreateConversation) -> str | None:
     return None
 
 
+def counts_toward_group_limit(conversation: Conversation) -> bool:
+    """Volcengine's limit of groups per user (§5.6) is about groups; a Coze conversation, kept
+    as a group on a connector, is a user's chat with a bot and does not count."""
+    return conversation.type is ConversationType.GROUP and not conversation.connector_id
+
+
 def _validate_create(command: CreateConversation) -> ConversationType:
     try:
         kind = ConversationType(command.type)
@@ -129,7 +135,7 @@ class ConversationService:
         limits = self._limits
 
         def check_limits(uow: UnitOfWork) -> None:
-            if kind is ConversationType.GROUP:
+            if kind is ConversationType.GROUP and not command.connector_id:
                 groups = uow.participants.groups_of(command.app_id, [owner]).get(owner, 0)
                 if groups >= limits.max_user_groups:
                     raise ConvhubError(
@@ -196,7 +202,7 @@ class ConversationService:
                         owner,
                         seconds,
                         app_id=command.app_id,
-                        conversation_type=int(kind),
+                        in_group_limit=counts_toward_group_limit(conversation),
                         join_seq=seq,
                     )
                     for seq, (user, role) in enumerate(first, start=1)

@@ -99,7 +99,7 @@ class Participant:
     create_time: int  # when it (last) joined, seconds
     status: ParticipantStatus = ParticipantStatus.NORMAL
     app_id: int = 0  # the conversation's, copied
-    conversation_type: int = 0  # the conversation's, copied
+    in_group_limit: bool = False  # a Volcengine group: counts toward the user's group limit
     nick_name: str = ""
     level: int = 0
     ext: dict[str, str] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from convhub.domain import rules
 from convhub.domain.caller import Caller
+from convhub.domain.conversations import counts_toward_group_limit
 from convhub.domain.limits import ProductLimits
 from convhub.domain.models import (
     Conversation,
@@ -154,7 +155,7 @@ class ParticipantService:
                     f"a conversation of this type holds at most {self._cap(conversation)} members",
                 )
             full: set[str] = set()
-            if conversation.type is ConversationType.GROUP:
+            if counts_toward_group_limit(conversation):
                 counts = uow.participants.groups_of(app_id, joining)
                 full = {u for u in joining if counts.get(u, 0) >= limits.max_user_groups}
             added: list[Participant] = []
@@ -174,7 +175,8 @@ class ParticipantService:
                 if member is None:
                     member = Participant(
                         conversation.id, user, role or Role.MEMBER, operator, now,
-                        app_id=conversation.app_id, conversation_type=int(conversation.type),
+                        app_id=conversation.app_id,
+                        in_group_limit=counts_toward_group_limit(conversation),
                     )  # fmt: skip
                     added.append(member)
                 else:

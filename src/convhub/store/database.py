@@ -73,8 +73,10 @@ def _conflict(error: BaseException | None) -> bool:
 def unavailable(error: BaseException) -> BaseException:
     """A lost or refused database connection, or a deadlock that kept recurring, is the service
     being unavailable for a moment, not a bug."""
-    if isinstance(error, OperationalError) or _conflict(error) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
+    if (
+        isinstance(error, OperationalError)
+        or _conflict(error)
+        or (isinstance(error, DBAPIError) and error.connection_invalidated)
     ):
         return ConvhubError(ErrorCode.UNAVAILABLE, "the database is unavailable; retry later")
     return error

@@ -111,10 +111,11 @@ participants = Table(
     Column("status", SmallInteger, nullable=False),
     Column("operator", String(128), nullable=False),
     Column("create_time", BigInteger, nullable=False),
-    # The conversation's app and type, copied here: a user's conversations and the groups a user
-    # is in are then read from one index, without visiting every conversation.
+    # The conversation's app, and whether it counts toward the user's limit of groups (a
+    # Volcengine group does; a Coze conversation on a connector does not), copied here: a user's
+    # conversations and groups are then read from one index, without visiting every conversation.
     Column("app_id", Integer, nullable=False, server_default="0"),
-    Column("conversation_type", SmallInteger, nullable=False, server_default="0"),
+    Column("in_group_limit", SmallInteger, nullable=False, server_default="0"),
     Column("nick_name", Text, nullable=False, server_default=""),
     Column("level", Integer, nullable=False, server_default="0"),
     Column("ext", Text, nullable=False, server_default="{}"),
@@ -128,7 +129,7 @@ participants = Table(
         "app_id",
         "user_id",
         "status",
-        "conversation_type",
+        "in_group_limit",
         "conversation_id",
     ),
     Index("ix_participants_join", "conversation_id", "status", "join_seq"),

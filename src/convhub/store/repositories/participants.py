@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, func, select, update
 
-from convhub.domain.models import ConversationType, Participant, ParticipantStatus, Role
-from convhub.store.mapping import JSON, Mapper, enum
+from convhub.domain.models import Participant, ParticipantStatus, Role
+from convhub.store.mapping import FLAG, JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import participants
 
@@ -16,7 +16,12 @@ MAPPER = Mapper(
     participants,
     Participant,
     renamed={"user": "user_id"},
-    codecs={"role": enum(Role), "status": enum(ParticipantStatus), "ext": JSON},
+    codecs={
+        "role": enum(Role),
+        "status": enum(ParticipantStatus),
+        "ext": JSON,
+        "in_group_limit": FLAG,
+    },
 )
 _NORMAL = int(ParticipantStatus.NORMAL)
 _INSERT = participants.insert()
@@ -43,7 +48,7 @@ _COUNT_GROUPS = (
         p.app_id == bindparam("app_id"),
         p.user_id.in_(bindparam("users", expanding=True)),
         p.status == _NORMAL,
-        p.conversation_type == int(ConversationType.GROUP),
+        p.in_group_limit == 1,
     )
     .group_by(p.user_id)
 )
@@ -101,7 +106,7 @@ class SqlParticipants:
         return [MAPPER.load(row) for row in rows]
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
-        """How many groups (type 2) each user is a current member of."""
+        """How many groups that count toward the limit each user is a current member of."""
         if not users:
             return {}
         params = {"app_id": app_id, "users": list(users)}

@@ -28,7 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("participants") as batch:
         batch.add_column(sa.Column("app_id", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(
-            sa.Column("conversation_type", sa.SmallInteger(), nullable=False, server_default="0")
+            sa.Column("in_group_limit", sa.SmallInteger(), nullable=False, server_default="0")
         )
         batch.add_column(sa.Column("nick_name", sa.Text(), nullable=False, server_default=""))
         batch.add_column(sa.Column("level", sa.Integer(), nullable=False, server_default="0"))
@@ -44,8 +44,8 @@ def upgrade() -> None:
         "UPDATE participants SET"
         " app_id = (SELECT c.app_id FROM conversations AS c"
         "  WHERE c.id = participants.conversation_id),"
-        " conversation_type = (SELECT c.type FROM conversations AS c"
-        "  WHERE c.id = participants.conversation_id),"
+        " in_group_limit = (SELECT CASE WHEN c.type = 2 AND c.connector_id = '' THEN 1 ELSE 0 END"
+        "  FROM conversations AS c WHERE c.id = participants.conversation_id),"
         " join_seq = (SELECT count(*) FROM participants AS p"
         "  WHERE p.conversation_id = participants.conversation_id"
         "  AND (p.create_time < participants.create_time"
@@ -61,7 +61,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_participants_user",
         "participants",
-        ["app_id", "user_id", "status", "conversation_type", "conversation_id"],
+        ["app_id", "user_id", "status", "in_group_limit", "conversation_id"],
     )
     op.create_index(
         "ix_participants_join", "participants", ["conversation_id", "status", "join_seq"]
@@ -93,7 +93,7 @@ def downgrade() -> None:
     with op.batch_alter_table("participants") as batch:
         for name in (
             "history_floor", "join_seq", "block_time", "ext", "level", "nick_name",
-            "conversation_type", "app_id",
+            "in_group_limit", "app_id",
         ):  # fmt: skip
             batch.drop_column(name)
     op.create_index("ix_participants_user", "participants", ["user_id", "conversation_id"])
