@@ -27,6 +27,9 @@ class SqlUnitOfWork:
         self.participants = SqlParticipants(self.session)
         self.messages = SqlMessages(self.session)
         self.settings = SqlSettings(self.session)
+
+    def lock(self, name: str) -> None:
+        self.session.lock(name)
         self.access = SqlAccess(self.session)
 
 
