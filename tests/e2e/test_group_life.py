@@ -975,6 +975,88 @@ def _user_conversations(volc: Im, core: Im, database_url: str) -> None:
     assert stored_status(database_url, dead) == 1
 
 
+def test_cursors_hold_while_things_change(im: Im) -> None:
+    """A walk that others change under it: members and conversations that stay are each seen
+    exactly once, in order; ones removed before their page comes are not seen."""
+    owner = 70
+    group = im.group(owner)
+    joined = [owner, *range(7001, 7041)]
+    assert im.add(group, joined[1:], operator=owner) == []
+
+    def walk(reverse: bool, change: Callable[[], None]) -> list[int]:
+        fields: dict[str, Any] = {"ConversationShortId": group, "Limit": 10, "Reverse": reverse}
+        seen: list[int] = []
+        cursor, first = 0, True
+        while True:
+            page = im.ok("ScanConversationParticipantList", Cursor=cursor, **fields)
+            seen += [int(p["ParticipantUserId"]) for p in page["Participants"]]
+            if first:
+                change()
+                first = False
+            if not page["HasMore"]:
+                assert page["NextCursor"] == -1
+                return seen
+            cursor = page["NextCursor"]
+
+    # Forward: remove two seen and two unseen members, add three (they join last).
+    def forward_change() -> None:
+        assert (
+            im.delete(group, [joined[1], joined[2], joined[20], joined[30]], operator=owner) == []
+        )
+        assert im.add(group, [7101, 7102, 7103], operator=owner) == []
+
+    seen = walk(False, forward_change)
+    assert len(seen) == len(set(seen)), "a member came twice"
+    stayed = [u for u in joined if u not in (joined[20], joined[30])]
+    assert [u for u in seen if u in stayed] == stayed, "a member that stayed was skipped"
+    assert joined[20] not in seen and joined[30] not in seen
+    assert seen == [u for u in [*joined, 7101, 7102, 7103] if u in seen], "not in join order"
+    members = [u for u in [*joined, 7101, 7102, 7103] if u not in joined[1:3] + joined[20:31:10]]
+    agree(im, group, members)
+
+    # Reverse: newcomers join after the walk began; two seen and two unseen members leave.
+    def reverse_change() -> None:
+        assert im.add(group, [7201, 7202], operator=owner) == []
+        assert (
+            im.delete(group, [members[-1], members[-2], members[5], members[6]], operator=owner)
+            == []
+        )
+
+    seen = walk(True, reverse_change)
+    assert len(seen) == len(set(seen)), "a member came twice"
+    stayed = [u for u in members if u not in (members[5], members[6])]
+    assert [u for u in seen if u in stayed] == stayed[::-1], "a member that stayed was skipped"
+    assert members[5] not in seen and members[6] not in seen
+
+    # GetUserConversations: new conversations and a dissolved one while walking.
+    user = 71
+    kept = [im.group(user, Name=str(i)) for i in range(8)]
+    for data_type in (0, 1):
+        later: list[int] = []
+        doomed: int | None = None
+        seen_conversations: list[int] = []
+        cursor = 0
+        fields = {"ParticipantUserId": user, "Limit": 2, "DataType": data_type}
+        while True:
+            page = im.ok("GetUserConversations", Cursor=cursor, **fields)
+            seen_conversations += [int(i["ConversationShortId"]) for i in page["ConversationInfos"]]
+            if doomed is None:
+                # After the first page: two new conversations, and one not seen yet dissolved.
+                later += [im.group(user, Name="later"), im.single(user, 72 + data_type)]
+                doomed = next(c for c in kept if c not in seen_conversations)
+                kept.remove(doomed)
+                im.destroy(doomed, user)
+            if not page["HasMore"]:
+                assert page["NextCursor"] == -1
+                break
+            cursor = page["NextCursor"]
+        assert len(seen_conversations) == len(set(seen_conversations)), seen_conversations
+        assert set(kept) <= set(seen_conversations), "a conversation that stayed was skipped"
+        assert doomed not in seen_conversations
+        assert set(seen_conversations) <= {*kept, *later}
+        kept += later
+
+
 # =========================================================================== 5. errors
 
 
