@@ -59,6 +59,15 @@ OPERATIONS: dict[str, Operation] = {
     workload.BATCH_GET: Operation(
         lambda tenant, port, made: workload.batch_get_pool(tenant, port, made.volc), "volc"
     ),
+    workload.USER_CONVERSATIONS: Operation(
+        lambda tenant, port, _: workload.user_conversations_pool(tenant, port), "volc"
+    ),
+    workload.BATCH_ADD: Operation(
+        lambda tenant, port, made: workload.batch_add_pool(tenant, port, made.add_groups), "volc"
+    ),
+    workload.SCAN: Operation(
+        lambda tenant, port, made: workload.scan_pool(tenant, port, made.scanned), "volc"
+    ),
     workload.COZE_RENAME: Operation(
         lambda tenant, port, made: workload.coze_rename_pool(tenant, port, made.coze), "coze"
     ),

@@ -21,6 +21,17 @@ VERSION = "2020-12-01"
 OWNER = 10001
 BATCH = 100
 CREATE_POOL = 256
+# Groups are created by as many different owners, so that no owner comes near the limit of
+# groups per user (500) however long a run replays the pool.
+CREATE_GROUP_POOL = 4096
+LISTER = 90001  # the user whose conversations GetUserConversations lists
+LISTER_CONVERSATIONS = 50
+USER_PAGE = 20  # GetUserConversations' documented cap
+SCANNED_MEMBERS = 100
+SCAN_LIMIT = 20  # Scan's cap without OnlyUserIds
+ADD_BATCH = 20
+ADD_BATCHES_PER_GROUP = 9  # 180 added members and the owner: under the cap of 200
+ADD_GROUPS = 100
 BATCH_POOL = 256
 SETUP_CONNECTIONS = 32
 GROUP = 2  # ConversationType: group chat
@@ -34,6 +45,9 @@ BATCH_GET = "BatchGet(100)"
 COZE_RENAME = "Coze rename"
 COZE_MESSAGE_CREATE = "Coze message create"
 COZE_MESSAGE_LIST = f"Coze message list({LIST_LIMIT})"
+USER_CONVERSATIONS = f"GetUserConversations({USER_PAGE} of {LISTER_CONVERSATIONS})"
+BATCH_ADD = f"BatchAddConversationParticipant({ADD_BATCH})"
+SCAN = f"ScanConversationParticipantList({SCAN_LIMIT} of {SCANNED_MEMBERS})"
 
 Response = tuple[int, bytes]
 
@@ -46,6 +60,8 @@ class Targets:
     volc_modify: list[int]  # the first --modify-targets of them, renamed by Modify
     coze: list[str]  # Coze conversations: renamed, and given the timed messages in turn
     coze_listed: str  # a Coze conversation of LIST_MESSAGES messages, listed by LIST_LIMIT
+    scanned: int  # a group of SCANNED_MEMBERS members
+    add_groups: list[int]  # groups that BatchAdd fills
 
 
 def signed_call(tenant: Tenant, port: int, action: str, body: dict[str, Any], now: float) -> bytes:
@@ -65,10 +81,10 @@ def signed_call(tenant: Tenant, port: int, action: str, body: dict[str, Any], no
 
 
 def create_pool(
-    tenant: Tenant, port: int, size: int = CREATE_POOL, app_id: int | None = None
+    tenant: Tenant, port: int, size: int = CREATE_GROUP_POOL, app_id: int | None = None
 ) -> list[bytes]:
-    """Group-chat creations in ``app_id`` (default: the tenant's create app); replaying one
-    creates a new group each time (no IdempotentId)."""
+    """Group-chat creations in ``app_id`` (default: the tenant's create app), each by its own
+    owner; replaying one creates a new group each time (no IdempotentId)."""
     now = time.time()
     return [
         signed_call(
@@ -77,7 +93,7 @@ def create_pool(
             "CreateConversation",
             {
                 "AppId": tenant.create_app_id if app_id is None else app_id,
-                "OwnerUserId": OWNER,
+                "OwnerUserId": OWNER + i,
                 "ConversationCoreInfo": {"Name": f"bench group {i}", "ConversationType": GROUP},
             },
             now,
@@ -121,6 +137,45 @@ def batch_get_pool(
         )
         for _ in range(size)
     ]
+
+
+def _members(first: int, count: int) -> list[dict[str, Any]]:
+    return [{"ParticipantUserId": first + i, "NickName": f"member {i}"} for i in range(count)]
+
+
+def _add_call(tenant: Tenant, port: int, group: int, first: int, count: int, now: float) -> bytes:
+    body = {
+        "AppId": tenant.app_id,
+        "ConversationShortId": group,
+        "Operator": OWNER,
+        "ParticipantInfos": _members(first, count),
+    }
+    return signed_call(tenant, port, "BatchAddConversationParticipant", body, now)
+
+
+def batch_add_pool(tenant: Tenant, port: int, groups: Sequence[int]) -> list[bytes]:
+    """20 new members at a time into each group in turn, up to 180 per group; replaying the
+    pool adds the same members again (an overwrite, as the page documents)."""
+    now = time.time()
+    return [
+        _add_call(tenant, port, group, 200_000 + (g * 1_000) + b * ADD_BATCH, ADD_BATCH, now)
+        for b in range(ADD_BATCHES_PER_GROUP)
+        for g, group in enumerate(groups)
+    ]
+
+
+def user_conversations_pool(tenant: Tenant, port: int) -> list[bytes]:
+    """The first page (by recent activity) of a user's conversations."""
+    body = {"AppId": tenant.app_id, "ParticipantUserId": LISTER, "Cursor": 0,
+            "Limit": USER_PAGE, "DataType": 0}  # fmt: skip
+    return [signed_call(tenant, port, "GetUserConversations", body, time.time())]
+
+
+def scan_pool(tenant: Tenant, port: int, group: int) -> list[bytes]:
+    """The first page of a group's members, in join order."""
+    body = {"AppId": tenant.app_id, "ConversationShortId": group, "Cursor": 0,
+            "Limit": SCAN_LIMIT}  # fmt: skip
+    return [signed_call(tenant, port, "ScanConversationParticipantList", body, time.time())]
 
 
 def coze_call(
@@ -237,7 +292,24 @@ def set_up(tenant: Tenant, port: int, conversations: int, modify: int, coze: int
     coze_ids = create_coze_conversations(tenant, port, coze + 1)
     listed = coze_ids.pop()
     add_coze_messages(tenant, port, listed, LIST_MESSAGES)
-    return Targets(volc=volc, volc_modify=volc[:modify], coze=coze_ids, coze_listed=listed)
+    now = time.time()
+    # The lister joins LISTER_CONVERSATIONS of the groups; one more group gets 99 members.
+    joins = [
+        _add_call(tenant, port, group, LISTER, 1, now) for group in volc[-LISTER_CONVERSATIONS:]
+    ]
+    scanned, *add_groups = create_conversations(tenant, port, 1 + ADD_GROUPS)
+    joins += [
+        _add_call(tenant, port, scanned, 100_000 + start, ADD_BATCH, now)
+        for start in range(0, SCANNED_MEMBERS - 1, ADD_BATCH)
+    ]
+    for status, body in call_many(port, joins, connections=1):
+        failed = _result(status, body).get("FailedUserIds")
+        if failed:
+            raise RuntimeError(f"set-up BatchAdd failed for {failed}")
+    return Targets(
+        volc=volc, volc_modify=volc[:modify], coze=coze_ids, coze_listed=listed,
+        scanned=scanned, add_groups=add_groups,
+    )  # fmt: skip
 
 
 def _result(status: int, body: bytes) -> dict[str, Any]:
@@ -287,10 +359,27 @@ def _check_coze_list(answer: dict[str, Any]) -> None:
         raise RuntimeError(f"Coze message list returned {found} of {LIST_LIMIT} messages")
 
 
+def _check_page(key: str, size: int) -> Callable[[dict[str, Any]], None]:
+    def check(result: dict[str, Any]) -> None:
+        found = len(result.get(key, []))
+        if found != size or result.get("HasMore") is not True:
+            raise RuntimeError(f"{key}: {found} of {size}, or no HasMore: {result}")
+
+    return check
+
+
+def _check_added(result: dict[str, Any]) -> None:
+    if result.get("FailedUserIds") != []:
+        raise RuntimeError(f"BatchAddConversationParticipant failed some: {result}")
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     CREATE: _check_create,
     MODIFY: lambda result: None,
     BATCH_GET: _check_batch,
+    USER_CONVERSATIONS: _check_page("ConversationInfos", USER_PAGE),
+    BATCH_ADD: _check_added,
+    SCAN: _check_page("Participants", SCAN_LIMIT),
 }
 COZE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     COZE_RENAME: _check_coze_rename,

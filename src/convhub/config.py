@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
+from convhub.domain.limits import ProductLimits
 from convhub.store.engine import DEFAULT_DATABASE_URL
 
 # Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
@@ -54,6 +55,19 @@ class Settings:
     regions: frozenset[str] = frozenset({"cn-north-1", "ap-southeast-1"})
     pool_size: int = 16
     max_queued_writes: int = 10_000
+    max_group_members: int = 200
+    max_live_group_members: int = 10_000
+    max_user_groups: int = 500
+    max_live_groups_per_app: int = 200
+
+    @property
+    def product_limits(self) -> ProductLimits:
+        return ProductLimits(
+            max_group_members=self.max_group_members,
+            max_live_group_members=self.max_live_group_members,
+            max_user_groups=self.max_user_groups,
+            max_live_groups_per_app=self.max_live_groups_per_app,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,4 +81,8 @@ class Settings:
             signature_window_seconds=int(env.get("CONVHUB_SIGNATURE_WINDOW_SECONDS", 900)),
             pool_size=int(env.get("CONVHUB_POOL_SIZE", 16)),
             max_queued_writes=int(env.get("CONVHUB_MAX_QUEUED_WRITES", 10_000)),
+            max_group_members=int(env.get("CONVHUB_MAX_GROUP_MEMBERS", 200)),
+            max_live_group_members=int(env.get("CONVHUB_MAX_LIVE_GROUP_MEMBERS", 10_000)),
+            max_user_groups=int(env.get("CONVHUB_MAX_USER_GROUPS", 500)),
+            max_live_groups_per_app=int(env.get("CONVHUB_MAX_LIVE_GROUPS_PER_APP", 200)),
         )

@@ -38,6 +38,12 @@ class ErrorCode(StrEnum):
     SINGLE_CONVERSATION_NOT_SUPPORTED = "single_conversation_not_supported"
     INVALID_CONVERSATION_ID_ELEMENT = "invalid_conversation_id_element"
     ONLY_OWNER = "only_owner"
+    OWNER_SHOULD_BE_EQUAL = "owner_should_be_equal"
+    TOO_MANY_PARTICIPANTS = "too_many_participants"
+    TOO_MANY_USER_CONVERSATIONS = "too_many_user_conversations"
+    ONLY_LIVE_GROUP = "only_live_group"
+    TOO_MANY_MARK_TYPES = "too_many_mark_types"
+    SETTING_NOT_FOUND = "setting_not_found"
     META_DATA_OVER_LIMIT = "meta_data_over_limit"
     # Messages
     MESSAGE_NOT_FOUND = "message_not_found"

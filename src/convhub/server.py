@@ -18,8 +18,10 @@ from convhub.dialects.volc.signing import SignatureVerifier
 from convhub.domain.authentication import Authenticator
 from convhub.domain.conversations import ConversationService
 from convhub.domain.messages import MessageService
+from convhub.domain.participants import ParticipantService
 from convhub.domain.policy import Policy
 from convhub.domain.services import Services
+from convhub.domain.settings import SettingService
 from convhub.ids import SnowflakeIds
 from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
@@ -47,10 +49,15 @@ class Convhub:
         ttl = settings.access_cache_seconds
         authenticator = Authenticator(db=self.db, clock=clock, ttl=ttl)
         policy = Policy(db=self.db, clock=clock, ttl=ttl)
+        limits = settings.product_limits
         self.services = Services(
             policy=policy,
-            conversations=ConversationService(db=self.db, ids=self.ids, clock=clock, policy=policy),
+            conversations=ConversationService(
+                db=self.db, ids=self.ids, clock=clock, policy=policy, limits=limits
+            ),
             messages=MessageService(db=self.db, ids=self.ids, clock=clock, policy=policy),
+            participants=ParticipantService(db=self.db, clock=clock, policy=policy, limits=limits),
+            settings=SettingService(db=self.db, policy=policy, limits=limits),
         )
         self._volc = VolcDialect(
             services=self.services,

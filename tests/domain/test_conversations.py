@@ -27,6 +27,7 @@ from convhub.domain.conversations import (
     CreatedConversation,
     idempotency_key,
 )
+from convhub.domain.limits import ProductLimits
 from convhub.domain.models import (
     Conversation,
     ConversationStatus,
@@ -511,7 +512,7 @@ def test_dissolved_conversation_is_gone(core: Core) -> None:
     live = core.create().conversation
     dead = core.create().conversation
     dissolved = replace(dead, status=ConversationStatus.DISSOLVED)
-    core.write(lambda uow: uow.conversations.update(dissolved))
+    core.write(lambda uow: uow.conversations.update(dissolved, ("status",)))
     assert [c.id for c in core.batch_get(dead.id, live.id)] == [live.id]
     raises(ErrorCode.CONVERSATION_NOT_FOUND, lambda: core.modify(dead.id, name="x"))
 
@@ -752,3 +753,19 @@ def test_failing_create_among_concurrent_creates_fails_alone(core: Core) -> None
     assert core.ids_in_table() == {
         r.conversation.id for r in created if isinstance(r, CreatedConversation)
     }
+
+
+def test_the_group_limit_counts_volcengine_groups_not_coze_conversations(core: Core) -> None:
+    limited = ConversationService(
+        db=core.db, ids=core.ids, clock=core.clock, policy=core.policy,
+        limits=ProductLimits(max_user_groups=1),
+    )  # fmt: skip
+
+    def create(**fields: Any) -> CreatedConversation:
+        return run(limited.create_conversation(core.caller, core.create_command(**fields)))
+
+    create()
+    raises(ErrorCode.TOO_MANY_USER_CONVERSATIONS, create)
+    for _ in range(3):  # a user's chats with bots are not groups it joined
+        assert create(connector_id="1024", bot_id="b").exist is False
+    assert create(type=ConversationType.SINGLE, other="u2").exist is False

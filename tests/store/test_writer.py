@@ -19,6 +19,7 @@ from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.tables import conversations
+from tests.support import required_postgres
 
 APP = 424_242
 
@@ -205,3 +206,45 @@ def test_a_unit_that_fails_after_holding_rows_leaves_none_of_them(writer: Writer
     a_id, failure = asyncio.run(scenario())[1:]
     assert isinstance(failure, ConvhubError)
     assert writer.stored([a_id, lost_id]) == {a_id}
+
+
+def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
+    """Two writers (as two processes have) whose units lock two conversations in opposite
+    orders: PostgreSQL kills one transaction, and its units are run again one by one."""
+    with required_postgres() as url:
+        first, second = Writer(url), Writer(url)
+        try:
+            a_id, add_a = first.insert()
+            b_id, add_b = first.insert()
+            asyncio.run(first.db.write(add_a))
+            asyncio.run(first.db.write(add_b))
+            both_locked_one = threading.Barrier(2, timeout=10)
+            attempts: list[str] = []
+
+            def locker(name: str, one: int, other: int) -> Callable[[UnitOfWork], str]:
+                def work(uow: UnitOfWork) -> str:
+                    attempts.append(name)
+                    uow.conversations.get(one, lock=True)
+                    if attempts.count(name) == 1:
+                        both_locked_one.wait()  # now each holds what the other wants
+                    uow.conversations.get(other, lock=True)
+                    return name
+
+                return work
+
+            async def scenario() -> list[str]:
+                return await asyncio.wait_for(
+                    asyncio.gather(
+                        first.db.write(locker("ab", a_id, b_id)),
+                        second.db.write(locker("ba", b_id, a_id)),
+                    ),
+                    timeout=30,
+                )
+
+            assert asyncio.run(scenario()) == ["ab", "ba"]
+            assert sorted(attempts) in (["ab", "ab", "ba"], ["ab", "ba", "ba"])  # one reran
+        finally:
+            first.db.close()
+            second.db.close()
+            first.checker.dispose()
+            second.checker.dispose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from convhub.domain import rules
 from convhub.domain.caller import Caller
 from convhub.domain.commands import CreateConversation, ModifyConversation
+from convhub.domain.limits import ProductLimits
 from convhub.domain.messages import build_message, validate_new_message
 from convhub.domain.models import (
     Conversation,
@@ -17,16 +18,25 @@ from convhub.domain.models import (
     Role,
 )
 from convhub.domain.policy import Policy
-from convhub.domain.ports import Database, IdSource, UnitOfWork
+from convhub.domain.ports import Database, IdSource, UnitOfWork, UserOrder
 from convhub.errors import ConvhubError, ErrorCode
 
 _KEYED_INSERT_ATTEMPTS = 3
+MAX_USER_PAGE = 20  # GetUserConversations' documented cap
+_NO_CURSOR = (1 << 63) - 1  # "from the start" for the orders that walk downwards
 
 
 @dataclass(frozen=True, slots=True)
 class CreatedConversation:
     conversation: Conversation
     exist: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    conversations: list[Conversation]
+    has_more: bool
+    next_cursor: int  # -1 when nothing is left
 
 
 def idempotency_key(command: CreateConversation) -> str | None:
@@ -44,6 +54,12 @@ def idempotency_key(command: CreateConversation) -> str | None:
         low, high = sorted((command.owner, command.other))
         return f"pair:{len(low)}:{low}:{high}"
     return None
+
+
+def counts_toward_group_limit(conversation: Conversation) -> bool:
+    """Volcengine's limit of groups per user (§5.6) is about groups; a Coze conversation, kept
+    as a group on a connector, is a user's chat with a bot and does not count."""
+    return conversation.type is ConversationType.GROUP and not conversation.connector_id
 
 
 def _validate_create(command: CreateConversation) -> ConversationType:
@@ -90,12 +106,19 @@ def _validate_core_info(
 
 class ConversationService:
     def __init__(
-        self, *, db: Database, ids: IdSource, clock: Callable[[], float], policy: Policy
+        self,
+        *,
+        db: Database,
+        ids: IdSource,
+        clock: Callable[[], float],
+        policy: Policy,
+        limits: ProductLimits | None = None,
     ) -> None:
         self._db = db
         self._ids = ids
         self._clock = clock
         self._policy = policy
+        self._limits = limits or ProductLimits()
 
     async def create_conversation(
         self, caller: Caller, command: CreateConversation
@@ -109,8 +132,29 @@ class ConversationService:
         assert owner is not None  # checked by _validate_create
         other = command.other if kind is ConversationType.SINGLE else None
         ids = self._ids
+        limits = self._limits
+
+        def check_limits(uow: UnitOfWork) -> None:
+            if kind is ConversationType.GROUP and not command.connector_id:
+                groups = uow.participants.groups_of(command.app_id, [owner]).get(owner, 0)
+                if groups >= limits.max_user_groups:
+                    raise ConvhubError(
+                        ErrorCode.TOO_MANY_USER_CONVERSATIONS,
+                        f"user {owner} is in {limits.max_user_groups} groups already",
+                    )
+            elif (
+                kind is ConversationType.LIVE_GROUP
+                and uow.conversations.count_live_groups(command.app_id)
+                >= limits.max_live_groups_per_app
+            ):
+                raise ConvhubError(
+                    ErrorCode.INVALID_PARAM,
+                    f"an app may have {limits.max_live_groups_per_app} live groups",
+                )
 
         def work(uow: UnitOfWork) -> CreatedConversation:
+            if key is None:  # before writing, so that a refusal costs the batch nothing
+                check_limits(uow)
             conversation = Conversation(
                 id=ids.next_id(),
                 app_id=command.app_id,
@@ -131,7 +175,9 @@ class ConversationService:
                 connector_id=command.connector_id or "",
                 section_id=ids.next_id(),
                 last_message_index=len(command.messages),
+                last_join_seq=2 if other is not None else 1,
             )
+            conversation.activity_key = conversation.id
             for _ in range(_KEYED_INSERT_ATTEMPTS):
                 if uow.conversations.add(conversation, key):
                     break
@@ -142,14 +188,26 @@ class ConversationService:
                 # The holder was dissolved between the two statements: its key is free again.
             else:
                 raise ConvhubError(ErrorCode.UNAVAILABLE, "idempotency key contended; retry")
+            if key is not None:
+                check_limits(uow)
+            first = [(owner, Role.MEMBER if other is not None else Role.OWNER)]
             if other is not None:
-                members = [
-                    Participant(conversation.id, owner, Role.MEMBER, owner, seconds),
-                    Participant(conversation.id, other, Role.MEMBER, owner, seconds),
+                first.append((other, Role.MEMBER))
+            uow.participants.add_many(
+                [
+                    Participant(
+                        conversation.id,
+                        user,
+                        role,
+                        owner,
+                        seconds,
+                        app_id=command.app_id,
+                        in_group_limit=counts_toward_group_limit(conversation),
+                        join_seq=seq,
+                    )
+                    for seq, (user, role) in enumerate(first, start=1)
                 ]
-            else:
-                members = [Participant(conversation.id, owner, Role.OWNER, owner, seconds)]
-            uow.participants.add_many(members)
+            )
             if command.messages:
                 millis = int(now * 1000)
                 uow.messages.add_many(
@@ -173,25 +231,27 @@ class ConversationService:
         now = int(self._clock())
 
         def work(uow: UnitOfWork) -> Conversation:
-            conversation = self._visible(uow, caller, command.app_id, command.conversation_id)
-            changed = False
+            conversation = self._visible(
+                uow, caller, command.app_id, command.conversation_id, lock=True
+            )
+            changed: list[str] = []
             for field in ("name", "avatar_url", "description", "notice"):
                 value = getattr(command, field)
                 if value is not None and value != getattr(conversation, field):
                     setattr(conversation, field, value)
-                    changed = True
+                    changed.append(field)
             if command.ext is not None:
                 merged = {**conversation.ext, **command.ext}
                 rules.check_ext(merged)
                 if merged != conversation.ext:
                     conversation.ext = merged
-                    changed = True
+                    changed.append("ext")
             if command.owner is not None and command.owner != conversation.owner:
                 _transfer_owner(uow, conversation, command.owner)
-                changed = True
+                changed.append("owner")
             if changed:
                 conversation.modify_time = max(now, conversation.modify_time)
-                uow.conversations.update(conversation)
+                uow.conversations.update(conversation, (*changed, "modify_time"))
             return conversation
 
         return await self._db.write(work)
@@ -291,16 +351,57 @@ class ConversationService:
         def work(uow: UnitOfWork) -> int:
             conversation = self._visible(uow, caller, app_id, conversation_id)
             conversation.section_id = ids.next_id()
-            uow.conversations.update(conversation)
+            uow.conversations.update(conversation, ("section_id",))
             return conversation.section_id
 
         return await self._db.write(work)
 
+    async def user_conversations(
+        self,
+        caller: Caller,
+        app_id: int,
+        user: str | None,
+        *,
+        order: UserOrder,
+        cursor: int,
+        limit: int,
+        inbox_type: int = 0,
+    ) -> ConversationPage:
+        """A page of the live conversations ``user`` is a current member of. The cursor is the
+        last item's position in ``order`` (unique, so a walk visits each conversation once);
+        0 starts, and a page with nothing after it answers -1."""
+        if user is None:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "ParticipantUserId is required")
+        if limit <= 0:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "Limit must be positive")
+        limit = min(limit, MAX_USER_PAGE)
+        await self._policy.app(caller, app_id)
+        if cursor < 0:
+            return ConversationPage([], has_more=False, next_cursor=-1)
+        if cursor == 0 and order is not UserOrder.CREATED:
+            cursor = _NO_CURSOR
+
+        def work(uow: UnitOfWork) -> list[Conversation]:
+            return uow.conversations.of_user(
+                app_id, user, inbox_type=inbox_type, order=order, cursor=cursor, limit=limit + 1
+            )
+
+        found = [c for c in await self._db.read(work) if Policy.sees(caller, app_id, c)]
+        page, has_more = found[:limit], len(found) > limit
+        if not has_more:
+            return ConversationPage(page, has_more=False, next_cursor=-1)
+        last = page[-1]
+        return ConversationPage(
+            page,
+            has_more=True,
+            next_cursor=last.activity_key if order is UserOrder.ACTIVITY else last.id,
+        )
+
     @staticmethod
     def _visible(
-        uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int
+        uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int, *, lock: bool = False
     ) -> Conversation:
-        found = uow.conversations.get(conversation_id)
+        found = uow.conversations.get(conversation_id, lock=lock)
         return Policy.conversation(caller, app_id, conversation_id, found)
 
 
@@ -315,6 +416,10 @@ def _transfer_owner(uow: UnitOfWork, conversation: Conversation, new_owner: str)
             ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
             "the new owner must be a member of the conversation",
         )
-    uow.participants.set_role(conversation.id, conversation.owner, Role.MEMBER)
-    uow.participants.set_role(conversation.id, new_owner, Role.OWNER)
+    old = uow.participants.get(conversation.id, conversation.owner)
+    if old is not None:
+        old.role = Role.MEMBER
+        uow.participants.update(old, ("role",))
+    member.role = Role.OWNER
+    uow.participants.update(member, ("role",))
     conversation.owner = new_owner

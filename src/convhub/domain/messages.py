@@ -138,7 +138,7 @@ class MessageService:
         def work(uow: UnitOfWork) -> Message:
             conversation = self._conversation(uow, caller, app_id, conversation_id)
             message_id = ids.next_id()
-            index = uow.conversations.take_message_indexes(conversation.id, 1)
+            index = uow.conversations.take_message_indexes(conversation.id, 1, message_id)
             created = build_message(message_id, index, conversation, user, message, now)
             uow.messages.add_many([created])
             return created

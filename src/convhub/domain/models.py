@@ -86,6 +86,8 @@ class Conversation:
     connector_id: str = ""
     section_id: int = 0  # the current context section: Coze's last_section_id
     last_message_index: int = 0  # IndexInConversation of its newest message
+    last_join_seq: int = 0  # join order of its newest member
+    activity_key: int = 0  # an ID minted at creation and at each message: recent activity
 
 
 @dataclass(slots=True)
@@ -94,8 +96,29 @@ class Participant:
     user: str
     role: Role
     operator: str
-    create_time: int
+    create_time: int  # when it (last) joined, seconds
     status: ParticipantStatus = ParticipantStatus.NORMAL
+    app_id: int = 0  # the conversation's, copied
+    in_group_limit: bool = False  # a Volcengine group: counts toward the user's group limit
+    nick_name: str = ""
+    level: int = 0
+    ext: dict[str, str] = field(default_factory=dict)
+    block_time: int = 0  # muted until, seconds; 0: not muted
+    join_seq: int = 0  # order of joining in the conversation; a rejoin takes a new one
+    history_floor: int = 0  # joined with Barrier: messages up to this index are not its to see
+
+
+@dataclass(slots=True)
+class ConversationSetting:
+    """One member's own settings of a conversation."""
+
+    conversation_id: int
+    user: str
+    is_mute: bool = False
+    stick_top_time: int = 0  # ms; 0: not pinned
+    favorite_time: int = 0  # ms; 0: not a favourite
+    ext: dict[str, str] = field(default_factory=dict)
+    read_index: int = 0
 
 
 class MessageStatus(IntEnum):

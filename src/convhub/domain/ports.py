@@ -7,6 +7,7 @@ work does runs in one transaction, committed (and synced) before ``Database.writ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Protocol, TypeVar
 
 from convhub.domain.models import (
@@ -14,15 +15,23 @@ from convhub.domain.models import (
     Account,
     App,
     Conversation,
+    ConversationSetting,
     EntityStatus,
     Feedback,
     Message,
     Participant,
-    Role,
     Token,
 )
 
 T = TypeVar("T")
+
+
+class UserOrder(Enum):
+    """How a user's conversations are listed (GetUserConversations' DataType 0, 1, 2)."""
+
+    ACTIVITY = 0  # most recent activity first
+    CREATED = 1  # oldest first
+    OWN_LIVE_GROUPS = 2  # live groups the user created, newest first
 
 
 class Conversations(Protocol):
@@ -30,7 +39,9 @@ class Conversations(Protocol):
         """Insert unless (app, inbox, idempotency key) is taken; False when it was."""
         ...
 
-    def get(self, conversation_id: int) -> Conversation | None: ...
+    def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
+        """``lock``: hold the row until the transaction ends (members change under it)."""
+        ...
 
     def get_many(self, conversation_ids: Sequence[int]) -> list[Conversation]:
         """The conversations among the IDs, in no particular order."""
@@ -40,8 +51,8 @@ class Conversations(Protocol):
         self, app_id: int, inbox_type: int, idempotency_key: str
     ) -> Conversation | None: ...
 
-    def update(self, conversation: Conversation) -> None:
-        """Write back what may change: names, ext, owner, status, counts, times, section."""
+    def update(self, conversation: Conversation, fields: tuple[str, ...]) -> None:
+        """Write back the named fields (only those: others may change beside this unit)."""
         ...
 
     def dissolve(self, conversation: Conversation) -> None:
@@ -60,9 +71,31 @@ class Conversations(Protocol):
         descending: bool,
     ) -> list[Conversation]: ...
 
-    def take_message_indexes(self, conversation_id: int, count: int) -> int:
-        """Reserve ``count`` message indexes; the last one reserved."""
+    def take_message_indexes(self, conversation_id: int, count: int, activity_key: int) -> int:
+        """Reserve ``count`` message indexes and record activity; the last index reserved."""
         ...
+
+    def of_user(
+        self,
+        app_id: int,
+        user: str,
+        *,
+        inbox_type: int,
+        order: UserOrder,
+        cursor: int,
+        limit: int,
+    ) -> list[Conversation]:
+        """A page of the live conversations ``user`` is a member of, past ``cursor`` (an
+        ``activity_key`` for ACTIVITY, else an ID) in ``order``."""
+        ...
+
+    def count_live_groups(self, app_id: int) -> int: ...
+
+    def marks(self, conversation_id: int) -> list[str]: ...
+
+    def add_marks(self, conversation_id: int, marks: Sequence[str]) -> None: ...
+
+    def delete_marks(self, conversation_id: int, marks: Sequence[str]) -> None: ...
 
 
 class Participants(Protocol):
@@ -70,7 +103,29 @@ class Participants(Protocol):
 
     def get(self, conversation_id: int, user: str) -> Participant | None: ...
 
-    def set_role(self, conversation_id: int, user: str, role: Role) -> None: ...
+    def get_many(self, conversation_id: int, users: Sequence[str]) -> list[Participant]: ...
+
+    def update(self, member: Participant, fields: tuple[str, ...]) -> None: ...
+
+    def update_many(self, members: Sequence[Participant], fields: tuple[str, ...]) -> None: ...
+
+    def page(
+        self,
+        conversation_id: int,
+        *,
+        cursor: int,
+        descending: bool,
+        limit: int,
+        staff_only: bool,
+    ) -> list[Participant]: ...
+
+    def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]: ...
+
+
+class Settings(Protocol):
+    def get(self, conversation_id: int, user: str) -> ConversationSetting | None: ...
+
+    def save(self, setting: ConversationSetting) -> None: ...
 
 
 class Messages(Protocol):
@@ -157,6 +212,9 @@ class UnitOfWork(Protocol):
 
     @property
     def messages(self) -> Messages: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
     @property
     def access(self) -> Access: ...

@@ -55,10 +55,28 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+_CONFLICTS = frozenset({"40P01", "40001"})  # PostgreSQL: deadlock, serialization failure
+_ONE_BY_ONE_ATTEMPTS = 3
+
+
+def _conflict(error: BaseException | None) -> bool:
+    """Whether a deadlock with another process's transaction is behind ``error``."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in _CONFLICTS:
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 def unavailable(error: BaseException) -> BaseException:
-    """A lost or refused database connection is the service being unavailable, not a bug."""
-    if isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
+    """A lost or refused database connection, or a deadlock that kept recurring, is the service
+    being unavailable for a moment, not a bug."""
+    if (
+        isinstance(error, OperationalError)
+        or _conflict(error)
+        or (isinstance(error, DBAPIError) and error.connection_invalidated)
     ):
         return ConvhubError(ErrorCode.UNAVAILABLE, "the database is unavailable; retry later")
     return error
@@ -258,16 +276,43 @@ class GroupCommitDatabase:
     def _commit(self, conn: Connection, batch: list[_Item]) -> list[_Outcome]:
         try:
             return self._run_batch(conn, batch, isolate=False)
-        except _Retry:
+        except _Retry as retry:
+            if _conflict(retry.__cause__):
+                return self._one_by_one(conn, batch)
             # A unit of work failed after writing: run the batch again, each under its own
             # savepoint, so the failure is rolled back alone. Savepoints cost a statement pair
             # per write, so they are only paid for in a batch that needs them.
             try:
                 return self._run_batch(conn, batch, isolate=True)
             except Exception as exc:
+                if _conflict(exc):
+                    return self._one_by_one(conn, batch)
                 return self._failed(batch, exc)
         except Exception as exc:
+            if _conflict(exc):
+                return self._one_by_one(conn, batch)
             return self._failed(batch, exc)
+
+    def _one_by_one(self, conn: Connection, batch: list[_Item]) -> list[_Outcome]:
+        """A batch that deadlocked with another process's: each unit in a transaction of its
+        own, so that no two of its locks are held together (a unit locks one conversation)."""
+        log.warning("a batch of %d writes met a deadlock; running them one by one", len(batch))
+        results: list[_Outcome] = []
+        for work, _future, _loop in batch:
+            for attempt in range(_ONE_BY_ONE_ATTEMPTS):
+                try:
+                    with conn.begin():
+                        uow = SqlUnitOfWork(conn)
+                        value = work(uow)
+                        uow.session.flush()
+                    results.append((True, value))
+                    break
+                except Exception as exc:
+                    if _conflict(exc) and attempt + 1 < _ONE_BY_ONE_ATTEMPTS:
+                        continue
+                    results.append((False, unavailable(exc) if _conflict(exc) else exc))
+                    break
+        return results
 
     @staticmethod
     def _run_batch(conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
@@ -291,6 +336,8 @@ class GroupCommitDatabase:
                         session.flush()
                     results.append((True, value))
                 except Exception as exc:
+                    if _conflict(exc):
+                        raise  # a deadlock is not this unit's failure: _commit runs them alone
                     session.discard()  # the failed unit's held-back rows go with its savepoint
                     results.append((False, exc))
             if not isolate:

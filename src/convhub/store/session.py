@@ -31,6 +31,8 @@ class Session:
         self.broken = False  # a statement failed: the transaction cannot go on (PostgreSQL)
 
     def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
         self._held_in_unit = True
         held = self._held.get(statement)
         if held is None:

@@ -92,6 +92,10 @@ conversations = Table(
     Column("connector_id", String(128), nullable=False, server_default=""),
     Column("section_id", BigInteger, nullable=False, server_default="0"),
     Column("last_message_index", BigInteger, nullable=False, server_default="0"),
+    Column("last_join_seq", BigInteger, nullable=False, server_default="0"),
+    # Orders a user's conversations by recent activity: an ID minted at creation and again at
+    # each message, so that it is unique and a cursor over it visits each conversation once.
+    Column("activity_key", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint(
         "app_id", "inbox_type", "idempotency_key", name="uq_conversations_idempotency"
     ),
@@ -107,7 +111,47 @@ participants = Table(
     Column("status", SmallInteger, nullable=False),
     Column("operator", String(128), nullable=False),
     Column("create_time", BigInteger, nullable=False),
-    Index("ix_participants_user", "user_id", "conversation_id"),
+    # The conversation's app, and whether it counts toward the user's limit of groups (a
+    # Volcengine group does; a Coze conversation on a connector does not), copied here: a user's
+    # conversations and groups are then read from one index, without visiting every conversation.
+    Column("app_id", Integer, nullable=False, server_default="0"),
+    Column("in_group_limit", SmallInteger, nullable=False, server_default="0"),
+    Column("nick_name", Text, nullable=False, server_default=""),
+    Column("level", Integer, nullable=False, server_default="0"),
+    Column("ext", Text, nullable=False, server_default="{}"),
+    Column("block_time", BigInteger, nullable=False, server_default="0"),
+    # Order of joining within the conversation (a rejoin takes a new one): Scan's cursor.
+    Column("join_seq", BigInteger, nullable=False, server_default="0"),
+    # Joined with Barrier: messages up to this index are history it does not see.
+    Column("history_floor", BigInteger, nullable=False, server_default="0"),
+    Index(
+        "ix_participants_user",
+        "app_id",
+        "user_id",
+        "status",
+        "in_group_limit",
+        "conversation_id",
+    ),
+    Index("ix_participants_join", "conversation_id", "status", "join_seq"),
+)
+
+conversation_settings = Table(
+    "conversation_settings",
+    metadata,
+    Column("conversation_id", BigInteger, primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("is_mute", SmallInteger, nullable=False),
+    Column("stick_top_time", BigInteger, nullable=False),
+    Column("favorite_time", BigInteger, nullable=False),
+    Column("ext", Text, nullable=False),
+    Column("read_index", BigInteger, nullable=False),
+)
+
+conversation_marks = Table(
+    "conversation_marks",
+    metadata,
+    Column("conversation_id", BigInteger, primary_key=True),
+    Column("mark_type", String(128), primary_key=True),
 )
 
 messages = Table(

@@ -12,19 +12,21 @@ from convhub.store.repositories.access import SqlAccess
 from convhub.store.repositories.conversations import SqlConversations
 from convhub.store.repositories.messages import SqlMessages
 from convhub.store.repositories.participants import SqlParticipants
+from convhub.store.repositories.settings import SqlSettings
 from convhub.store.session import Session
 
 T = TypeVar("T")
 
 
 class SqlUnitOfWork:
-    __slots__ = ("access", "conversations", "messages", "participants", "session")
+    __slots__ = ("access", "conversations", "messages", "participants", "session", "settings")
 
     def __init__(self, conn: Connection) -> None:
         self.session = Session(conn)
         self.conversations = SqlConversations(self.session)
         self.participants = SqlParticipants(self.session)
         self.messages = SqlMessages(self.session)
+        self.settings = SqlSettings(self.session)
         self.access = SqlAccess(self.session)
 
 

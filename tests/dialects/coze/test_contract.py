@@ -1142,7 +1142,7 @@ def _call_in_process(app: CozeDialect, path: str, query: bytes) -> tuple[int, di
 def _dialect(conversations: Any) -> CozeDialect:
     policy = Policy(db=cast(Any, None), clock=time.time)
     return CozeDialect(
-        services=Services(policy, conversations, cast(Any, None)),
+        services=Services(policy, conversations, *(cast(Any, None),) * 3),
         authenticator=cast(Any, _Access()),
         limiter=_Limiter(),
         max_body_bytes=1024,

@@ -59,6 +59,13 @@ COZE_ERRORS: dict[ErrorCode, tuple[int, int]] = {
     # Messages
     ErrorCode.MESSAGE_NOT_FOUND: (INVALID_MESSAGE, 404),
     ErrorCode.ONLY_OWNER: (PERMISSION_DENIED, 403),
+    # Member and setting rules of the Volcengine actions, in Coze's words: a bad request
+    ErrorCode.OWNER_SHOULD_BE_EQUAL: (BAD_PARAMETER, 400),
+    ErrorCode.TOO_MANY_PARTICIPANTS: (BAD_PARAMETER, 400),
+    ErrorCode.TOO_MANY_USER_CONVERSATIONS: (BAD_PARAMETER, 400),
+    ErrorCode.ONLY_LIVE_GROUP: (BAD_PARAMETER, 400),
+    ErrorCode.TOO_MANY_MARK_TYPES: (BAD_PARAMETER, 400),
+    ErrorCode.SETTING_NOT_FOUND: (BAD_PARAMETER, 404),
     # The service: too many writes queued (retry after a pause), or unable to serve right now
     ErrorCode.OVERLOADED: (RATE_LIMITED, 429),
     ErrorCode.UNAVAILABLE: (INTERNAL, 503),

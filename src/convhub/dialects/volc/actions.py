@@ -15,7 +15,10 @@ from convhub.dialects.volc import codec
 from convhub.dialects.volc.codec import INT32, Body
 from convhub.domain import commands
 from convhub.domain.caller import Caller
+from convhub.domain.participants import MemberChange
+from convhub.domain.ports import UserOrder
 from convhub.domain.services import Services
+from convhub.domain.settings import ADD_MARKS, SettingChange
 from convhub.errors import ConvhubError, ErrorCode
 
 VERSION = "2020-12-01"
@@ -48,6 +51,24 @@ def _app_id(body: Body) -> int:
     value = codec.integer(body, "AppId", width=INT32, required=True)
     assert value is not None
     return value
+
+
+def _required_int(body: Body, name: str) -> int:
+    value = codec.integer(body, name, required=True)
+    assert value is not None
+    return value
+
+
+def _required_user(body: Body, name: str) -> str:
+    user = codec.user(body, name)
+    if user is None:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{name} is required and must be positive")
+    return user
+
+
+def _operator(body: Body) -> str:
+    """The user who makes a member change; recorded, not checked (as documented)."""
+    return _required_user(body, "Operator")
 
 
 def _conversation_id(body: Body) -> int:
@@ -121,6 +142,218 @@ async def batch_get_conversations(services: Services, caller: Caller, body: Body
             codec.conversation_info(c, member_count=with_count) for c in found
         ]
     }
+
+
+@action("DestroyConversation", qps=50, summary="dissolve a group or live group (owner only)")
+async def destroy_conversation(services: Services, caller: Caller, body: Body) -> Body:
+    app_id = _app_id(body)
+    conversation_id = _conversation_id(body)
+    owner = _required_user(body, "OwnerUserId")
+    await services.conversations.destroy_conversation(caller, app_id, conversation_id, owner=owner)
+    return {}
+
+
+_ORDERS = {order.value: order for order in UserOrder}
+
+
+@action(
+    "GetUserConversations",
+    qps=100,
+    summary="a user's conversations, 20 a page, by recent activity (0), creation (1) or own live "
+    "groups (2)",
+)
+async def get_user_conversations(services: Services, caller: Caller, body: Body) -> Body:
+    app_id = _app_id(body)
+    data_type = codec.integer(body, "DataType", width=INT32) or 0
+    order = _ORDERS.get(data_type)
+    if order is None:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "DataType must be 0, 1 or 2")
+    page = await services.conversations.user_conversations(
+        caller,
+        app_id,
+        codec.user(body, "ParticipantUserId"),
+        order=order,
+        cursor=_required_int(body, "Cursor"),
+        limit=_required_int(body, "Limit"),
+        inbox_type=codec.integer(body, "InboxType", width=INT32) or 0,
+    )
+    with_count = codec.boolean(body, "SkipMemberCount") is not True  # default false here
+    return {
+        "ConversationInfos": [
+            codec.conversation_info(c, member_count=with_count) for c in page.conversations
+        ],
+        "HasMore": page.has_more,
+        "NextCursor": page.next_cursor,
+    }
+
+
+@action("GetConversationUserCount", qps=100, summary="how many members it has")
+async def get_conversation_user_count(services: Services, caller: Caller, body: Body) -> Body:
+    count = await services.participants.count(caller, _app_id(body), _conversation_id(body))
+    return {"Count": count}
+
+
+@action("IsUserInConversation", qps=100, summary="whether a user is a current member")
+async def is_user_in_conversation(services: Services, caller: Caller, body: Body) -> Body:
+    app_id, conversation_id = _app_id(body), _conversation_id(body)
+    user_id = _required_int(body, "ParticipantUserId")
+    member = await services.participants.is_member(caller, app_id, conversation_id, user_id)
+    return {"IsUserInConversation": member}
+
+
+def _changes(body: Body, *, add: bool) -> list[MemberChange]:
+    changes = []
+    for item in codec.object_list(body, "ParticipantInfos", required=True):
+        changes.append(
+            MemberChange(
+                user_id=_required_int(item, "ParticipantUserId"),
+                nick_name=codec.string(item, "NickName"),
+                level=codec.integer(item, "Level", width=INT32),
+                role=codec.integer(item, "Role"),
+                ext=codec.string_map(item, "Ext"),
+                read_index=codec.integer(item, "ReadIndex") if add else None,
+                block_time=None if add else codec.integer(item, "BlockTime"),
+            )
+        )
+    return changes
+
+
+@action("BatchAddConversationParticipant", qps=50, summary="add up to 100 members")
+async def batch_add_conversation_participant(
+    services: Services, caller: Caller, body: Body
+) -> Body:
+    failed = await services.participants.batch_add(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        operator=_operator(body),
+        changes=_changes(body, add=True),
+        barrier=codec.boolean(body, "Barrier") or False,
+    )
+    return {"FailedUserIds": failed}
+
+
+@action("BatchDeleteConversationParticipant", qps=50, summary="remove up to 100 members")
+async def batch_delete_conversation_participant(
+    services: Services, caller: Caller, body: Body
+) -> Body:
+    failed = await services.participants.batch_delete(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        operator=_operator(body),
+        user_ids=codec.integer_list(body, "ParticipantUserIds", required=True),
+    )
+    return {"FailedUserIds": failed}
+
+
+@action(
+    "BatchModifyConversationParticipant",
+    qps=50,
+    summary="change up to 100 members' role, nick name, level, ext, mute time",
+)
+async def batch_modify_conversation_participant(
+    services: Services, caller: Caller, body: Body
+) -> Body:
+    failed = await services.participants.batch_modify(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        operator=_operator(body),
+        changes=_changes(body, add=False),
+    )
+    return {"FailedUserIds": failed}
+
+
+@action("BatchGetConversationParticipant", qps=100, summary="up to 100 members by user ID")
+async def batch_get_conversation_participant(
+    services: Services, caller: Caller, body: Body
+) -> Body:
+    found = await services.participants.batch_get(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        codec.integer_list(body, "ParticipantUserIds", required=True),
+    )
+    return {"Participants": [codec.participant_info(p) for p in found]}
+
+
+@action(
+    "ScanConversationParticipantList",
+    qps=100,
+    summary="page through the members in join order, either way",
+)
+async def scan_conversation_participant_list(
+    services: Services, caller: Caller, body: Body
+) -> Body:
+    only_ids = codec.boolean(body, "OnlyUserIds") or False
+    page = await services.participants.scan(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        cursor=_required_int(body, "Cursor"),
+        limit=_required_int(body, "Limit"),
+        reverse=codec.boolean(body, "Reverse") or False,
+        only_user_ids=only_ids,
+        online=codec.boolean(body, "ScanOnlineParticipant") or False,
+    )
+    return {
+        "Participants": [codec.participant_info(p, only_user_id=only_ids) for p in page.members],
+        "HasMore": page.has_more,
+        "NextCursor": page.next_cursor,
+    }
+
+
+@action(
+    "ModifyConversationSetting",
+    qps=50,
+    summary="one member's mute, pin, favourite and ext",
+)
+async def modify_conversation_setting(services: Services, caller: Caller, body: Body) -> Body:
+    app_id = _app_id(body)
+    info = codec.obj(body, "ConversationSettingInfo", required=True)
+    assert info is not None
+    change = SettingChange(
+        is_mute=codec.boolean(info, "IsMute"),
+        set_stick_top=codec.boolean(info, "IsStickTop") or False,
+        stick_top_time=codec.integer(info, "StickTopTime") or 0,
+        set_favorite=codec.boolean(info, "IsSetFavorite") or False,
+        favorite_time=codec.integer(info, "SetFavoriteTime") or 0,
+        ext=codec.string_map(info, "Ext"),
+    )
+    await services.settings.modify_setting(
+        caller, app_id, _conversation_id(info), codec.user(info, "ParticipantUserId"), change
+    )
+    return {}
+
+
+@action("GetConversationSetting", qps=100, summary="one member's settings and read index")
+async def get_conversation_setting(services: Services, caller: Caller, body: Body) -> Body:
+    conversation, setting = await services.settings.get_setting(
+        caller, _app_id(body), _conversation_id(body), codec.user(body, "ParticipantUserId")
+    )
+    read_index = codec.boolean(body, "NoReadIndex") is not True
+    return {
+        "ConversationSettingInfo": codec.setting_info(conversation, setting, read_index=read_index)
+    }
+
+
+@action("MarkConversation", qps=50, summary="add or remove a live group's mark types")
+async def mark_conversation(services: Services, caller: Caller, body: Body) -> Body:
+    await services.settings.mark_conversation(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        codec.string_list(body, "MarkTypes", required=True),
+        codec.integer(body, "MarkAction", width=INT32) or ADD_MARKS,
+    )
+    return {}
+
+
+@action("GetConversationMarks", qps=100, summary="a live group's mark types")
+async def get_conversation_marks(services: Services, caller: Caller, body: Body) -> Body:
+    marks = await services.settings.get_marks(caller, _app_id(body), _conversation_id(body))
+    return {"MarkTypes": marks}
 
 
 def markdown_table() -> str:

@@ -13,7 +13,7 @@ from convhub.dialects.fields import bad as bad
 from convhub.dialects.fields import obj as obj
 from convhub.dialects.fields import string as string
 from convhub.dialects.fields import string_map as string_map
-from convhub.domain.models import Conversation
+from convhub.domain.models import Conversation, ConversationSetting, Participant
 from convhub.domain.users import canonical_user, user_number
 from convhub.errors import ConvhubError, ErrorCode
 
@@ -98,3 +98,73 @@ def conversation_info(conversation: Conversation, *, member_count: bool) -> Body
         info["OtherUserId"] = user_number(c.other)
         info["OtherUserIdStr"] = c.other
     return info
+
+
+def object_list(body: Body, name: str, *, required: bool = False) -> list[Body]:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad(f"{name} is required")
+        return []
+    if type(value) is not list or not all(type(item) is dict for item in value):
+        raise bad(f"{name} must be an array of objects")
+    return value
+
+
+def string_list(body: Body, name: str, *, required: bool = False) -> list[str]:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad(f"{name} is required")
+        return []
+    if type(value) is not list or not all(type(item) is str for item in value):
+        raise bad(f"{name} must be an array of strings")
+    return value
+
+
+def participant_info(p: Participant, *, only_user_id: bool = False) -> Body:
+    """§6.4; with ``only_user_id`` (Scan's OnlyUserIds) the other required fields are zero."""
+    if only_user_id:
+        return {
+            "ConversationShortId": p.conversation_id,
+            "ParticipantUserId": user_number(p.user),
+            "ParticipantUserIdStr": p.user,
+            "Role": 0,
+            "Operator": 0,
+            "AvatarUrl": "",
+        }
+    return {
+        "ConversationShortId": p.conversation_id,
+        "ParticipantUserId": user_number(p.user),
+        "ParticipantUserIdStr": p.user,
+        "Role": int(p.role),
+        "Operator": user_number(p.operator),
+        "OperatorStr": p.operator,
+        "NickName": p.nick_name,
+        "AvatarUrl": "",
+        "Level": p.level,
+        "Ext": p.ext,
+        "Status": int(p.status),
+        "CreateTime": p.create_time,
+        "BlockTime": p.block_time,
+    }
+
+
+def setting_info(c: Conversation, s: ConversationSetting, *, read_index: bool) -> Body:
+    """§6.6, response form: ``IsStickTop`` and ``IsSetFavorite`` are states here."""
+    return {
+        "AppId": c.app_id,
+        "ConversationShortId": c.id,
+        "ConversationId": str(c.id),
+        "ConversationType": int(c.type),
+        "InboxType": c.inbox_type,
+        "ParticipantUserId": user_number(s.user),
+        "ParticipantUserIdStr": s.user,
+        "ReadIndex": s.read_index if read_index else 0,
+        "StickTopTime": s.stick_top_time,
+        "IsStickTop": s.stick_top_time > 0,
+        "SetFavoriteTime": s.favorite_time,
+        "IsSetFavorite": s.favorite_time > 0,
+        "IsMute": s.is_mute,
+        "Ext": s.ext,
+    }

@@ -70,6 +70,12 @@ VOLC_ERRORS: dict[ErrorCode, tuple[str, int, int]] = {
     ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED: _im("SingleConversationNotSupport"),
     ErrorCode.INVALID_CONVERSATION_ID_ELEMENT: _im("ConversationShortIdsHasInvalidElem"),
     ErrorCode.ONLY_OWNER: _im("OnlyOwnerCanOperator"),
+    ErrorCode.OWNER_SHOULD_BE_EQUAL: _im("OwnerShouldBeEqual"),
+    ErrorCode.TOO_MANY_PARTICIPANTS: _im("ConversationParticipantsMoreThanLimit"),
+    ErrorCode.TOO_MANY_USER_CONVERSATIONS: _im("MoreThanUserConversationLimit"),
+    ErrorCode.ONLY_LIVE_GROUP: _im("OnlyLiveConversationSupport"),
+    ErrorCode.TOO_MANY_MARK_TYPES: _im("ConversationMarkTypeMoreThanLimit"),
+    ErrorCode.SETTING_NOT_FOUND: _im("SettingNotFound"),
     # Too many writes queued: the throttling answer, which the SDKs know to retry after a pause.
     ErrorCode.OVERLOADED: ("FlowLimitExceeded", 100429, 429),
     # Shutting down, no ID node, the database unreachable: convhub's own code, a plain 503.

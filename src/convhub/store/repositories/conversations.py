@@ -1,16 +1,23 @@
-"""Conversations: keyed and unkeyed inserts, reads by ID and key, updates, message indexes."""
+"""Conversations: keyed and unkeyed inserts, reads by ID and key, updates, message indexes, a
+user's conversations, and the marks of live groups."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from convhub.domain.models import Conversation, ConversationStatus, ConversationType
+from convhub.domain.models import (
+    Conversation,
+    ConversationStatus,
+    ConversationType,
+    ParticipantStatus,
+)
+from convhub.domain.ports import UserOrder
 from convhub.store.mapping import JSON, Mapper, enum
 from convhub.store.session import Session
-from convhub.store.tables import conversations
+from convhub.store.tables import conversation_marks, conversations, participants
 
 c = conversations.c
 MAPPER = Mapper(
@@ -19,11 +26,7 @@ MAPPER = Mapper(
     renamed={"owner": "owner_user", "creator": "creator_user", "other": "other_user"},
     codecs={"type": enum(ConversationType), "status": enum(ConversationStatus), "ext": JSON},
 )
-# What ``update`` writes back; the rest never changes after the insert.
-_MUTABLE = (
-    "name", "avatar_url", "description", "notice", "ext", "owner", "status", "member_count",
-    "modify_time", "section_id",
-)  # fmt: skip
+_NORMAL = int(ConversationStatus.NORMAL)
 
 # Statements are built once: building a construct and its cache key on every call cost more
 # than running it (BatchGet of 100 rows spent most of its time in SQLAlchemy, not in SQLite).
@@ -34,6 +37,9 @@ _SELECT_BY_KEY = _SELECT.where(
     c.idempotency_key == bindparam("key"),
 )
 _SELECT_ONE = _SELECT.where(c.id == bindparam("id"))
+# FOR UPDATE on PostgreSQL (SQLite's writer holds the database's one write lock anyway): every
+# change to a conversation's members reads its counters under this lock.
+_LOCK_ONE = _SELECT_ONE.with_for_update()
 # By primary key alone, the app checked by the caller: given "AND app_id = ?", both planners
 # (PostgreSQL without fresh statistics, SQLite with a BIGINT key) chose the (app, inbox, key)
 # index and read every conversation of the app.
@@ -52,8 +58,50 @@ _UPDATE = update(conversations).where(c.id == bindparam("b_id"))
 _TAKE_INDEXES = (
     update(conversations)
     .where(c.id == bindparam("b_id"))
-    .values(last_message_index=c.last_message_index + bindparam("count"))
+    .values(
+        last_message_index=c.last_message_index + bindparam("count"),
+        activity_key=bindparam("activity_key"),
+    )
     .returning(c.last_message_index)
+)
+_COUNT_LIVE = select(func.count()).where(
+    c.app_id == bindparam("app_id"),
+    c.type == int(ConversationType.LIVE_GROUP),
+    c.status == _NORMAL,
+)
+_p = participants.c
+_OF_USER = _SELECT.join(participants, _p.conversation_id == c.id).where(
+    _p.app_id == bindparam("app_id"),
+    _p.user_id == bindparam("user"),
+    _p.status == int(ParticipantStatus.NORMAL),
+    c.status == _NORMAL,
+    c.inbox_type == bindparam("inbox_type"),
+)
+_BY_ORDER = {
+    UserOrder.ACTIVITY: _OF_USER.where(c.activity_key < bindparam("cursor"))
+    .order_by(c.activity_key.desc())
+    .limit(bindparam("limit")),
+    UserOrder.CREATED: _OF_USER.where(c.id > bindparam("cursor"))
+    .order_by(c.id.asc())
+    .limit(bindparam("limit")),
+    UserOrder.OWN_LIVE_GROUPS: _SELECT.where(
+        c.app_id == bindparam("app_id"),
+        c.creator_user == bindparam("user"),
+        c.type == int(ConversationType.LIVE_GROUP),
+        c.status == _NORMAL,
+        c.inbox_type == bindparam("inbox_type"),
+        c.id < bindparam("cursor"),
+    )
+    .order_by(c.id.desc())
+    .limit(bindparam("limit")),
+}
+_m = conversation_marks.c
+_SELECT_MARKS = (
+    select(_m.mark_type).where(_m.conversation_id == bindparam("id")).order_by(_m.mark_type)
+)
+_INSERT_MARK = conversation_marks.insert()
+_DELETE_MARK = conversation_marks.delete().where(
+    _m.conversation_id == bindparam("id"), _m.mark_type == bindparam("mark")
 )
 
 
@@ -73,8 +121,9 @@ class SqlConversations:
         statement = _INSERT_KEYED[self._session.dialect]
         return self._session.write(statement, values).first() is not None
 
-    def get(self, conversation_id: int) -> Conversation | None:
-        row = self._session.read(_SELECT_ONE, {"id": conversation_id}).first()
+    def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
+        statement = _LOCK_ONE if lock else _SELECT_ONE
+        row = self._session.read(statement, {"id": conversation_id}).first()
         return None if row is None else MAPPER.load(row)
 
     def get_many(self, conversation_ids: Sequence[int]) -> list[Conversation]:
@@ -88,14 +137,14 @@ class SqlConversations:
         row = self._session.read(_SELECT_BY_KEY, params).first()
         return None if row is None else MAPPER.load(row)
 
-    def update(self, conversation: Conversation) -> None:
-        values = MAPPER.dump(conversation, _MUTABLE)
+    def update(self, conversation: Conversation, fields: tuple[str, ...]) -> None:
+        values = MAPPER.dump(conversation, fields)
         values["b_id"] = conversation.id
         self._session.write(_UPDATE, values)
 
     def dissolve(self, conversation: Conversation) -> None:
         conversation.status = ConversationStatus.DISSOLVED
-        values = MAPPER.dump(conversation, _MUTABLE)
+        values = MAPPER.dump(conversation, ("status", "modify_time"))
         values["b_id"] = conversation.id
         values["idempotency_key"] = None
         self._session.write(_UPDATE, values)
@@ -125,7 +174,40 @@ class SqlConversations:
         )
         return [MAPPER.load(row) for row in self._session.read(query).all()]
 
-    def take_message_indexes(self, conversation_id: int, count: int) -> int:
-        params = {"b_id": conversation_id, "count": count}
+    def take_message_indexes(self, conversation_id: int, count: int, activity_key: int) -> int:
+        params = {"b_id": conversation_id, "count": count, "activity_key": activity_key}
         last: int = self._session.write(_TAKE_INDEXES, params).scalar_one()
         return last
+
+    def of_user(
+        self,
+        app_id: int,
+        user: str,
+        *,
+        inbox_type: int,
+        order: UserOrder,
+        cursor: int,
+        limit: int,
+    ) -> list[Conversation]:
+        params = {
+            "app_id": app_id, "user": user, "inbox_type": inbox_type, "cursor": cursor,
+            "limit": limit,
+        }  # fmt: skip
+        return [MAPPER.load(row) for row in self._session.read(_BY_ORDER[order], params)]
+
+    def count_live_groups(self, app_id: int) -> int:
+        found: int = self._session.read(_COUNT_LIVE, {"app_id": app_id}).scalar_one()
+        return found
+
+    def marks(self, conversation_id: int) -> list[str]:
+        return list(self._session.read(_SELECT_MARKS, {"id": conversation_id}).scalars())
+
+    def add_marks(self, conversation_id: int, marks: Sequence[str]) -> None:
+        rows = [{"conversation_id": conversation_id, "mark_type": mark} for mark in marks]
+        if rows:
+            self._session.write(_INSERT_MARK, rows)
+
+    def delete_marks(self, conversation_id: int, marks: Sequence[str]) -> None:
+        rows = [{"id": conversation_id, "mark": mark} for mark in marks]
+        if rows:
+            self._session.write(_DELETE_MARK, rows)

@@ -1,13 +1,13 @@
-"""Members of conversations."""
+"""Members of conversations: who, in which role, joined when, and in what order."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from convhub.domain.models import Participant, ParticipantStatus, Role
-from convhub.store.mapping import Mapper, enum
+from convhub.store.mapping import FLAG, JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import participants
 
@@ -16,14 +16,41 @@ MAPPER = Mapper(
     participants,
     Participant,
     renamed={"user": "user_id"},
-    codecs={"role": enum(Role), "status": enum(ParticipantStatus)},
+    codecs={
+        "role": enum(Role),
+        "status": enum(ParticipantStatus),
+        "ext": JSON,
+        "in_group_limit": FLAG,
+    },
 )
+_NORMAL = int(ParticipantStatus.NORMAL)
 _INSERT = participants.insert()
-_SELECT_ONE = select(*MAPPER.columns).where(
+_SELECT = select(*MAPPER.columns)
+_SELECT_ONE = _SELECT.where(
     p.conversation_id == bindparam("conversation_id"), p.user_id == bindparam("user")
+)
+_SELECT_MANY = _SELECT.where(
+    p.conversation_id == bindparam("conversation_id"),
+    p.user_id.in_(bindparam("users", expanding=True)),
 )
 _UPDATE = update(participants).where(
     p.conversation_id == bindparam("b_conversation_id"), p.user_id == bindparam("b_user")
+)
+_PAGE = _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.status == _NORMAL)
+_PAGES = {
+    False: _PAGE.where(p.join_seq > bindparam("cursor")).order_by(p.join_seq.asc()),
+    True: _PAGE.where(p.join_seq < bindparam("cursor")).order_by(p.join_seq.desc()),
+}
+_STAFF = (int(Role.OWNER), int(Role.ADMIN))
+_COUNT_GROUPS = (
+    select(p.user_id, func.count())
+    .where(
+        p.app_id == bindparam("app_id"),
+        p.user_id.in_(bindparam("users", expanding=True)),
+        p.status == _NORMAL,
+        p.in_group_limit == 1,
+    )
+    .group_by(p.user_id)
 )
 
 
@@ -41,6 +68,46 @@ class SqlParticipants:
         row = self._session.read(_SELECT_ONE, params).first()
         return None if row is None else MAPPER.load(row)
 
-    def set_role(self, conversation_id: int, user: str, role: Role) -> None:
-        params = {"b_conversation_id": conversation_id, "b_user": user, "role": int(role)}
-        self._session.write(_UPDATE, params)
+    def get_many(self, conversation_id: int, users: Sequence[str]) -> list[Participant]:
+        params = {"conversation_id": conversation_id, "users": list(users)}
+        return [MAPPER.load(row) for row in self._session.read(_SELECT_MANY, params)]
+
+    def update(self, member: Participant, fields: tuple[str, ...]) -> None:
+        values = MAPPER.dump(member, fields)
+        values["b_conversation_id"] = member.conversation_id
+        values["b_user"] = member.user
+        self._session.write(_UPDATE, values)
+
+    def update_many(self, members: Sequence[Participant], fields: tuple[str, ...]) -> None:
+        rows = []
+        for member in members:
+            values = MAPPER.dump(member, fields)
+            values["b_conversation_id"] = member.conversation_id
+            values["b_user"] = member.user
+            rows.append(values)
+        if rows:
+            self._session.write(_UPDATE, rows)
+
+    def page(
+        self,
+        conversation_id: int,
+        *,
+        cursor: int,
+        descending: bool,
+        limit: int,
+        staff_only: bool,
+    ) -> list[Participant]:
+        """Current members past ``cursor`` in join order (newest first if ``descending``)."""
+        query = _PAGES[descending]
+        if staff_only:
+            query = query.where(p.role.in_(_STAFF))
+        params = {"conversation_id": conversation_id, "cursor": cursor}
+        rows = self._session.read(query.limit(limit), params)
+        return [MAPPER.load(row) for row in rows]
+
+    def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
+        """How many groups that count toward the limit each user is a current member of."""
+        if not users:
+            return {}
+        params = {"app_id": app_id, "users": list(users)}
+        return {user: count for user, count in self._session.read(_COUNT_GROUPS, params)}
