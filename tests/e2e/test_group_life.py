@@ -1310,13 +1310,11 @@ def _user_group_cap(im: Im, url: str) -> None:
     assert im.add(groups[3], [busy, 101], operator=1) == [busy]
     assert im.is_in(groups[3], busy) is False and im.is_in(groups[3], 101) is True
     assert (im.member_count(groups[3]), im.user_count(groups[3])) == (2, 2)
-    # Leaving one frees a place; so does a dissolved group.
+    # Leaving one frees a place.
     assert im.delete(groups[0], [busy], operator=200) == []
     assert im.add(groups[3], [busy], operator=1) == []
     assert im.add(groups[4], [busy], operator=1) == [busy]
-    im.destroy(groups[1], 201)
-    assert im.add(groups[4], [busy], operator=1) == []
-    assert set(im.conversation_ids_of(busy, data_type=1)) >= {groups[2], groups[3], groups[4]}
+    assert set(im.conversation_ids_of(busy, data_type=1)) >= {groups[1], groups[2], groups[3]}
     # An owner in three groups cannot create a fourth; a single chat is still fine.
     before = count_by_type(url, im.tenant.app_id, GROUP)
     im.refused(
@@ -1327,6 +1325,33 @@ def _user_group_cap(im: Im, url: str) -> None:
     )
     assert count_by_type(url, im.tenant.app_id, GROUP) == before
     im.single(busy, 998)
+
+
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+def test_a_dissolved_group_frees_its_members_places(kind: str, database_url: str) -> None:
+    """A user is "in" the groups it can see and act in: a dissolved group, gone from its list
+    and answering ConversationNotFound to everything, no longer counts toward its 500."""
+    tenant = new_tenant(database_url)
+    with LiveServer(small_limits(database_url, max_user_groups=2)) as live:
+        im = Im(client_for(kind, live.host, tenant), tenant)
+        try:
+            busy = 100
+            first, second, third = im.group(busy), im.group(201), im.group(202)
+            assert im.add(second, [busy], operator=busy) == []
+            assert im.add(third, [busy], operator=202) == [busy]
+            im.refused(
+                "CreateConversation",
+                "MoreThanUserConversationLimit",
+                OwnerUserId=busy,
+                ConversationCoreInfo={"ConversationType": GROUP},
+            )
+            im.destroy(first, busy)
+            assert im.conversation_ids_of(busy) == [second]
+            assert im.add(third, [busy], operator=202) == [], "the dissolved group still counts"
+            im.destroy(second, 201)
+            assert im.group(busy) > 0  # as an owner, too
+        finally:
+            im.close()
 
 
 def _live_group_cap(im: Im, theirs: Im, url: str) -> None:
