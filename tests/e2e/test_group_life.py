@@ -43,6 +43,7 @@ from tests.e2e.test_volc_sdks import (
     database,
     fail,
     ok,
+    run_together,
 )
 from tests.support import (
     NO_LIMITS,
@@ -1249,7 +1250,11 @@ def test_live_group_marks(im: Im) -> None:
 def test_product_limits(kind: str, database_url: str) -> None:
     tenant, other = new_tenant(database_url), new_tenant(database_url)
     settings = small_limits(
-        database_url, max_group_members=5, max_user_groups=3, max_live_groups_per_app=2
+        database_url,
+        max_group_members=5,
+        max_live_group_members=8,
+        max_user_groups=3,
+        max_live_groups_per_app=2,
     )
     with LiveServer(settings) as live:
         im = Im(client_for(kind, live.host, tenant), tenant)
@@ -1257,7 +1262,8 @@ def test_product_limits(kind: str, database_url: str) -> None:
         try:
             _member_cap(im, database_url)
             _user_group_cap(im, database_url)
-            _live_group_cap(im, theirs, database_url)
+            live_group = _live_group_cap(im, theirs, database_url)
+            _live_member_cap(im, live_group)
         finally:
             im.close()
             theirs.close()
@@ -1354,8 +1360,8 @@ def test_a_dissolved_group_frees_its_members_places(kind: str, database_url: str
             im.close()
 
 
-def _live_group_cap(im: Im, theirs: Im, url: str) -> None:
-    im.group(300, LIVE)
+def _live_group_cap(im: Im, theirs: Im, url: str) -> int:
+    live_group = im.group(300, LIVE)
     im.group(301, LIVE)
     im.refused(
         "CreateConversation",
@@ -1366,6 +1372,23 @@ def _live_group_cap(im: Im, theirs: Im, url: str) -> None:
     assert count_by_type(url, im.tenant.app_id, LIVE) == 2
     theirs.group(300, LIVE)  # the cap is per app
     im.group(302, GROUP)  # and for live groups only
+    return live_group
+
+
+def _live_member_cap(im: Im, live_group: int) -> None:
+    """A live group holds max_live_group_members (8 here), not max_group_members (5)."""
+    assert im.add(live_group, list(range(401, 408)), operator=300) == []  # 7, with the owner 8
+    count = im.user_count(live_group)
+    assert count in (7, 8)
+    im.refused(
+        "BatchAddConversationParticipant",
+        "ConversationParticipantsMoreThanLimit",
+        ConversationShortId=live_group,
+        Operator=300,
+        ParticipantInfos=[{"ParticipantUserId": 408}, {"ParticipantUserId": 409}],
+    )
+    assert im.user_count(live_group) == count
+    assert im.is_in(live_group, 408) is False
 
 
 # =========================================================================== 8. rate limits
@@ -1464,16 +1487,15 @@ def test_concurrent_membership_on_two_processes_one_postgresql(tmp_path: Path) -
             calls = churn(hosts, tenant, conversation, owner)
             assert calls > 100, calls
             settled(hosts, tenant, conversation, owner, url)
-        for served in (one, two):
-            log = served.log()
-            assert "Traceback" not in log and "ERROR" not in log, log
+        stopped_cleanly(one)
+        stopped_cleanly(two)
 
 
 def test_concurrent_membership_on_two_workers_one_sqlite_file(tmp_path: Path) -> None:
     url = migrated(f"sqlite:///{tmp_path / 'convhub.db'}")
     tenant = new_tenant(url)
     args = ["--workers", "2", "--database-url", url, "--no-access-log", "--rate-limits", "*=100000"]
-    with serve_or_skip(args, tmp_path, url, workers=2) as served:
+    with serving(args, tmp_path, url, workers=2, skip_if_refused=True) as served:
         setup = Im(client_for("volcenginesdkcore", served.host, tenant), tenant)
         try:
             owner = 5000
@@ -1484,17 +1506,173 @@ def test_concurrent_membership_on_two_workers_one_sqlite_file(tmp_path: Path) ->
         calls = churn([served.host], tenant, conversation, owner)
         assert calls > 100, calls
         settled([served.host], tenant, conversation, owner, url)
-    assert served.process.returncode in (0, -signal.SIGTERM), served.log()
-    log = served.log()
-    assert "Traceback" not in log and "ERROR" not in log, log
+    stopped_cleanly(served)
+
+
+ROUNDS = 4
+RACES = ("member cap", "user cap", "owner cap", "live groups per app")
+
+
+CAPS_ENV = {
+    "CONVHUB_MAX_GROUP_MEMBERS": "20",
+    "CONVHUB_MAX_USER_GROUPS": "5",
+    "CONVHUB_MAX_LIVE_GROUPS_PER_APP": "3",
+}
+SERVE_ARGS = ["--no-access-log", "--rate-limits", "*=100000"]
+
+
+def test_caps_hold_under_concurrent_calls_on_two_processes(tmp_path: Path) -> None:
+    """Racing calls through two processes on one PostgreSQL never overfill a group, never put
+    a user in more groups than allowed, never make more live groups than an app may have: the
+    answers are exactly those of some serial order."""
+    with required_postgres() as url:
+        args = ["--database-url", url, *SERVE_ARGS]
+        with (
+            serving(args, tmp_path / "a", url, env=CAPS_ENV) as one,
+            serving(args, tmp_path / "b", url, env=CAPS_ENV) as two,
+        ):
+            problems = race_the_caps([one.host, two.host], url)
+        stopped_cleanly(one)
+        stopped_cleanly(two)
+    assert not problems, "\n".join(problems)
+
+
+def test_caps_hold_under_concurrent_calls_on_two_workers_one_sqlite_file(tmp_path: Path) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'convhub.db'}")
+    args = ["--workers", "2", "--database-url", url, *SERVE_ARGS]
+    with serving(args, tmp_path, url, workers=2, env=CAPS_ENV, skip_if_refused=True) as served:
+        problems = race_the_caps([served.host], url)
+    stopped_cleanly(served)
+    assert not problems, "\n".join(problems)
+
+
+def race_the_caps(hosts: Sequence[str], url: str) -> list[str]:
+    """Every race ROUNDS times (a race is not lost every time), each round in a fresh app;
+    every wrong outcome is reported, not just the first."""
+    kinds = sorted(CLIENTS)
+    problems: list[str] = []
+    races = (_race_the_member_cap, _race_the_user_cap, _race_the_owner_cap, _race_the_live_cap)
+    for round_ in range(ROUNDS):
+        tenant = new_tenant(url)
+
+        def make(index: int, tenant: Tenant = tenant) -> Sdk:
+            return client_for(kinds[index % 2], hosts[(index // 2) % len(hosts)], tenant)
+
+        setup = Im(client_for(kinds[round_ % 2], hosts[round_ % len(hosts)], tenant), tenant)
+        try:
+            for name, race in zip(RACES, races, strict=True):
+                try:
+                    race(setup, make, url, 10_000 * (round_ + 1))
+                except AssertionError as error:
+                    problems.append(f"round {round_}, {name}: {str(error)[:300]}")
+        finally:
+            setup.close()
+    return problems
+
+
+def _race_the_member_cap(im: Im, make: Callable[[int], Sdk], url: str, base: int) -> None:
+    owner = base
+    group = im.group(owner)
+    batches = [[base + 100 + 3 * i + j for j in range(3)] for i in range(16)]
+
+    def body(index: int) -> dict[str, Any]:
+        infos = [{"ParticipantUserId": u} for u in batches[index]]
+        return {
+            "AppId": im.tenant.app_id,
+            "ConversationShortId": group,
+            "Operator": owner,
+            "ParticipantInfos": infos,
+        }
+
+    answers = run_together(len(batches), make, "BatchAddConversationParticipant", body)
+    refused = [a for a in answers if not a.ok]
+    for answer in refused:
+        assert answer.error is not None, answer
+        assert answer.error["Code"] == "ConversationParticipantsMoreThanLimit", answer
+    made = [b for b, a in zip(batches, answers, strict=True) if a.ok]
+    assert all(a.result == {"FailedUserIds": []} for a in answers if a.ok), answers
+    assert len(made) == 6, f"{len(made)} batches of 3 joined a group of 1 capped at 20"
+    members = {owner, *(u for b in made for u in b)}
+    assert stored_members(url, group) == members
+    assert (im.member_count(group), im.user_count(group)) == (19, 19)
+    assert set(im.scan_ids(group)) == members
+
+
+def _race_the_user_cap(im: Im, make: Callable[[int], Sdk], url: str, base: int) -> None:
+    busy = base + 999
+    groups = [im.group(base + 200 + i) for i in range(16)]
+
+    def body(index: int) -> dict[str, Any]:
+        return {
+            "AppId": im.tenant.app_id,
+            "ConversationShortId": groups[index],
+            "Operator": base + 200 + index,
+            "ParticipantInfos": [{"ParticipantUserId": busy}],
+        }
+
+    answers = run_together(len(groups), make, "BatchAddConversationParticipant", body)
+    assert all(a.ok for a in answers), [a for a in answers if not a.ok][:3]
+    failed = [a.result["FailedUserIds"] for a in answers if a.result is not None]
+    joined = [g for g, f in zip(groups, failed, strict=True) if f == []]
+    assert all(f in ([], [busy]) for f in failed), failed
+    assert len(joined) == 5, f"user in {len(joined)} groups, the limit is 5"
+    assert {g for g in groups if busy in stored_members(url, g)} == set(joined)
+    assert set(im.conversation_ids_of(busy)) == set(joined)
+    for g in groups:
+        assert im.member_count(g) == (2 if g in joined else 1)
+
+
+def _race_the_owner_cap(im: Im, make: Callable[[int], Sdk], url: str, base: int) -> None:
+    owner = base + 500
+    before = count_by_type(url, im.tenant.app_id, GROUP)
+
+    def body(index: int) -> dict[str, Any]:
+        core = {"ConversationType": GROUP, "Name": f"owned-{index}"}
+        return {"AppId": im.tenant.app_id, "OwnerUserId": owner, "ConversationCoreInfo": core}
+
+    answers = run_together(10, make, "CreateConversation", body)
+    made = [a for a in answers if a.ok]
+    for answer in (a for a in answers if not a.ok):
+        assert answer.error is not None and answer.error["Code"] == (
+            "MoreThanUserConversationLimit"
+        ), answer
+    assert len(made) == 5, f"an owner made {len(made)} groups, the limit is 5"
+    assert count_by_type(url, im.tenant.app_id, GROUP) == before + 5
+    assert len(im.conversation_ids_of(owner)) == 5
+
+
+def _race_the_live_cap(im: Im, make: Callable[[int], Sdk], url: str, base: int) -> None:
+    def body(index: int) -> dict[str, Any]:
+        core = {"ConversationType": LIVE}
+        return {
+            "AppId": im.tenant.app_id,
+            "OwnerUserId": base + 600 + index,
+            "ConversationCoreInfo": core,
+        }
+
+    answers = run_together(10, make, "CreateConversation", body)
+    made = [a for a in answers if a.ok]
+    for answer in (a for a in answers if not a.ok):
+        assert answer.error is not None and answer.error["Code"] == "InvalidParam", answer
+    assert len(made) == 3, f"{len(made)} live groups made in an app that may have 3"
+    assert count_by_type(url, im.tenant.app_id, LIVE) == 3
 
 
 @contextmanager
-def serve_or_skip(
-    args: Sequence[str], workdir: Path, url: str, *, workers: int
+def serving(
+    args: Sequence[str],
+    workdir: Path,
+    url: str,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    skip_if_refused: bool = False,
 ) -> Iterator[Served]:
-    """``convhub serve`` with several workers on a SQLite file. If serve refuses that (exits at
-    once saying why), the test is skipped with its words; any other exit fails it."""
+    """``convhub serve`` as a child process (with ``env`` added to a clean environment), ready
+    once it answers /healthz and each of its workers holds an ID node. With ``skip_if_refused``
+    a serve that exits at once naming SQLite and workers skips the test with its words; any
+    other exit fails it."""
+    workdir.mkdir(parents=True, exist_ok=True)
     leased_before = _leases(url)
     port = free_port()
     stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
@@ -1502,7 +1680,7 @@ def serve_or_skip(
         process = subprocess.Popen(
             [*convhub_command(), "serve", "--port", str(port), *args],
             cwd=workdir,
-            env=_clean_env(),
+            env={**_clean_env(), **(env or {})},
             stdout=out,
             stderr=err,
             start_new_session=True,
@@ -1514,11 +1692,10 @@ def serve_or_skip(
             while True:
                 if process.poll() is not None:
                     log = served.log() + served.output()
-                    if (
-                        process.returncode != 0
-                        and re.search(r"sqlite", log, re.IGNORECASE)
-                        and (re.search(r"worker", log, re.IGNORECASE))
-                    ):
+                    refused = re.search(r"sqlite", log, re.IGNORECASE) and re.search(
+                        r"worker", log, re.IGNORECASE
+                    )
+                    if skip_if_refused and process.returncode != 0 and refused:
                         pytest.skip(f"convhub serve refuses SQLite with --workers: {log.strip()}")
                     pytest.fail(f"convhub serve exited with {process.returncode}:\n{log}")
                 if time.monotonic() > deadline:
@@ -1533,6 +1710,12 @@ def serve_or_skip(
         yield served
     finally:
         _stop(process)
+
+
+def stopped_cleanly(served: Served) -> None:
+    assert served.process.returncode in (0, -signal.SIGTERM), served.log()
+    log = served.log()
+    assert "Traceback" not in log and "ERROR" not in log, log
 
 
 def _leases(url: str) -> set[str]:
