@@ -1510,7 +1510,7 @@ def test_concurrent_membership_on_two_workers_one_sqlite_file(tmp_path: Path) ->
 
 
 ROUNDS = 4
-RACES = ("member cap", "user cap", "owner cap", "live groups per app")
+RACES = ("member cap", "user cap", "owner cap", "live groups per app", "one owner")
 
 
 CAPS_ENV = {
@@ -1523,8 +1523,9 @@ SERVE_ARGS = ["--no-access-log", "--rate-limits", "*=100000"]
 
 def test_caps_hold_under_concurrent_calls_on_two_processes(tmp_path: Path) -> None:
     """Racing calls through two processes on one PostgreSQL never overfill a group, never put
-    a user in more groups than allowed, never make more live groups than an app may have: the
-    answers are exactly those of some serial order."""
+    a user in more groups than allowed (as a member or as an owner creating one), never make
+    more live groups than an app may have, never leave a group with two owners or an owner
+    removed: the answers are exactly those of some serial order."""
     with required_postgres() as url:
         args = ["--database-url", url, *SERVE_ARGS]
         with (
@@ -1551,7 +1552,13 @@ def race_the_caps(hosts: Sequence[str], url: str) -> list[str]:
     every wrong outcome is reported, not just the first."""
     kinds = sorted(CLIENTS)
     problems: list[str] = []
-    races = (_race_the_member_cap, _race_the_user_cap, _race_the_owner_cap, _race_the_live_cap)
+    races = (
+        _race_the_member_cap,
+        _race_the_user_cap,
+        _race_the_owner_cap,
+        _race_the_live_cap,
+        _race_the_owner_transfer,
+    )
     for round_ in range(ROUNDS):
         tenant = new_tenant(url)
 
@@ -1656,6 +1663,54 @@ def _race_the_live_cap(im: Im, make: Callable[[int], Sdk], url: str, base: int) 
         assert answer.error is not None and answer.error["Code"] == "InvalidParam", answer
     assert len(made) == 3, f"{len(made)} live groups made in an app that may have 3"
     assert count_by_type(url, im.tenant.app_id, LIVE) == 3
+
+
+def _race_the_owner_transfer(im: Im, make: Callable[[int], Sdk], url: str, base: int) -> None:
+    """Transfers to six members race with removals of the same six: whatever the order, the
+    group ends with one owner, a current member, the only one with role 1."""
+    owner = base + 700
+    group = im.group(owner)
+    candidates = [base + 701 + i for i in range(6)]
+    assert im.add(group, candidates, operator=owner) == []
+
+    def body(index: int) -> dict[str, Any]:
+        target = candidates[index // 2]
+        if index % 2:
+            return {
+                "AppId": im.tenant.app_id,
+                "ConversationShortId": group,
+                "Operator": owner,
+                "ParticipantUserIds": [target],
+            }
+        core = {"ConversationShortId": group, "OwnerUserId": target}
+        return {"AppId": im.tenant.app_id, "ConversationCoreInfo": core}
+
+    barrier = threading.Barrier(12, timeout=60)
+
+    def one(index: int) -> Answer:
+        client = make(index // 2)  # a transfer and a removal of one user: different processes
+        try:
+            barrier.wait()
+            action = "BatchDeleteConversationParticipant" if index % 2 else "ModifyConversation"
+            return client.call(action, body(index))
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(one, range(12)))
+    for index, answer in enumerate(answers):
+        target = candidates[index // 2]
+        if index % 2:
+            assert answer.ok and answer.result is not None, answer
+            assert answer.result["FailedUserIds"] in ([], [target]), answer
+        elif not answer.ok:
+            assert answer.error is not None, answer
+            assert answer.error["Code"] == "ParticipantNotInConversation", answer
+    final = im.info(group)["OwnerUserId"]
+    people = im.scan(group)
+    assert [p["ParticipantUserId"] for p in people if p["Role"] == OWNER] == [final], people
+    assert im.is_in(group, final) is True
+    assert im.member_count(group) == len(people) == len(stored_members(url, group))
 
 
 @contextmanager
