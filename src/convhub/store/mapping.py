@@ -29,8 +29,16 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-JSON = Codec(_dumps, orjson.loads)
-STRINGS = Codec(lambda v: _dumps(list(v)), lambda text: tuple(orjson.loads(text)))
+def _strings(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(orjson.loads(text))
+
+
+def _map(text: str) -> Any:
+    return {} if text == "{}" else orjson.loads(text)
+
+
+JSON = Codec(_dumps, _map)
+STRINGS = Codec(lambda v: _dumps(list(v)), _strings)
 FLAG = Codec(int, bool)
 
 

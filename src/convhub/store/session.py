@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable
+from sqlalchemy import Connection, CursorResult, Executable, Select
+
+# Statements compiled once per engine kind, for ``scalar_around_held``.
+_COMPILED: dict[tuple[Select[Any], str], tuple[str, list[str] | None, dict[str, Any]]] = {}
 
 
 class Session:
@@ -43,6 +46,36 @@ class Session:
     def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         self.flush()
         return self._execute(statement, params)
+
+    def scalar_around_held(self, statement: Select[Any], params: Mapping[str, Any]) -> Any:
+        """The first column of the first row, read without writing what is held back first:
+        for a caller that accounts for the held rows itself (``held``), because flushing here
+        would undo the batching. It runs on the driver's cursor, in this transaction: on the
+        hot path, SQLAlchemy's per-statement work cost several times the query itself."""
+        key = (statement, self.dialect)
+        compiled = _COMPILED.get(key)
+        if compiled is None:
+            done = statement.compile(dialect=self.conn.dialect)
+            compiled = (str(done), done.positiontup, done.params)  # literals are bound too
+            _COMPILED[key] = compiled
+        sql, order, literals = compiled
+        values = {**literals, **params}
+        args: Any = [values[name] for name in order] if order is not None else values
+        try:
+            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql, args)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except Exception:
+            self.broken = True
+            raise
+        return None if row is None else row[0]
+
+    def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
+        """The rows held back for ``statement``, not yet written."""
+        return self._held.get(statement, ())
 
     def write(
         self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]

@@ -1214,3 +1214,21 @@ def test_a_pair_whose_single_chat_a_token_tried_to_delete_can_still_chat(
             "ConversationCoreInfo": {"ConversationShortId": conversation_id, "Name": "still ours"},
         },
     )
+
+
+def test_a_coze_conversation_is_a_group_its_creator_owns_and_belongs_to(
+    client: ClientFactory, volc: VolcClient, tenant: Tenant
+) -> None:
+    made = client("20001").create(name="with a bot")
+    conversation_id = int(made["id"])
+    body = {"AppId": tenant.app_id, "ConversationShortId": conversation_id}
+    scan = volc.ok("ScanConversationParticipantList", {**body, "Cursor": 0, "Limit": 5})
+    assert [(p["ParticipantUserId"], p["Role"]) for p in scan["Participants"]] == [(20001, 1)]
+    assert volc.ok("GetConversationUserCount", body) == {"Count": 1}
+    listed = volc.ok(
+        "GetUserConversations",
+        {"AppId": tenant.app_id, "ParticipantUserId": 20001, "Cursor": 0, "Limit": 20},
+    )
+    assert [c["ConversationShortId"] for c in listed["ConversationInfos"]] == [conversation_id]
+    (info,) = listed["ConversationInfos"]
+    assert (info["ConversationType"], info["OwnerUserId"], info["MemberCount"]) == (2, 20001, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -42,6 +43,12 @@ _PAGES = {
     True: _PAGE.where(p.join_seq < bindparam("cursor")).order_by(p.join_seq.desc()),
 }
 _STAFF = (int(Role.OWNER), int(Role.ADMIN))
+_COUNT_USER_GROUPS = select(func.count()).where(
+    p.app_id == bindparam("app_id"),
+    p.user_id == bindparam("user"),
+    p.status == _NORMAL,
+    p.in_group_limit == 1,
+)
 _COUNT_GROUPS = (
     select(p.user_id, func.count())
     .where(
@@ -106,8 +113,30 @@ class SqlParticipants:
         return [MAPPER.load(row) for row in rows]
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
-        """How many groups that count toward the limit each user is a current member of."""
+        """How many groups that count toward the limit each user is a current member of.
+
+        Asked at every group's creation: the stored rows are counted without writing the held-
+        back members first (that would write each create's rows alone and undo group commit),
+        and the held-back rows, all new memberships, are added here."""
         if not users:
             return {}
-        params = {"app_id": app_id, "users": list(users)}
-        return {user: count for user, count in self._session.read(_COUNT_GROUPS, params)}
+        if len(users) == 1:
+            params: dict[str, Any] = {"app_id": app_id, "user": users[0]}
+            found = self._session.scalar_around_held(_COUNT_USER_GROUPS, params)
+            counts = {users[0]: found} if found else {}
+        else:
+            self._session.flush()  # adding members: not the hot path
+            params = {"app_id": app_id, "users": list(users)}
+            rows = self._session.read(_COUNT_GROUPS, params)
+            counts = {user: count for user, count in rows}
+        wanted = set(users)
+        for row in self._session.held(_INSERT):
+            user = row["user_id"]
+            if (
+                user in wanted
+                and row["app_id"] == app_id
+                and row["in_group_limit"]
+                and row["status"] == _NORMAL
+            ):
+                counts[user] = counts.get(user, 0) + 1
+        return counts
