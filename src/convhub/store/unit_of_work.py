@@ -27,10 +27,10 @@ class SqlUnitOfWork:
         self.participants = SqlParticipants(self.session)
         self.messages = SqlMessages(self.session)
         self.settings = SqlSettings(self.session)
+        self.access = SqlAccess(self.session)
 
     def lock(self, name: str) -> None:
         self.session.lock(name)
-        self.access = SqlAccess(self.session)
 
 
 @contextmanager
