@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, select, update
 
 from convhub.domain.models import Feedback, Message, MessageStatus
+from convhub.store.driver import fast
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import message_feedback, message_hides, messages
@@ -31,41 +32,53 @@ _MUTABLE = ("content", "content_type", "msg_type", "ext", "status", "update_time
 _VISIBLE = int(MessageStatus.NORMAL)
 
 _SELECT = select(*MAPPER.columns)
-_SELECT_ONE = _SELECT.where(
-    m.id == bindparam("id"), m.conversation_id == bindparam("conversation_id")
+_SELECT_ONE = fast(
+    _SELECT.where(m.id == bindparam("id"), m.conversation_id == bindparam("conversation_id"))
 )
 _SELECT_MANY = _SELECT.where(
     m.conversation_id == bindparam("conversation_id"),
     m.id.in_(bindparam("ids", expanding=True)),
 )
-_BY_CLIENT_ID = _SELECT.where(
-    m.conversation_id == bindparam("conversation_id"),
-    m.client_msg_id == bindparam("client_msg_id"),
+_BY_CLIENT_ID = fast(
+    _SELECT.where(
+        m.conversation_id == bindparam("conversation_id"),
+        m.client_msg_id == bindparam("client_msg_id"),
+    )
 )
 _BY_INDEX = {
-    False: _SELECT.where(
-        m.conversation_id == bindparam("conversation_id"),
-        m.message_index >= bindparam("start"),
-        m.status == _VISIBLE,
-    ).order_by(m.message_index.asc()),
-    True: _SELECT.where(
-        m.conversation_id == bindparam("conversation_id"),
-        m.message_index <= bindparam("start"),
-        m.status == _VISIBLE,
-    ).order_by(m.message_index.desc()),
+    False: fast(
+        _SELECT.where(
+            m.conversation_id == bindparam("conversation_id"),
+            m.message_index >= bindparam("start"),
+            m.status == _VISIBLE,
+        )
+        .order_by(m.message_index.asc())
+        .limit(bindparam("limit"))
+    ),
+    True: fast(
+        _SELECT.where(
+            m.conversation_id == bindparam("conversation_id"),
+            m.message_index <= bindparam("start"),
+            m.status == _VISIBLE,
+        )
+        .order_by(m.message_index.desc())
+        .limit(bindparam("limit"))
+    ),
 }
 _h = message_hides.c
-_HIDE = message_hides.insert()
+_HIDE = fast(message_hides.insert())
 _HIDDEN = select(_h.message_id).where(
     _h.user_id == bindparam("user"), _h.message_id.in_(bindparam("ids", expanding=True))
 )
-_INSERT = messages.insert()
-_UPDATE = update(messages).where(m.id == bindparam("b_id"))
-_DELETE_FEEDBACK = message_feedback.delete().where(
-    message_feedback.c.message_id == bindparam("message_id"),
-    message_feedback.c.user_id == bindparam("user"),
+_INSERT = fast(messages.insert())
+_UPDATE = fast(update(messages).where(m.id == bindparam("b_id")))
+_DELETE_FEEDBACK = fast(
+    message_feedback.delete().where(
+        message_feedback.c.message_id == bindparam("message_id"),
+        message_feedback.c.user_id == bindparam("user"),
+    )
 )
-_INSERT_FEEDBACK = message_feedback.insert()
+_INSERT_FEEDBACK = fast(message_feedback.insert())
 
 
 class SqlMessages:
@@ -95,8 +108,8 @@ class SqlMessages:
         self, conversation_id: int, *, start: int, descending: bool, limit: int
     ) -> list[Message]:
         """Messages visible to all from index ``start`` on (down, if ``descending``)."""
-        params = {"conversation_id": conversation_id, "start": start}
-        rows = self._session.read(_BY_INDEX[descending].limit(limit), params)
+        params = {"conversation_id": conversation_id, "start": start, "limit": limit}
+        rows = self._session.read(_BY_INDEX[descending], params)
         return [MAPPER.load(row) for row in rows]
 
     def hide(self, message_id: int, user: str) -> None:
