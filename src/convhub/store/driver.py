@@ -8,7 +8,8 @@ and then handed to the driver directly, in the same connection and transaction. 
 are turned into SQLAlchemy's (``IntegrityError``, ``OperationalError`` …) and a lost connection
 is invalidated, exactly as SQLAlchemy does, so that callers see no difference.
 
-Only column types the drivers take and give as they are (integers and text) are used here.
+Only column types the drivers take and give as they are (integers and text) are used here, and
+no IN lists (SQLAlchemy expands those at each execution).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _
         done = statement.compile(  # type: ignore[attr-defined]
             dialect=conn.dialect, column_keys=sorted(keys) if dml else None
         )
+        if "POSTCOMPILE" in str(done):
+            raise ValueError("a fast statement cannot hold an IN list: write it with or_()")
         found = (str(done), done.positiontup, dict(done.params))
         _COMPILED[cache_key] = found
     return found

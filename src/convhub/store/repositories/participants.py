@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from convhub.domain.models import Participant, ParticipantStatus, Role
 from convhub.store.driver import fast
@@ -46,7 +46,7 @@ _STAFF = (int(Role.OWNER), int(Role.ADMIN))
 # (descending, staff only) -> the page statement
 _PAGES = {
     (descending, staff): fast(
-        (_PAGE.where(p.role.in_(_STAFF)) if staff else _PAGE)
+        (_PAGE.where(or_(*(p.role == role for role in _STAFF))) if staff else _PAGE)
         .where(p.join_seq < bindparam("cursor") if descending else p.join_seq > bindparam("cursor"))
         .order_by(p.join_seq.desc() if descending else p.join_seq.asc())
         .limit(bindparam("limit"))
