@@ -39,6 +39,25 @@ def is_fast(statement: Executable) -> bool:
     return id(statement) in _FAST
 
 
+_EXPANDING: dict[int, tuple[str, int]] = {}
+_SIZED: dict[tuple[int, int], Executable] = {}
+
+
+def sized(statement: Executable, name: str, size: int) -> Executable:
+    """``statement``, whose one IN list is ``bindparam(name, expanding=True)``, as a fast
+    statement for lists of ``size`` values; run it with ``name_1`` … ``name_<size>``."""
+    key = (id(statement), size)
+    found = _SIZED.get(key)
+    if found is None:
+        found = _SIZED[key] = fast(statement.params())  # type: ignore[attr-defined]
+        _EXPANDING[id(found)] = (name, size)
+    return found
+
+
+def sized_params(name: str, values: Sequence[Any], **others: Any) -> dict[str, Any]:
+    return {**others, **{f"{name}_{i}": value for i, value in enumerate(values, start=1)}}
+
+
 class Rows:
     """What callers use of a SQLAlchemy result, for rows already fetched."""
 
@@ -74,6 +93,14 @@ def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _
     names = frozenset(keys) if dml else None
     cache_key = (id(statement), conn.dialect.name, names)
     found = _COMPILED.get(cache_key)
+    if found is None and id(statement) in _EXPANDING:
+        # An IN list of one length: rendered with as many placeholders, once per length.
+        name, size = _EXPANDING[id(statement)]
+        done = statement.params({name: list(range(size))}).compile(  # type: ignore[attr-defined]
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        found = (str(done), done.positiontup, {})
+        _COMPILED[cache_key] = found
     if found is None:
         done = statement.compile(  # type: ignore[attr-defined]
             dialect=conn.dialect, column_keys=sorted(keys) if dml else None

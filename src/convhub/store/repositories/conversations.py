@@ -15,7 +15,7 @@ from convhub.domain.models import (
     ParticipantStatus,
 )
 from convhub.domain.ports import UserOrder
-from convhub.store.driver import fast
+from convhub.store.driver import fast, sized, sized_params
 from convhub.store.mapping import JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import conversation_marks, conversations, participants
@@ -138,7 +138,10 @@ class SqlConversations:
         return None if row is None else MAPPER.load(row)
 
     def get_many(self, conversation_ids: Sequence[int]) -> list[Conversation]:
-        rows = self._session.read(_SELECT_MANY, {"ids": list(conversation_ids)}).all()
+        if not conversation_ids:
+            return []
+        statement = sized(_SELECT_MANY, "ids", len(conversation_ids))
+        rows = self._session.read(statement, sized_params("ids", conversation_ids))
         return [MAPPER.load(row) for row in rows]
 
     def find_by_key(
