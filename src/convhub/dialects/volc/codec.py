@@ -7,6 +7,8 @@ arrays and maps.
 
 from __future__ import annotations
 
+from typing import Any
+
 # Re-exported: each dialect's codec is the one place its handlers read fields from.
 from convhub.dialects.fields import Body as Body
 from convhub.dialects.fields import bad as bad
@@ -101,26 +103,23 @@ def conversation_info(conversation: Conversation, *, member_count: bool) -> Body
     return info
 
 
-def object_list(body: Body, name: str, *, required: bool = False) -> list[Body]:
+def _typed_list(body: Body, name: str, kind: type, what: str, required: bool) -> list[Any]:
     value = body.get(name)
     if value is None:
         if required:
             raise bad(f"{name} is required")
         return []
-    if type(value) is not list or not all(type(item) is dict for item in value):
-        raise bad(f"{name} must be an array of objects")
+    if type(value) is not list or not all(type(item) is kind for item in value):
+        raise bad(f"{name} must be an array of {what}")
     return value
+
+
+def object_list(body: Body, name: str, *, required: bool = False) -> list[Body]:
+    return _typed_list(body, name, dict, "objects", required)
 
 
 def string_list(body: Body, name: str, *, required: bool = False) -> list[str]:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad(f"{name} is required")
-        return []
-    if type(value) is not list or not all(type(item) is str for item in value):
-        raise bad(f"{name} must be an array of strings")
-    return value
+    return _typed_list(body, name, str, "strings", required)
 
 
 def participant_info(p: Participant, *, only_user_id: bool = False) -> Body:
