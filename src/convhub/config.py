@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
-from convhub.domain.limits import ProductLimits
+from convhub.domain.limits import SEND_RATE, SEND_RATE_QPS, ProductLimits
 from convhub.store.engine import DEFAULT_DATABASE_URL
 
 # Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
@@ -17,6 +17,7 @@ from convhub.store.engine import DEFAULT_DATABASE_URL
 DEFAULT_RATE_LIMITS: Mapping[str, int] = {
     **{action.name: action.qps for action in ACTIONS.values()},
     **{"coze:" + endpoint.operation: endpoint.qps for endpoint in ENDPOINTS},
+    SEND_RATE: SEND_RATE_QPS,
 }
 
 

@@ -17,6 +17,26 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SendMessage:
+    """A Volcengine message (§7.15); user lists are canonical user keys."""
+
+    app_id: int
+    conversation_id: int
+    sender: str | None
+    msg_type: int
+    content: str
+    client_msg_id: str | None = None
+    create_time: int | None = None  # ms
+    ext: dict[str, str] | None = None
+    mentioned_users: tuple[str, ...] = ()
+    visible_users: tuple[str, ...] = ()
+    invisible_users: tuple[str, ...] = ()
+    priority: int | None = None
+    ref_message_id: int | None = None
+    ref_hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreateConversation:
     app_id: int
     owner: str | None

@@ -56,6 +56,11 @@ def idempotency_key(command: CreateConversation) -> str | None:
     return None
 
 
+def user_groups_lock(app_id: int, user: str) -> str:
+    """The lock under which a user's groups are counted and joined."""
+    return f"user-groups:{app_id}:{user}"
+
+
 def counts_toward_group_limit(conversation: Conversation) -> bool:
     """Volcengine's limit of groups per user (§5.6) is about groups; a Coze conversation, kept
     as a group on a connector, is a user's chat with a bot and does not count."""
@@ -135,22 +140,25 @@ class ConversationService:
         limits = self._limits
 
         def check_limits(uow: UnitOfWork) -> None:
+            # Each limit is counted under a lock of its own, so that creates in several
+            # processes take turns rather than each seeing room for one more.
             if kind is ConversationType.GROUP and not command.connector_id:
+                uow.lock(user_groups_lock(command.app_id, owner))
                 groups = uow.participants.groups_of(command.app_id, [owner]).get(owner, 0)
                 if groups >= limits.max_user_groups:
                     raise ConvhubError(
                         ErrorCode.TOO_MANY_USER_CONVERSATIONS,
                         f"user {owner} is in {limits.max_user_groups} groups already",
                     )
-            elif (
-                kind is ConversationType.LIVE_GROUP
-                and uow.conversations.count_live_groups(command.app_id)
-                >= limits.max_live_groups_per_app
-            ):
-                raise ConvhubError(
-                    ErrorCode.INVALID_PARAM,
-                    f"an app may have {limits.max_live_groups_per_app} live groups",
-                )
+            elif kind is ConversationType.LIVE_GROUP:
+                uow.lock(f"live-groups:{command.app_id}")
+                if uow.conversations.count_live_groups(command.app_id) >= (
+                    limits.max_live_groups_per_app
+                ):
+                    raise ConvhubError(
+                        ErrorCode.INVALID_PARAM,
+                        f"an app may have {limits.max_live_groups_per_app} live groups",
+                    )
 
         def work(uow: UnitOfWork) -> CreatedConversation:
             if key is None:  # before writing, so that a refusal costs the batch nothing
@@ -340,6 +348,8 @@ class ConversationService:
                 raise ConvhubError(ErrorCode.ONLY_OWNER, "only the owner can dissolve it")
             conversation.modify_time = max(now, conversation.modify_time)
             uow.conversations.dissolve(conversation)
+            if counts_toward_group_limit(conversation):
+                uow.participants.leave_group_limit(conversation.id)
 
         await self._db.write(work)
 

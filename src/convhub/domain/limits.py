@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The account-wide rate of messages sent through the API (§5.6: 50 a second), counted beside each
+# sending action's own limit by the rate limiter under this name.
+SEND_RATE = "MessageSendRate"
+SEND_RATE_QPS = 50
+
 
 @dataclass(frozen=True, slots=True)
 class ProductLimits:

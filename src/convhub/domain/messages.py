@@ -1,9 +1,13 @@
-"""Messages of a conversation: create, page through, read, modify, delete, and feedback on them.
+"""Messages of a conversation, one store for both dialects: send (Volcengine) or create (Coze),
+page through, read, recall, modify, delete for all or for one member, read indexes, feedback.
 
-Paging follows the order asked for: ``after_id`` continues past that message in that order (older
-ones when newest-first, newer ones when oldest-first) and ``before_id`` gives the page just before
-it. A page knows whether more lie beyond it in its direction, so that following ``last_id`` (or
-``first_id`` backwards) walks every message exactly once.
+Each message takes the next ``IndexInConversation`` of its conversation (1, 2, 3 … with no gaps):
+the conversation's counter moves in the same transaction as the insert, under the row's lock.
+
+Coze paging follows the order asked for: ``after_id`` continues past that message in that order
+(older ones when newest-first, newer ones when oldest-first) and ``before_id`` gives the page just
+before it. A page knows whether more lie beyond it in its direction, so that following ``last_id``
+(or ``first_id`` backwards) walks every message exactly once.
 """
 
 from __future__ import annotations
@@ -15,17 +19,28 @@ import orjson
 
 from convhub.domain import rules
 from convhub.domain.caller import Caller
-from convhub.domain.commands import NewMessage
+from convhub.domain.commands import NewMessage, SendMessage
 from convhub.domain.models import (
     Conversation,
+    ConversationSetting,
+    ConversationType,
     Feedback,
     Message,
     MessageStatus,
     MsgType,
+    ParticipantStatus,
 )
 from convhub.domain.policy import Policy
 from convhub.domain.ports import Database, IdSource, UnitOfWork
+from convhub.domain.visibility import ref_status, seen_by
 from convhub.errors import ConvhubError, ErrorCode
+
+MAX_MESSAGE_PAGE = 20  # GetConversationMessages' documented cap
+MAX_GET_MESSAGES = 100
+MAX_CLIENT_MSG_ID = 128
+MAX_REF_HINT = 1024
+_INT64_MAX = (1 << 63) - 1
+_VOLC_READABLE = (int(MessageStatus.NORMAL), int(MessageStatus.SENDER_ONLY))
 
 ROLES = frozenset({"user", "assistant"})
 INPUT_CONTENT_TYPES = frozenset({"text", "object_string"})
@@ -45,6 +60,41 @@ class MessagePage:
     first_id: str
     last_id: str
     has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Quoted:
+    """A message with what its RefMsgInfo needs to say of the message it quotes."""
+
+    message: Message
+    ref_type: int = 0
+    ref_status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPage:
+    conversation: Conversation | None  # None: an empty page
+    messages: list[Quoted]
+    has_more: bool
+    new_cursor: int
+
+
+def _content_type(msg_type: int) -> str:
+    """The Coze content type of a message: text, or Coze's serialised form for anything else."""
+    return "text" if msg_type == MsgType.TEXT else "object_string"
+
+
+def _quoted(uow: UnitOfWork, conversation_id: int, found: list[Message]) -> list[Quoted]:
+    refs = {m.ref_message_id for m in found if m.ref_message_id}
+    quoted = {q.id: q for q in uow.messages.get_many(conversation_id, list(refs))} if refs else {}
+    out = []
+    for m in found:
+        if m.ref_message_id:
+            q = quoted.get(m.ref_message_id)
+            out.append(Quoted(m, q.msg_type if q else 0, ref_status(q)))
+        else:
+            out.append(Quoted(m))
+    return out
 
 
 def _check_content(content: str, content_type: str) -> None:
@@ -100,11 +150,43 @@ def build_message(
     )
 
 
+def _missing(message_id: int) -> ConvhubError:
+    return ConvhubError(ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id} does not exist")
+
+
 def _get_visible(uow: UnitOfWork, conversation_id: int, message_id: int) -> Message:
+    """A message visible to all (what may be changed through either dialect)."""
+    message = uow.messages.get(conversation_id, message_id)
+    if message is None or message.status is not MessageStatus.NORMAL:
+        raise _missing(message_id)
+    return message
+
+
+def _seen(uow: UnitOfWork, conversation_id: int, message_id: int, reader: str) -> Message:
+    """A message that ``reader`` sees (``visibility.seen_by``)."""
     message = uow.messages.get(conversation_id, message_id)
     if message is None:
-        raise ConvhubError(ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id} does not exist")
+        raise _missing(message_id)
+    member = uow.participants.get(conversation_id, reader)
+    floor = member.history_floor if member is not None else 0
+    hidden = uow.messages.hidden_for(reader, [message_id])
+    if not seen_by(message, reader, hidden=hidden, history_floor=floor):
+        raise _missing(message_id)
     return message
+
+
+def _member(uow: UnitOfWork, conversation_id: int, user: str) -> None:
+    member = uow.participants.get(conversation_id, user)
+    if member is None or member.status is not ParticipantStatus.NORMAL:
+        raise ConvhubError(
+            ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
+            f"user {user} is not a member of conversation {conversation_id}",
+        )
+
+
+def _check_users(users: tuple[str, ...], field: str) -> None:
+    if len(users) > 1000:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} may name at most 1000 users")
 
 
 class MessageService:
@@ -121,10 +203,312 @@ class MessageService:
 
     @staticmethod
     def _conversation(
-        uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int
+        uow: UnitOfWork,
+        caller: Caller,
+        app_id: int,
+        conversation_id: int,
+        *,
+        members_too: bool = False,
+        lock: bool = False,
     ) -> Conversation:
-        found = uow.conversations.get(conversation_id)
-        return Policy.conversation(caller, app_id, conversation_id, found)
+        """The conversation, if the caller sees it; ``members_too``: a token's user may also
+        be a current member (to read it and write messages), not only its creator."""
+        found = uow.conversations.get(conversation_id, lock=lock)
+        members = uow.participants if members_too else None
+        return Policy.conversation(caller, app_id, conversation_id, found, members)
+
+    # --- Volcengine --------------------------------------------------------------------------
+
+    async def send_message(self, caller: Caller, command: SendMessage) -> Message:
+        """A new message, or, for a ClientMsgId already used in the conversation, that one."""
+        if command.sender is None:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "Sender is required")
+        if command.msg_type <= 0:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "MsgType must be positive")
+        rules.check_length(command.content, rules.MAX_MESSAGE_CONTENT, "Content")
+        rules.check_length(command.client_msg_id, MAX_CLIENT_MSG_ID, "ClientMsgId")
+        rules.check_length(command.ref_hint, MAX_REF_HINT, "RefMsgInfo.Hint")
+        rules.check_ext(command.ext)
+        if command.priority is not None and not 0 <= command.priority <= 2:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "Priority must be 0, 1 or 2")
+        if command.create_time is not None and command.create_time < 0:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "CreateTime must not be negative")
+        for users, field in (
+            (command.mentioned_users, "MentionedUsers"),
+            (command.visible_users, "VisibleUsers"),
+            (command.invisible_users, "InvisibleUsers"),
+        ):
+            _check_users(users, field)
+        await self._policy.app(caller, command.app_id)
+        now = self._clock()
+        sender = command.sender
+        ids = self._ids
+
+        def work(uow: UnitOfWork) -> Message:
+            # The lock makes senders of one conversation take turns, in every process: the
+            # ClientMsgId lookup then sees any earlier send, and no index is taken twice.
+            conversation = self._conversation(
+                uow, caller, command.app_id, command.conversation_id, lock=True
+            )
+            member = uow.participants.get(conversation.id, sender)
+            if member is None or member.status is not ParticipantStatus.NORMAL:
+                raise ConvhubError(
+                    ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
+                    f"the sender {sender} is not a member of the conversation",
+                )
+            if member.block_time > now:
+                raise ConvhubError(
+                    ErrorCode.INVALID_PARAM,
+                    f"the sender {sender} is muted until {member.block_time}",
+                )
+            if command.client_msg_id:
+                sent = uow.messages.by_client_id(conversation.id, command.client_msg_id)
+                if sent is not None:
+                    return sent
+            if command.ref_message_id:
+                quoted = uow.messages.get(conversation.id, command.ref_message_id)
+                if quoted is None or quoted.status is not MessageStatus.NORMAL:
+                    raise _missing(command.ref_message_id)
+            message_id = ids.next_id()
+            index = uow.conversations.take_message_indexes(conversation.id, 1, message_id)
+            millis = int(now * 1000)
+            message = Message(
+                id=message_id,
+                conversation_id=conversation.id,
+                index=index,
+                sender=sender,
+                msg_type=command.msg_type,
+                content=command.content,
+                ext=dict(command.ext or {}),
+                status=MessageStatus.NORMAL,
+                create_time=millis if command.create_time is None else command.create_time,
+                update_time=millis,
+                client_msg_id=command.client_msg_id or None,
+                mentioned_users=command.mentioned_users,
+                visible_users=command.visible_users,
+                invisible_users=command.invisible_users,
+                ref_message_id=command.ref_message_id or None,
+                ref_hint=command.ref_hint or "",
+                priority=command.priority or 0,
+                section_id=conversation.section_id,
+                content_type=_content_type(command.msg_type),
+            )
+            uow.messages.add_many([message])
+            return message
+
+        return await self._db.write(work)
+
+    async def conversation_messages(
+        self,
+        caller: Caller,
+        app_id: int,
+        conversation_id: int,
+        *,
+        cursor: int,
+        limit: int,
+        reverse: bool,
+    ) -> IndexPage:
+        """Messages visible to all by index: from ``cursor`` up, or down (``reverse``; a
+        cursor ≤ 0 starts at the newest). ``new_cursor`` is where the next page starts."""
+        if limit <= 0:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "Limit must be positive")
+        limit = min(limit, MAX_MESSAGE_PAGE)
+        await self._policy.app(caller, app_id)
+        start = (cursor if cursor > 0 else _INT64_MAX) if reverse else max(cursor, 0)
+
+        def work(uow: UnitOfWork) -> tuple[Conversation, list[Quoted]]:
+            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            if conversation.type is ConversationType.LIVE_GROUP and not reverse:
+                raise ConvhubError(
+                    ErrorCode.INVALID_PARAM, "a live group's messages are read with Reverse 1"
+                )
+            found = uow.messages.by_index(
+                conversation_id, start=start, descending=reverse, limit=limit + 1
+            )
+            return conversation, _quoted(uow, conversation_id, found)
+
+        conversation, found = await self._db.read(work)
+        page, has_more = found[:limit], len(found) > limit
+        if not page:
+            return IndexPage(conversation, [], False, cursor)
+        last = page[-1].message.index
+        return IndexPage(conversation, page, has_more, last - 1 if reverse else last + 1)
+
+    async def get_messages(
+        self, caller: Caller, app_id: int, conversation_id: int, message_ids: list[int]
+    ) -> tuple[Conversation, list[Quoted]]:
+        if not message_ids:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "MessageIds must not be empty")
+        if len(message_ids) > MAX_GET_MESSAGES:
+            raise ConvhubError(
+                ErrorCode.INVALID_PARAM, f"MessageIds may hold at most {MAX_GET_MESSAGES} IDs"
+            )
+        await self._policy.app(caller, app_id)
+        wanted = list(dict.fromkeys(message_ids))
+
+        def work(uow: UnitOfWork) -> tuple[Conversation, list[Quoted]]:
+            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            found = {
+                m.id: m
+                for m in uow.messages.get_many(conversation_id, wanted)
+                if m.status is MessageStatus.NORMAL
+            }
+            kept = [found[i] for i in wanted if i in found]
+            return conversation, _quoted(uow, conversation_id, kept)
+
+        return await self._db.read(work)
+
+    async def recall_message(
+        self,
+        caller: Caller,
+        app_id: int,
+        conversation_id: int,
+        message_id: int,
+        *,
+        user: str,
+        role: int,
+    ) -> None:
+        """A member recalls a message: its own (role 0), or anybody's as owner or admin (1, 2:
+        as the caller asserts, like ``Operator`` elsewhere). Recalling twice is no error."""
+        if role not in (0, 1, 2):
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "RecallRole must be 0, 1 or 2")
+        await self._policy.app(caller, app_id)
+        now = self._now_ms()
+
+        def work(uow: UnitOfWork) -> None:
+            self._conversation(uow, caller, app_id, conversation_id)
+            _member(uow, conversation_id, user)
+            message = uow.messages.get(conversation_id, message_id)
+            if message is None or message.status in (
+                MessageStatus.DELETED,
+                MessageStatus.SENDER_ONLY,
+            ):
+                raise _missing(message_id)
+            if message.status is MessageStatus.RECALLED:
+                return
+            if role == 0 and message.sender != user:
+                raise ConvhubError(
+                    ErrorCode.INVALID_PARAM, "a member may recall only its own messages"
+                )
+            message.status = MessageStatus.RECALLED
+            message.update_time = max(now, message.update_time)
+            uow.messages.update(message)
+
+        await self._db.write(work)
+
+    async def delete_conversation_message(
+        self, caller: Caller, app_id: int, conversation_id: int, message_id: int, delete_type: int
+    ) -> None:
+        """For everyone (0), or for everyone but its sender (1; not in live groups)."""
+        if delete_type not in (0, 1):
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "DeleteType must be 0 or 1")
+        await self._policy.app(caller, app_id)
+        now = self._now_ms()
+
+        def work(uow: UnitOfWork) -> None:
+            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            if delete_type == 1 and conversation.type is ConversationType.LIVE_GROUP:
+                raise ConvhubError(ErrorCode.INVALID_PARAM, "a live group deletes with type 0")
+            message = uow.messages.get(conversation_id, message_id)
+            if message is None or message.status in (
+                MessageStatus.RECALLED,
+                MessageStatus.DELETED,
+            ):
+                raise _missing(message_id)
+            message.status = (
+                MessageStatus.DELETED if delete_type == 0 else MessageStatus.SENDER_ONLY
+            )
+            message.update_time = max(now, message.update_time)
+            uow.messages.update(message)
+
+        await self._db.write(work)
+
+    async def delete_message_for(
+        self, caller: Caller, app_id: int, conversation_id: int, message_id: int, user: str
+    ) -> None:
+        """Gone for ``user`` alone; everybody else, and the server's view, keep it."""
+        await self._policy.app(caller, app_id)
+
+        def work(uow: UnitOfWork) -> None:
+            self._conversation(uow, caller, app_id, conversation_id)
+            if uow.participants.get(conversation_id, user) is None:
+                raise ConvhubError(
+                    ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
+                    f"user {user} is not a member of conversation {conversation_id}",
+                )
+            if uow.messages.get(conversation_id, message_id) is None:
+                raise _missing(message_id)
+            uow.messages.hide(message_id, user)
+
+        await self._db.write(work)
+
+    async def modify_volc_message(
+        self,
+        caller: Caller,
+        app_id: int,
+        conversation_id: int,
+        message_id: int,
+        *,
+        ext: dict[str, str] | None,
+        content: str | None,
+    ) -> None:
+        """``Ext`` merges per key (keys sent overwrite, others stay); ``Content`` replaces."""
+        rules.check_ext(ext)
+        rules.check_length(content, rules.MAX_MESSAGE_CONTENT, "Content")
+        await self._policy.app(caller, app_id)
+        now = self._now_ms()
+
+        def work(uow: UnitOfWork) -> None:
+            self._conversation(uow, caller, app_id, conversation_id)
+            message = _get_visible(uow, conversation_id, message_id)
+            if ext is None and content is None:
+                return
+            if ext is not None:
+                merged = {**message.ext, **ext}
+                rules.check_ext(merged)
+                message.ext = merged
+            if content is not None:
+                message.content = content
+            message.update_time = max(now, message.update_time)
+            uow.messages.update(message)
+
+        await self._db.write(work)
+
+    async def set_read_index(
+        self, caller: Caller, app_id: int, conversation_id: int, user: str | None, index: int
+    ) -> None:
+        """A member's read position only moves forward."""
+        if user is None:
+            raise ConvhubError(ErrorCode.INVALID_PARAM, "ParticipantUserId is required")
+        await self._policy.app(caller, app_id)
+
+        def work(uow: UnitOfWork) -> None:
+            self._conversation(uow, caller, app_id, conversation_id)
+            _member(uow, conversation_id, user)
+            setting = uow.settings.get(conversation_id, user)
+            setting = setting or ConversationSetting(conversation_id, user)
+            if index <= setting.read_index:
+                raise ConvhubError(
+                    ErrorCode.INVALID_PARAM,
+                    f"ReadIndex must be greater than the current {setting.read_index}",
+                )
+            setting.read_index = index
+            uow.settings.save(setting)
+
+        await self._db.write(work)
+
+    async def read_indexes(
+        self, caller: Caller, app_id: int, conversation_id: int
+    ) -> list[tuple[str, int]]:
+        await self._policy.app(caller, app_id)
+
+        def work(uow: UnitOfWork) -> list[tuple[str, int]]:
+            self._conversation(uow, caller, app_id, conversation_id)
+            return uow.settings.read_indexes(conversation_id)
+
+        return await self._db.read(work)
+
+    # --- Coze ----------------------------------------------------------------------------------
 
     async def create_message(
         self, caller: Caller, app_id: int, conversation_id: int, message: NewMessage
@@ -136,7 +520,9 @@ class MessageService:
         ids = self._ids
 
         def work(uow: UnitOfWork) -> Message:
-            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            conversation = self._conversation(
+                uow, caller, app_id, conversation_id, members_too=True
+            )
             message_id = ids.next_id()
             index = uow.conversations.take_message_indexes(conversation.id, 1, message_id)
             created = build_message(message_id, index, conversation, user, message, now)
@@ -170,16 +556,28 @@ class MessageService:
             above, below = after, before
         ascending = (not descending) != backwards
 
+        reader = Policy.user(caller)
+
         def work(uow: UnitOfWork) -> list[Message]:
-            self._conversation(uow, caller, app_id, conversation_id)
-            return uow.messages.page(
-                conversation_id,
-                above=above,
-                below=below,
-                ascending=ascending,
-                limit=limit + 1,
-                chat_id=chat_id,
-            )
+            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            member = uow.participants.get(conversation_id, reader)
+            floor = member.history_floor if member is not None else 0
+            low, high = above, below
+            kept: list[Message] = []
+            while len(kept) <= limit:  # what the reader may not see is skipped, not counted
+                found = uow.messages.page(
+                    conversation_id, above=low, below=high, ascending=ascending,
+                    limit=limit + 1, chat_id=chat_id, statuses=_VOLC_READABLE,
+                )  # fmt: skip
+                hidden = uow.messages.hidden_for(reader, [m.id for m in found])
+                kept += [m for m in found if seen_by(m, reader, hidden=hidden, history_floor=floor)]
+                if len(found) <= limit:
+                    break
+                if ascending:
+                    low = found[-1].id
+                else:
+                    high = found[-1].id
+            return kept[: limit + 1]
 
         found = await self._db.read(work)
         has_more = len(found) > limit
@@ -198,9 +596,11 @@ class MessageService:
     ) -> Message:
         await self._policy.app(caller, app_id)
 
+        reader = Policy.user(caller)
+
         def work(uow: UnitOfWork) -> Message:
-            self._conversation(uow, caller, app_id, conversation_id)
-            return _get_visible(uow, conversation_id, message_id)
+            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            return _seen(uow, conversation_id, message_id, reader)
 
         return await self._db.read(work)
 
@@ -287,8 +687,8 @@ class MessageService:
         )
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id)
-            _get_visible(uow, conversation_id, message_id)
+            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            _seen(uow, conversation_id, message_id, user)
             uow.messages.set_feedback(feedback)
 
         await self._db.write(work)
@@ -300,8 +700,8 @@ class MessageService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id)
-            _get_visible(uow, conversation_id, message_id)
+            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            _seen(uow, conversation_id, message_id, user)
             uow.messages.delete_feedback(message_id, user)
 
         await self._db.write(work)

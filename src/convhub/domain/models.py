@@ -125,6 +125,7 @@ class MessageStatus(IntEnum):
     NORMAL = 0
     RECALLED = 1
     DELETED = 2  # for everyone (Volcengine DeleteType 0, Coze delete)
+    SENDER_ONLY = 3  # deleted, but its sender still sees it (Volcengine DeleteType 1)
 
 
 class MsgType(IntEnum):

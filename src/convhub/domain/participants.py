@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from convhub.domain import rules
 from convhub.domain.caller import Caller
-from convhub.domain.conversations import counts_toward_group_limit
+from convhub.domain.conversations import counts_toward_group_limit, user_groups_lock
 from convhub.domain.limits import ProductLimits
 from convhub.domain.models import (
     Conversation,
@@ -156,6 +156,8 @@ class ParticipantService:
                 )
             full: set[str] = set()
             if counts_toward_group_limit(conversation):
+                for user in sorted(joining):  # one order everywhere: no lock waits in a circle
+                    uow.lock(user_groups_lock(app_id, user))
                 counts = uow.participants.groups_of(app_id, joining)
                 full = {u for u in joining if counts.get(u, 0) >= limits.max_user_groups}
             added: list[Participant] = []

@@ -11,9 +11,15 @@ from collections.abc import Callable
 
 from convhub.domain.cache import TtlCache
 from convhub.domain.caller import Caller
-from convhub.domain.models import App, Conversation, ConversationStatus, EntityStatus
+from convhub.domain.models import (
+    App,
+    Conversation,
+    ConversationStatus,
+    EntityStatus,
+    ParticipantStatus,
+)
 from convhub.domain.permissions import Permission
-from convhub.domain.ports import Database
+from convhub.domain.ports import Database, Participants
 from convhub.errors import ConvhubError, ErrorCode
 
 
@@ -72,9 +78,25 @@ class Policy:
 
     @staticmethod
     def conversation(
-        caller: Caller, app_id: int, conversation_id: int, found: Conversation | None
+        caller: Caller,
+        app_id: int,
+        conversation_id: int,
+        found: Conversation | None,
+        members: Participants | None = None,
     ) -> Conversation:
-        """``found`` if the caller sees it; otherwise it does not exist."""
-        if found is None or not Policy.sees(caller, app_id, found):
-            raise not_found(conversation_id)
-        return found
+        """``found`` if the caller sees it; otherwise it does not exist. Given ``members``, a
+        token also sees the conversations its user is a current member of (to read them and
+        write messages; changing the conversation stays its creator's)."""
+        if found is not None and Policy.sees(caller, app_id, found):
+            return found
+        if (
+            found is not None
+            and members is not None
+            and caller.user is not None
+            and found.app_id == app_id
+            and found.status is ConversationStatus.NORMAL
+        ):
+            member = members.get(found.id, caller.user)
+            if member is not None and member.status is ParticipantStatus.NORMAL:
+                return found
+        raise not_found(conversation_id)

@@ -121,9 +121,17 @@ class Participants(Protocol):
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]: ...
 
+    def leave_group_limit(self, conversation_id: int) -> None:
+        """A dissolved group no longer counts toward its members' limit of groups."""
+        ...
+
 
 class Settings(Protocol):
     def get(self, conversation_id: int, user: str) -> ConversationSetting | None: ...
+
+    def read_indexes(self, conversation_id: int) -> list[tuple[str, int]]:
+        """Current members' read indexes above 0."""
+        ...
 
     def save(self, setting: ConversationSetting) -> None: ...
 
@@ -131,7 +139,25 @@ class Settings(Protocol):
 class Messages(Protocol):
     def add_many(self, messages: Sequence[Message]) -> None: ...
 
-    def get(self, conversation_id: int, message_id: int) -> Message | None: ...
+    def get(self, conversation_id: int, message_id: int) -> Message | None:
+        """The message whatever its status (recalled, deleted)."""
+        ...
+
+    def get_many(self, conversation_id: int, message_ids: Sequence[int]) -> list[Message]: ...
+
+    def by_client_id(self, conversation_id: int, client_msg_id: str) -> Message | None: ...
+
+    def by_index(
+        self, conversation_id: int, *, start: int, descending: bool, limit: int
+    ) -> list[Message]:
+        """Messages visible to all from index ``start`` on (down, if ``descending``)."""
+        ...
+
+    def hide(self, message_id: int, user: str) -> None:
+        """Delete a message for one member only."""
+        ...
+
+    def hidden_for(self, user: str, message_ids: Sequence[int]) -> set[int]: ...
 
     def page(
         self,
@@ -142,8 +168,10 @@ class Messages(Protocol):
         ascending: bool,
         limit: int,
         chat_id: str | None,
+        statuses: tuple[int, ...] = (),
     ) -> list[Message]:
-        """Visible messages with ``above < id < below``, by id in the order asked."""
+        """Messages with ``above < id < below`` in one of ``statuses`` (default: visible to
+        all), by id in the order asked."""
         ...
 
     def update(self, message: Message) -> None: ...
@@ -218,6 +246,11 @@ class UnitOfWork(Protocol):
 
     @property
     def access(self) -> Access: ...
+
+    def lock(self, name: str) -> None:
+        """Take turns, until this unit's transaction ends, with every other one (in any
+        process) that locks the same name: for limits counted across rows."""
+        ...
 
 
 class Database(Protocol):

@@ -12,11 +12,13 @@ before it wrote (a "not found", a rule broken) can be dropped alone, without a s
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable, Select
+from sqlalchemy import Connection, CursorResult, Executable, Select, bindparam, func, select
 
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
 # Statements compiled once per engine kind, for ``scalar_around_held``.
 _COMPILED: dict[tuple[Select[Any], str], tuple[str, list[str] | None, dict[str, Any]]] = {}
 
@@ -72,6 +74,17 @@ class Session:
             self.broken = True
             raise
         return None if row is None else row[0]
+
+    def lock(self, name: str) -> None:
+        """Take turns with every other transaction that locks ``name`` until this one ends: a
+        PostgreSQL advisory lock (several processes write at once there); on SQLite the
+        writer holds the database's only write lock already."""
+        if self.dialect != "postgresql":
+            return
+        key = int.from_bytes(
+            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        self.scalar_around_held(_ADVISORY_LOCK, {"key": key})
 
     def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
         """The rows held back for ``statement``, not yet written."""

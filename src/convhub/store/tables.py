@@ -185,6 +185,14 @@ messages = Table(
     UniqueConstraint("conversation_id", "client_msg_id", name="uq_messages_client_msg_id"),
 )
 
+# One member's deletes (Volcengine DeleteMessage): the message is gone for that member only.
+message_hides = Table(
+    "message_hides",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+)
+
 message_feedback = Table(
     "message_feedback",
     metadata,

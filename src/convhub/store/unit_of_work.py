@@ -29,6 +29,9 @@ class SqlUnitOfWork:
         self.settings = SqlSettings(self.session)
         self.access = SqlAccess(self.session)
 
+    def lock(self, name: str) -> None:
+        self.session.lock(name)
+
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[SqlUnitOfWork]:

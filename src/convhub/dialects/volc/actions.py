@@ -15,10 +15,12 @@ from convhub.dialects.volc import codec
 from convhub.dialects.volc.codec import INT32, Body
 from convhub.domain import commands
 from convhub.domain.caller import Caller
+from convhub.domain.limits import SEND_RATE
 from convhub.domain.participants import MemberChange
 from convhub.domain.ports import UserOrder
 from convhub.domain.services import Services
 from convhub.domain.settings import ADD_MARKS, SettingChange
+from convhub.domain.users import user_number
 from convhub.errors import ConvhubError, ErrorCode
 
 VERSION = "2020-12-01"
@@ -32,16 +34,19 @@ class Action:
     handler: Handler
     qps: int  # per account, the QPS its Volcengine page documents
     summary: str
+    also_counts: tuple[str, ...] = ()  # account-wide limits it counts toward (SEND_RATE)
 
 
 ACTIONS: dict[str, Action] = {}
 
 
-def action(name: str, *, qps: int, summary: str) -> Callable[[Handler], Handler]:
+def action(
+    name: str, *, qps: int, summary: str, also_counts: tuple[str, ...] = ()
+) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if name in ACTIONS:
             raise ValueError(f"action {name} is declared twice")
-        ACTIONS[name] = Action(name, handler, qps, summary)
+        ACTIONS[name] = Action(name, handler, qps, summary, also_counts)
         return handler
 
     return register
@@ -56,6 +61,25 @@ def _app_id(body: Body) -> int:
 def _required_int(body: Body, name: str) -> int:
     value = codec.integer(body, name, required=True)
     assert value is not None
+    return value
+
+
+def _required_int_32(body: Body, name: str) -> int:
+    value = codec.integer(body, name, width=INT32, required=True)
+    assert value is not None
+    return value
+
+
+def _required_string(body: Body, name: str) -> str:
+    value = codec.string(body, name, required=True)
+    assert value is not None
+    return value
+
+
+def _positive(body: Body, name: str) -> int:
+    value = _required_int(body, name)
+    if value <= 0:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{name} must be a positive user ID")
     return value
 
 
@@ -354,6 +378,165 @@ async def mark_conversation(services: Services, caller: Caller, body: Body) -> B
 async def get_conversation_marks(services: Services, caller: Caller, body: Body) -> Body:
     marks = await services.settings.get_marks(caller, _app_id(body), _conversation_id(body))
     return {"MarkTypes": marks}
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def _message_id(body: Body) -> int:
+    value = _required_int(body, "MessageId")
+    if value <= 0:
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "MessageId must be positive")
+    return value
+
+
+@action(
+    "SendMessage",
+    qps=50,
+    summary="a member's message; ClientMsgId makes it idempotent",
+    also_counts=(SEND_RATE,),
+)
+async def send_message(services: Services, caller: Caller, body: Body) -> Body:
+    ref = codec.obj(body, "RefMsgInfo")
+    command = commands.SendMessage(
+        app_id=_app_id(body),
+        conversation_id=_conversation_id(body),
+        sender=codec.user(body, "Sender"),
+        msg_type=_required_int_32(body, "MsgType"),
+        content=_required_string(body, "Content"),
+        client_msg_id=codec.string(body, "ClientMsgId"),
+        create_time=codec.integer(body, "CreateTime"),
+        ext=codec.string_map(body, "Ext"),
+        mentioned_users=codec.users(body, "MentionedUsers"),
+        visible_users=codec.users(body, "VisibleUsers"),
+        invisible_users=codec.users(body, "InvisibleUsers"),
+        priority=codec.integer(body, "Priority", width=INT32),
+        ref_message_id=None if ref is None else _required_int(ref, "ReferencedMessageId"),
+        ref_hint=None if ref is None else codec.string(ref, "Hint"),
+    )
+    sent = await services.messages.send_message(caller, command)
+    return {"MessageId": sent.id}
+
+
+@action(
+    "GetConversationMessages",
+    qps=100,
+    summary="page through a conversation's messages by index, either way, 20 a page",
+)
+async def get_conversation_messages(services: Services, caller: Caller, body: Body) -> Body:
+    page = await services.messages.conversation_messages(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        cursor=_required_int(body, "Cursor"),
+        limit=_required_int(body, "Limit"),
+        reverse=codec.integer(body, "Reverse", width=INT32) == 1,  # anything else is 0
+    )
+    conversation = page.conversation
+    return {
+        "Messages": [codec.message_body(conversation, q) for q in page.messages]
+        if conversation is not None
+        else [],
+        "HasMore": page.has_more,
+        "NewCursor": page.new_cursor,
+    }
+
+
+@action("GetMessages", qps=100, summary="up to 100 messages by ID")
+async def get_messages(services: Services, caller: Caller, body: Body) -> Body:
+    conversation, found = await services.messages.get_messages(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        codec.integer_list(body, "MessageIds", required=True),
+    )
+    return {"Messages": [codec.message_body(conversation, q) for q in found]}
+
+
+@action("RecallMessage", qps=50, summary="recall a message (own, or any as owner or admin)")
+async def recall_message(services: Services, caller: Caller, body: Body) -> Body:
+    await services.messages.recall_message(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        _message_id(body),
+        user=str(_positive(body, "ParticipantUserId")),
+        role=codec.integer(body, "RecallRole", width=INT32) or 0,
+    )
+    return {}
+
+
+@action(
+    "DeleteConversationMessage",
+    qps=50,
+    summary="delete a message for everyone (0) or all but its sender (1)",
+)
+async def delete_conversation_message(services: Services, caller: Caller, body: Body) -> Body:
+    await services.messages.delete_conversation_message(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        _message_id(body),
+        codec.integer(body, "DeleteType", width=INT32) or 0,
+    )
+    return {}
+
+
+@action("DeleteMessage", qps=50, summary="delete a message for one member")
+async def delete_message(services: Services, caller: Caller, body: Body) -> Body:
+    await services.messages.delete_message_for(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        _message_id(body),
+        str(_positive(body, "ParticipantUserId")),
+    )
+    return {}
+
+
+@action("ModifyMessage", qps=50, summary="merge a message's Ext, replace its Content")
+async def modify_message(services: Services, caller: Caller, body: Body) -> Body:
+    await services.messages.modify_volc_message(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        _message_id(body),
+        ext=codec.string_map(body, "Ext"),
+        content=codec.string(body, "Content"),
+    )
+    return {}
+
+
+@action(
+    "ModifyParticipantReadIndex",
+    qps=50,
+    summary="move a member's read index forward (QPS undocumented: convhub's, as writes)",
+)
+async def modify_participant_read_index(services: Services, caller: Caller, body: Body) -> Body:
+    await services.messages.set_read_index(
+        caller,
+        _app_id(body),
+        _conversation_id(body),
+        codec.user(body, "ParticipantUserId"),
+        _required_int(body, "ReadIndex"),
+    )
+    return {}
+
+
+@action(
+    "GetParticipantReadIndex",
+    qps=100,
+    summary="the members' read indexes (QPS undocumented: convhub's, as reads)",
+)
+async def get_participant_read_index(services: Services, caller: Caller, body: Body) -> Body:
+    found = await services.messages.read_indexes(caller, _app_id(body), _conversation_id(body))
+    return {
+        "ReadIndexes": [
+            {"ParticipantUserId": user_number(user), "ParticipantUserIdStr": user,
+             "ReadIndex": index}
+            for user, index in found
+        ]
+    }  # fmt: skip
 
 
 def markdown_table() -> str:

@@ -107,6 +107,8 @@ class VolcDialect:
         raw = await read_body(receive, headers, self._max_body)
         caller = await self._authenticate(headers, query, raw, metadata)
         await self._limiter.acquire(caller.account_id, action)
+        for shared in declared.also_counts:
+            await self._limiter.acquire(caller.account_id, shared)
         return await declared.handler(self._services, caller, parse_json_object(raw))
 
     async def _authenticate(

@@ -13,6 +13,7 @@ from convhub.dialects.fields import bad as bad
 from convhub.dialects.fields import obj as obj
 from convhub.dialects.fields import string as string
 from convhub.dialects.fields import string_map as string_map
+from convhub.domain.messages import Quoted
 from convhub.domain.models import Conversation, ConversationSetting, Participant
 from convhub.domain.users import canonical_user, user_number
 from convhub.errors import ConvhubError, ErrorCode
@@ -168,3 +169,59 @@ def setting_info(c: Conversation, s: ConversationSetting, *, read_index: bool) -
         "IsMute": s.is_mute,
         "Ext": s.ext,
     }
+
+
+def users(body: Body, name: str) -> tuple[str, ...]:
+    """An array of int64 user IDs and its ``Str`` twin, merged; null elements are skipped."""
+    found: list[str] = []
+    for item in _list(body, name):
+        if type(item) is not int or not INT64[0] <= item <= INT64[1]:
+            raise bad(f"{name} must hold 64-bit integers")
+        user = canonical_user(item, None, field=name)
+        if user is not None:
+            found.append(user)
+    for item in _list(body, name + "Str"):
+        if type(item) is not str:
+            raise bad(f"{name}Str must hold strings")
+        user = canonical_user(None, item, field=name)
+        if user is not None:
+            found.append(user)
+    return tuple(dict.fromkeys(found))
+
+
+def _list(body: Body, name: str) -> list[object]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise bad(f"{name} must be an array")
+    return [item for item in value if item is not None]
+
+
+def message_body(c: Conversation, q: Quoted) -> Body:
+    """§6.5: a message as the server's view shows it."""
+    m = q.message
+    body: Body = {
+        "AppId": c.app_id,
+        "ConversationShortId": m.conversation_id,
+        "ConversationType": int(c.type),
+        "MessageId": m.id,
+        "MsgType": m.msg_type,
+        "Content": m.content,
+        "Sender": user_number(m.sender),
+        "SenderStr": m.sender,
+        "CreateTime": m.create_time,
+        "Status": 0,
+        "Ext": m.ext,
+        "IndexInConversation": m.index,
+    }
+    if m.ref_message_id:
+        body["RefMsgInfo"] = {
+            "ReferencedMessageId": m.ref_message_id,
+            "Hint": m.ref_hint,
+            "ReferencedMessageType": q.ref_type,
+            "Status": q.ref_status,
+        }
+    if m.client_msg_id:
+        body["ClientMsgId"] = m.client_msg_id
+    return body

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 from convhub.domain.models import Feedback, Message, MessageStatus
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
-from convhub.store.tables import message_feedback, messages
+from convhub.store.tables import message_feedback, message_hides, messages
 
 m = messages.c
 MAPPER = Mapper(
@@ -32,9 +32,32 @@ _VISIBLE = int(MessageStatus.NORMAL)
 
 _SELECT = select(*MAPPER.columns)
 _SELECT_ONE = _SELECT.where(
-    m.id == bindparam("id"),
+    m.id == bindparam("id"), m.conversation_id == bindparam("conversation_id")
+)
+_SELECT_MANY = _SELECT.where(
     m.conversation_id == bindparam("conversation_id"),
-    m.status == _VISIBLE,
+    m.id.in_(bindparam("ids", expanding=True)),
+)
+_BY_CLIENT_ID = _SELECT.where(
+    m.conversation_id == bindparam("conversation_id"),
+    m.client_msg_id == bindparam("client_msg_id"),
+)
+_BY_INDEX = {
+    False: _SELECT.where(
+        m.conversation_id == bindparam("conversation_id"),
+        m.message_index >= bindparam("start"),
+        m.status == _VISIBLE,
+    ).order_by(m.message_index.asc()),
+    True: _SELECT.where(
+        m.conversation_id == bindparam("conversation_id"),
+        m.message_index <= bindparam("start"),
+        m.status == _VISIBLE,
+    ).order_by(m.message_index.desc()),
+}
+_h = message_hides.c
+_HIDE = message_hides.insert()
+_HIDDEN = select(_h.message_id).where(
+    _h.user_id == bindparam("user"), _h.message_id.in_(bindparam("ids", expanding=True))
 )
 _INSERT = messages.insert()
 _UPDATE = update(messages).where(m.id == bindparam("b_id"))
@@ -59,6 +82,33 @@ class SqlMessages:
         row = self._session.read(_SELECT_ONE, params).first()
         return None if row is None else MAPPER.load(row)
 
+    def get_many(self, conversation_id: int, message_ids: Sequence[int]) -> list[Message]:
+        params = {"conversation_id": conversation_id, "ids": list(message_ids)}
+        return [MAPPER.load(row) for row in self._session.read(_SELECT_MANY, params)]
+
+    def by_client_id(self, conversation_id: int, client_msg_id: str) -> Message | None:
+        params = {"conversation_id": conversation_id, "client_msg_id": client_msg_id}
+        row = self._session.read(_BY_CLIENT_ID, params).first()
+        return None if row is None else MAPPER.load(row)
+
+    def by_index(
+        self, conversation_id: int, *, start: int, descending: bool, limit: int
+    ) -> list[Message]:
+        """Messages visible to all from index ``start`` on (down, if ``descending``)."""
+        params = {"conversation_id": conversation_id, "start": start}
+        rows = self._session.read(_BY_INDEX[descending].limit(limit), params)
+        return [MAPPER.load(row) for row in rows]
+
+    def hide(self, message_id: int, user: str) -> None:
+        if not self.hidden_for(user, [message_id]):
+            self._session.write(_HIDE, {"message_id": message_id, "user_id": user})
+
+    def hidden_for(self, user: str, message_ids: Sequence[int]) -> set[int]:
+        if not message_ids:
+            return set()
+        params = {"user": user, "ids": list(message_ids)}
+        return set(self._session.read(_HIDDEN, params).scalars())
+
     def page(
         self,
         conversation_id: int,
@@ -68,8 +118,11 @@ class SqlMessages:
         ascending: bool,
         limit: int,
         chat_id: str | None,
+        statuses: tuple[int, ...] = (),
     ) -> list[Message]:
-        query = _SELECT.where(m.conversation_id == conversation_id, m.status == _VISIBLE)
+        query = _SELECT.where(
+            m.conversation_id == conversation_id, m.status.in_(statuses or (_VISIBLE,))
+        )
         if above is not None:
             query = query.where(m.id > above)
         if below is not None:

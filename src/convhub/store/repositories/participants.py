@@ -37,6 +37,7 @@ _SELECT_MANY = _SELECT.where(
 _UPDATE = update(participants).where(
     p.conversation_id == bindparam("b_conversation_id"), p.user_id == bindparam("b_user")
 )
+_UNCOUNT = update(participants).where(p.conversation_id == bindparam("b_conversation_id"))
 _PAGE = _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.status == _NORMAL)
 _PAGES = {
     False: _PAGE.where(p.join_seq > bindparam("cursor")).order_by(p.join_seq.asc()),
@@ -111,6 +112,10 @@ class SqlParticipants:
         params = {"conversation_id": conversation_id, "cursor": cursor}
         rows = self._session.read(query.limit(limit), params)
         return [MAPPER.load(row) for row in rows]
+
+    def leave_group_limit(self, conversation_id: int) -> None:
+        params = {"b_conversation_id": conversation_id, "in_group_limit": 0}
+        self._session.write(_UNCOUNT, params)
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
         """How many groups that count toward the limit each user is a current member of.
