@@ -1313,6 +1313,38 @@ def test_send_rates_per_account(database_url: str) -> None:
 # =========================================================================== 4. restarts, processes
 
 
+def test_racing_retries_make_one_message(server: LiveServer, tenant: Tenant) -> None:
+    """16 sends with one ClientMsgId, released at once by a barrier: one message, one index."""
+    setup = SDK_KINDS["volcengine"](server.host, tenant.access_key, tenant.secret_key)
+    try:
+        conversation_id = make_group(setup, tenant)
+        body = send_body(tenant, conversation_id, ALICE, text("once"), ClientMsgId="race")
+        barrier = threading.Barrier(THREADS, timeout=60)
+        clients = Clients(both_kinds(server.host, tenant))
+
+        def one(_: int) -> Answer:
+            client = clients.get()
+            barrier.wait()
+            return client.call("SendMessage", body)
+
+        try:
+            with ThreadPoolExecutor(max_workers=THREADS) as pool:
+                answers = list(pool.map(one, range(THREADS)))
+        finally:
+            clients.close()
+        assert all(a.ok for a in answers), [a for a in answers if not a.ok][:3]
+        ids = {a.result["MessageId"] for a in answers if a.result is not None}
+        assert len(ids) == 1, f"{len(ids)} messages for one ClientMsgId"
+        after = send(setup, tenant, conversation_id, BOB, text("after"))
+        listed = walk(setup, tenant, conversation_id, backward=False)
+        assert [(m["MessageId"], m["IndexInConversation"]) for m in listed] == [
+            (ids.pop(), 1),
+            (after, 2),
+        ]
+    finally:
+        setup.close()
+
+
 def test_client_msg_id_survives_a_restart(database_url: str) -> None:
     tenant = new_tenant(database_url)
     with LiveServer(no_limits(database_url)) as before:
