@@ -52,7 +52,13 @@ from tests.e2e.test_cozepy import (
     sync_coze,
 )
 from tests.e2e.test_cozepy import refused as coze_refused
-from tests.e2e.test_volc_sdks import Answer, CoreSdk, convhub_serve
+from tests.e2e.test_volc_sdks import (
+    Answer,
+    CoreSdk,
+    Served,
+    assert_stopped_cleanly,
+    convhub_serve,
+)
 from tests.support import (
     NO_LIMITS,
     VERSION,
@@ -1368,14 +1374,14 @@ def test_client_msg_id_survives_a_restart(database_url: str) -> None:
 
 def test_two_processes_share_one_conversation(tmp_path: Path) -> None:
     count = 300
+    processes: list[Served] = []
     with required_postgres() as url, ExitStack() as stack:
         tenant = new_tenant(url)  # before the start: the bootstrap only runs on an empty DB
         args = ["--database-url", url, "--no-access-log", "--rate-limits", "*=100000"]
-        hosts = []
         for name in ("one", "two"):
             (tmp_path / name).mkdir()
-            served = stack.enter_context(convhub_serve(args, tmp_path / name))
-            hosts.append(served.host)
+            processes.append(stack.enter_context(convhub_serve(args, tmp_path / name)))
+        hosts = [served.host for served in processes]
         setup = SDK_KINDS["volcengine"](hosts[0], tenant.access_key, tenant.secret_key)
         stack.callback(setup.close)
         conversation_id = make_group(setup, tenant)
@@ -1430,3 +1436,5 @@ def test_two_processes_share_one_conversation(tmp_path: Path) -> None:
             assert (message["Content"], message["ClientMsgId"]) == (text(f"p{n}"), f"p-{n}")
         listed = walk(setup, tenant, conversation_id, backward=False, expected_count=count)
         assert [m["IndexInConversation"] for m in listed] == list(range(1, count + 1))
+    for served in processes:
+        assert_stopped_cleanly(served, workers=1)
