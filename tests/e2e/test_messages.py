@@ -912,6 +912,11 @@ def test_send_message_errors(sdk: Sdk, tenant: Tenant) -> None:
     got = get_messages(sdk, tenant, conversation_id, [first, second, third])
     assert [m["IndexInConversation"] for m in got] == [1, 2, 3]
     assert got[1]["Ext"] == at_limits
+    # The SDK sends 0 for an unset int64: the SenderStr twin names the sender then.
+    twin = send(sdk, tenant, conversation_id, 0, text("twin"), SenderStr=str(OWNER))
+    refused(sdk, "SendMessage", body(0, SenderStr=str(STRANGER)), "ParticipantNotInConversation")
+    got_twin = get_one(sdk, tenant, conversation_id, twin)
+    assert (got_twin["Sender"], got_twin["IndexInConversation"]) == (OWNER, 4)
     quoted = send(
         sdk,
         tenant,
