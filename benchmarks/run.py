@@ -68,6 +68,12 @@ OPERATIONS: dict[str, Operation] = {
     workload.SCAN: Operation(
         lambda tenant, port, made: workload.scan_pool(tenant, port, made.scanned), "volc"
     ),
+    workload.SEND: Operation(
+        lambda tenant, port, made: workload.send_pool(tenant, port, made.volc), "volc"
+    ),
+    workload.MESSAGES: Operation(
+        lambda tenant, port, made: workload.messages_pool(tenant, port, made.paged), "volc"
+    ),
     workload.COZE_RENAME: Operation(
         lambda tenant, port, made: workload.coze_rename_pool(tenant, port, made.coze), "coze"
     ),

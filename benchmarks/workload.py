@@ -32,6 +32,9 @@ SCAN_LIMIT = 20  # Scan's cap without OnlyUserIds
 ADD_BATCH = 20
 ADD_BATCHES_PER_GROUP = 9  # 180 added members and the owner: under the cap of 200
 ADD_GROUPS = 100
+SEND_POOL = 1000  # messages into as many groups, each by its owner
+MESSAGE_PAGE = 20  # GetConversationMessages' documented cap
+PAGED_MESSAGES = 60
 BATCH_POOL = 256
 SETUP_CONNECTIONS = 32
 GROUP = 2  # ConversationType: group chat
@@ -48,6 +51,8 @@ COZE_MESSAGE_LIST = f"Coze message list({LIST_LIMIT})"
 USER_CONVERSATIONS = f"GetUserConversations({USER_PAGE} of {LISTER_CONVERSATIONS})"
 BATCH_ADD = f"BatchAddConversationParticipant({ADD_BATCH})"
 SCAN = f"ScanConversationParticipantList({SCAN_LIMIT} of {SCANNED_MEMBERS})"
+SEND = "SendMessage"
+MESSAGES = f"GetConversationMessages({MESSAGE_PAGE} of {PAGED_MESSAGES})"
 
 Response = tuple[int, bytes]
 
@@ -62,6 +67,7 @@ class Targets:
     coze_listed: str  # a Coze conversation of LIST_MESSAGES messages, listed by LIST_LIMIT
     scanned: int  # a group of SCANNED_MEMBERS members
     add_groups: list[int]  # groups that BatchAdd fills
+    paged: int  # a group of PAGED_MESSAGES messages
 
 
 def signed_call(tenant: Tenant, port: int, action: str, body: dict[str, Any], now: float) -> bytes:
@@ -162,6 +168,34 @@ def batch_add_pool(tenant: Tenant, port: int, groups: Sequence[int]) -> list[byt
         for b in range(ADD_BATCHES_PER_GROUP)
         for g, group in enumerate(groups)
     ]
+
+
+def _send_call(tenant: Tenant, port: int, group: int, sender: int, text: str, now: float) -> bytes:
+    body = {
+        "AppId": tenant.app_id,
+        "ConversationShortId": group,
+        "Sender": sender,
+        "MsgType": 10001,
+        "Content": orjson.dumps({"text": text}).decode(),
+    }
+    return signed_call(tenant, port, "SendMessage", body, now)
+
+
+def send_pool(tenant: Tenant, port: int, groups: Sequence[int]) -> list[bytes]:
+    """A text message by each group's owner (group i was made by OWNER + i); replaying one
+    sends a new message (no ClientMsgId)."""
+    now = time.time()
+    return [
+        _send_call(tenant, port, group, OWNER + i, f"bench {i}", now)
+        for i, group in enumerate(groups[:SEND_POOL])
+    ]
+
+
+def messages_pool(tenant: Tenant, port: int, group: int) -> list[bytes]:
+    """The newest page of a group's messages."""
+    body = {"AppId": tenant.app_id, "ConversationShortId": group, "Cursor": 0,
+            "Limit": MESSAGE_PAGE, "Reverse": 1}  # fmt: skip
+    return [signed_call(tenant, port, "GetConversationMessages", body, time.time())]
 
 
 def user_conversations_pool(tenant: Tenant, port: int) -> list[bytes]:
@@ -306,9 +340,15 @@ def set_up(tenant: Tenant, port: int, conversations: int, modify: int, coze: int
         failed = _result(status, body).get("FailedUserIds")
         if failed:
             raise RuntimeError(f"set-up BatchAdd failed for {failed}")
+    paged = volc[0]  # made by OWNER
+    sends = [
+        _send_call(tenant, port, paged, OWNER, f"paged {i}", now) for i in range(PAGED_MESSAGES)
+    ]
+    for status, body in call_many(port, sends, connections=1):
+        _result(status, body)
     return Targets(
         volc=volc, volc_modify=volc[:modify], coze=coze_ids, coze_listed=listed,
-        scanned=scanned, add_groups=add_groups,
+        scanned=scanned, add_groups=add_groups, paged=paged,
     )  # fmt: skip
 
 
@@ -380,7 +420,15 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     USER_CONVERSATIONS: _check_page("ConversationInfos", USER_PAGE),
     BATCH_ADD: _check_added,
     SCAN: _check_page("Participants", SCAN_LIMIT),
+    SEND: lambda result: None if int(result.get("MessageId", 0)) > 0 else _fail(result),
+    MESSAGES: _check_page("Messages", MESSAGE_PAGE),
 }
+
+
+def _fail(result: dict[str, Any]) -> None:
+    raise RuntimeError(f"unexpected answer: {result}")
+
+
 COZE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     COZE_RENAME: _check_coze_rename,
     COZE_MESSAGE_CREATE: _check_coze_message,

@@ -7,6 +7,7 @@ import pytest
 from convhub.config import DEFAULT_RATE_LIMITS, Settings, parse_rate_limits
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
+from convhub.domain.limits import SEND_RATE
 
 CREATE, MODIFY, BATCH_GET = "CreateConversation", "ModifyConversation", "BatchGetConversations"
 VOLC = (CREATE, MODIFY, BATCH_GET)
@@ -98,7 +99,11 @@ def test_settings_from_env_read_the_limits() -> None:
 
 
 def test_every_declared_operation_has_a_default_limit_and_nothing_else_does() -> None:
-    declared = {"coze:" + e.operation for e in ENDPOINTS} | set(ACTIONS)
+    shared = {name for a in ACTIONS.values() for name in a.also_counts}
+    shared |= {name for e in ENDPOINTS for name in e.also_counts}
+    assert shared == {SEND_RATE}
+    declared = {"coze:" + e.operation for e in ENDPOINTS} | set(ACTIONS) | shared
     assert set(DEFAULT_RATE_LIMITS) == declared
+    assert DEFAULT_RATE_LIMITS[SEND_RATE] == 50  # §5.6: messages per second per account
     assert all(DEFAULT_RATE_LIMITS[a.name] == a.qps for a in ACTIONS.values())
     assert all(DEFAULT_RATE_LIMITS["coze:" + e.operation] == e.qps for e in ENDPOINTS)

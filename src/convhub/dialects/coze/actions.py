@@ -18,6 +18,7 @@ from convhub.dialects.coze import codec
 from convhub.dialects.coze.codec import Body, Query
 from convhub.domain.caller import Caller
 from convhub.domain.commands import CreateConversation, ModifyConversation, NewMessage
+from convhub.domain.limits import SEND_RATE
 from convhub.domain.permissions import Permission
 from convhub.domain.services import Services
 from convhub.errors import ConvhubError
@@ -48,6 +49,7 @@ class Endpoint:
     qps: int  # per account; Coze publishes none: convhub holds writes to 50, reads to 100
     reads_body: bool
     summary: str
+    also_counts: tuple[str, ...] = ()  # account-wide limits it counts toward (SEND_RATE)
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -63,12 +65,23 @@ def endpoint(
     qps: int,
     summary: str,
     reads_body: bool = False,
+    also_counts: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if any(e.operation == operation for e in ENDPOINTS):
             raise ValueError(f"operation {operation} is declared twice")
         ENDPOINTS.append(
-            Endpoint(method, path, operation, handler, permission, qps, reads_body, summary)
+            Endpoint(
+                method,
+                path,
+                operation,
+                handler,
+                permission,
+                qps,
+                reads_body,
+                summary,
+                also_counts,
+            )
         )
         return handler
 
@@ -254,6 +267,7 @@ def _message_ids(request: Request) -> tuple[int, int]:
     permission=Permission.CREATE_MESSAGE,
     qps=WRITE_QPS,
     reads_body=True,
+    also_counts=(SEND_RATE,),
     summary="role user/assistant, content, content_type text/object_string, meta_data",
 )
 async def create_message(services: Services, request: Request) -> Body:

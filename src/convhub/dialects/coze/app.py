@@ -83,6 +83,8 @@ class CozeDialect:
         caller = await self._authenticate(headers.get("authorization"))
         self._services.policy.require(caller, endpoint.permission)
         await self._limiter.acquire(caller.account_id, "coze:" + endpoint.operation)
+        for shared in endpoint.also_counts:
+            await self._limiter.acquire(caller.account_id, shared)
         query = codec.parse_query(scope.get("query_string", b""))
         body = parse_json_object(raw) if endpoint.reads_body and raw else {}
         assert caller.app_id is not None  # a token always acts in one app
