@@ -1000,6 +1000,9 @@ def test_get_conversation_messages_parameters(sdk: Sdk, tenant: Tenant) -> None:
     assert (below["HasMore"], below["NewCursor"]) == (False, 0)
     beyond = page(sdk, tenant, conversation_id, 1000, limit=2, reverse=1)
     assert [m["MessageId"] for m in beyond["Messages"]] == ids[:-3:-1]
+    negative = page(sdk, tenant, conversation_id, -7, limit=2, reverse=1)
+    assert [m["MessageId"] for m in negative["Messages"]] == ids[:-3:-1]
+    assert (negative["HasMore"], negative["NewCursor"]) == (True, 23)
 
     # A live group reads backwards only.
     live = make_group(sdk, tenant, [OWNER], kind=LIVE)
@@ -1223,11 +1226,14 @@ def test_read_indexes(sdk: Sdk, tenant: Tenant) -> None:
     # A member added with a ReadIndex counts; one who left does not.
     add_members(sdk, tenant, conversation_id, [40004], ReadIndex=4)
     assert read_indexes() == [(OWNER, 10), (ALICE, 7), (40004, 4)]
+    refused(sdk, "ModifyParticipantReadIndex", move(40004, 4), "InvalidParam")
+    assert ok(sdk, "ModifyParticipantReadIndex", move(40004, 5)) == {}
+    assert ok(sdk, "ModifyParticipantReadIndex", move(40004, 6)) == {}
     remove_members(sdk, tenant, conversation_id, [ALICE])
-    assert read_indexes() == [(OWNER, 10), (40004, 4)]
+    assert read_indexes() == [(OWNER, 10), (40004, 6)]
     refused(sdk, "ModifyParticipantReadIndex", move(ALICE, 9), "ParticipantNotInConversation")
     assert ok(sdk, "ModifyParticipantReadIndex", move(BOB, 1)) == {}
-    assert read_indexes() == [(OWNER, 10), (BOB, 1), (40004, 4)]
+    assert read_indexes() == [(OWNER, 10), (BOB, 1), (40004, 6)]
     assert setting(BOB) == 1
 
 
