@@ -546,11 +546,20 @@ def assert_indexes(
 # --------------------------------------------------------------------------- Coze
 
 
-def coze_view(coze: Coze, conversation_id: int) -> list[Any]:
-    """Every page of ``messages.list`` (newest first, 50 a page), as cozepy fetches them."""
-    pager = coze.conversations.messages.list(conversation_id=str(conversation_id))
+def coze_view(coze: Coze, conversation_id: int, **options: Any) -> list[Any]:
+    """Every page of ``messages.list`` (by default newest first, 50 a page), as cozepy fetches
+    them: each page full while ``has_more``, the last one saying there is no more."""
+    pager = coze.conversations.messages.list(conversation_id=str(conversation_id), **options)
     pages = list(itertools.islice(pager.iter_pages(), 200))
     assert len(pages) < 200, "the Coze pager did not stop"
+    limit = options.get("limit", 50)
+    for number, each in enumerate(pages):
+        ids = [m.id for m in each.items]
+        assert each.has_more is (number < len(pages) - 1), (number, len(pages))
+        if each.has_more:
+            assert len(ids) == limit, f"page {number} short of {limit} while has_more"
+        if ids:
+            assert (each.first_id, each.last_id) == (ids[0], ids[-1])
     return [m for p in pages for m in p.items]
 
 
@@ -791,6 +800,10 @@ def _main_scenario(
         coze = {user: stack.enter_context(sync_coze(server, tokens[user])) for user in MEMBERS}
         for user in MEMBERS:
             check_coze_view(coze[user], user, conversation_id, sent)
+        # The same view oldest first, 20 a page: page ends fall among hidden messages too.
+        newest_first = [m.id for m in coze_view(coze[ALICE], conversation_id)]
+        oldest_first = coze_view(coze[ALICE], conversation_id, order="asc", limit=20)
+        assert [m.id for m in oldest_first] == newest_first[::-1]
 
         made = coze[ALICE].conversations.messages.create(
             conversation_id=str(conversation_id),
