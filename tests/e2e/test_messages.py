@@ -80,6 +80,7 @@ BULK = 1000  # messages of the main scenario
 THREADS = 16
 MESSAGE_ACTIONS = (
     "CreateConversation",
+    "DestroyConversation",
     "BatchAddConversationParticipant",
     "BatchDeleteConversationParticipant",
     "BatchModifyConversationParticipant",
@@ -930,6 +931,9 @@ def test_send_message_errors(sdk: Sdk, tenant: Tenant) -> None:
     refused(sdk, "SendMessage", body(0, SenderStr=str(STRANGER)), "ParticipantNotInConversation")
     got_twin = get_one(sdk, tenant, conversation_id, twin)
     assert (got_twin["Sender"], got_twin["IndexInConversation"]) == (OWNER, 4)
+    # The ClientMsgId of a refused send was not taken.
+    unmuted = send(sdk, tenant, conversation_id, ALICE, text("now"), ClientMsgId="muted")
+    assert get_one(sdk, tenant, conversation_id, unmuted)["IndexInConversation"] == 5
     quoted = send(
         sdk,
         tenant,
@@ -938,6 +942,7 @@ def test_send_message_errors(sdk: Sdk, tenant: Tenant) -> None:
         text("quoting"),
         RefMsgInfo={"ReferencedMessageId": first, "Hint": "first"},
     )
+    assert get_one(sdk, tenant, conversation_id, quoted)["IndexInConversation"] == 6
     ref = get_one(sdk, tenant, conversation_id, quoted)["RefMsgInfo"]
     assert (ref["ReferencedMessageId"], ref["Hint"], ref["ReferencedMessageType"]) == (
         first,
@@ -945,6 +950,44 @@ def test_send_message_errors(sdk: Sdk, tenant: Tenant) -> None:
         TEXT,
     )
     assert ref["Status"] == 0
+
+
+def test_dissolved_and_foreign_conversations_are_not_found(
+    sdk: Sdk, server: LiveServer, tenant: Tenant, database_url: str
+) -> None:
+    stranger = new_tenant(database_url)
+    theirs = SDK_KINDS[sdk.name](server.host, stranger.access_key, stranger.secret_key)
+    try:
+        foreign = make_group(theirs, stranger)
+        foreign_message = send(theirs, stranger, foreign, ALICE, text("theirs"))
+    finally:
+        theirs.close()
+    gone = make_group(sdk, tenant)
+    gone_message = send(sdk, tenant, gone, ALICE, text("before"))
+    destroy = {"AppId": tenant.app_id, "ConversationShortId": gone, "OwnerUserId": OWNER}
+    assert ok(sdk, "DestroyConversation", destroy) == {}
+    for conversation_id, message_id in ((gone, gone_message), (foreign, foreign_message)):
+        base = {"AppId": tenant.app_id, "ConversationShortId": conversation_id}
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("SendMessage", send_body(tenant, conversation_id, ALICE, text("x"))),
+            ("GetConversationMessages", {**base, "Cursor": 0, "Limit": 5}),
+            ("GetMessages", {**base, "MessageIds": [message_id]}),
+            ("RecallMessage", {**base, "MessageId": message_id, "ParticipantUserId": ALICE}),
+            ("DeleteConversationMessage", {**base, "MessageId": message_id}),
+            ("DeleteMessage", {**base, "MessageId": message_id, "ParticipantUserId": ALICE}),
+            ("ModifyMessage", {**base, "MessageId": message_id, "Content": text("y")}),
+            ("ModifyParticipantReadIndex", {**base, "ParticipantUserId": ALICE, "ReadIndex": 1}),
+            ("GetParticipantReadIndex", base),
+        ]
+        for action, body in calls:
+            refused(sdk, action, body, "ConversationNotFound")
+    # The other account's AppId is not ours to use.
+    refused(
+        sdk,
+        "SendMessage",
+        {**send_body(tenant, foreign, ALICE, text("x")), "AppId": stranger.app_id},
+        "NoAuth",
+    )
 
 
 def test_client_msg_id_is_per_conversation_and_takes_no_index(sdk: Sdk, tenant: Tenant) -> None:
@@ -973,6 +1016,25 @@ def test_client_msg_id_is_per_conversation_and_takes_no_index(sdk: Sdk, tenant: 
     assert before - 1000 <= listed[2]["CreateTime"] <= now_ms() + 1000  # ms, defaulting to now
     (alone,) = walk(sdk, tenant, other, backward=True)
     assert (alone["MessageId"], alone["IndexInConversation"]) == (there, 1)
+
+    # The scope is the conversation, not the sender: another member's send with a ClientMsgId
+    # already used there is that message.
+    assert send(sdk, tenant, conversation_id, OWNER, text("mine?"), ClientMsgId="c-2") == second
+    # A message recalled or deleted still exists: a late retry is still that message.
+    recall = {
+        "AppId": tenant.app_id,
+        "ConversationShortId": conversation_id,
+        "MessageId": second,
+        "ParticipantUserId": BOB,
+    }
+    assert ok(sdk, "RecallMessage", recall) == {}
+    assert send(sdk, tenant, conversation_id, BOB, text("two"), ClientMsgId="c-2") == second
+    delete = {"AppId": tenant.app_id, "ConversationShortId": conversation_id, "MessageId": first}
+    assert ok(sdk, "DeleteConversationMessage", delete) == {}
+    assert send(sdk, tenant, conversation_id, ALICE, text("one"), ClientMsgId="c-1") == first
+    last = send(sdk, tenant, conversation_id, OWNER, text("four"), ClientMsgId="c-4")
+    listed = walk(sdk, tenant, conversation_id, backward=False)
+    assert [(m["MessageId"], m["IndexInConversation"]) for m in listed] == [(plain, 3), (last, 4)]
 
 
 def test_get_conversation_messages_parameters(sdk: Sdk, tenant: Tenant) -> None:
