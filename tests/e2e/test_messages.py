@@ -1459,7 +1459,10 @@ def test_client_msg_id_survives_a_restart(database_url: str) -> None:
 
 
 def test_two_processes_share_one_conversation(tmp_path: Path) -> None:
-    count = 300
+    """Two ``convhub serve`` on one PostgreSQL: sends through both, ClientMsgId retries through
+    the other process than the first send, Coze creates through both, all at once: one message
+    per ClientMsgId, every index once, no gaps."""
+    count, coze_count = 300, 40
     processes: list[Served] = []
     with required_postgres() as url, ExitStack() as stack:
         tenant = new_tenant(url)  # before the start: the bootstrap only runs on an empty DB
@@ -1471,16 +1474,16 @@ def test_two_processes_share_one_conversation(tmp_path: Path) -> None:
         setup = SDK_KINDS["volcengine"](hosts[0], tenant.access_key, tenant.secret_key)
         stack.callback(setup.close)
         conversation_id = make_group(setup, tenant)
+        token = mint(url, tenant.account, user=str(BOB)).token
+        cozes = [stack.enter_context(sync_coze(served, token)) for served in processes]
 
         # Every message goes to one process, its retry (same ClientMsgId) to the other.
         bodies = [
             send_body(tenant, conversation_id, MEMBERS[n % 3], text(f"p{n}"), ClientMsgId=f"p-{n}")
             for n in range(count)
         ]
-        order = [(n, n % 2) for n in range(count)] + [(n, 1 - n % 2) for n in range(0, count, 2)]
-        random.Random(3).shuffle(order)
-        pools = {
-            side: Clients(
+        pools = [
+            Clients(
                 [
                     lambda side=side, kind=kind: SDK_KINDS[kind](
                         hosts[side], tenant.access_key, tenant.secret_key
@@ -1489,38 +1492,56 @@ def test_two_processes_share_one_conversation(tmp_path: Path) -> None:
                 ]
             )
             for side in (0, 1)
-        }
-        try:
-            with ThreadPoolExecutor(max_workers=THREADS) as pool:
-                answers = list(
-                    pool.map(
-                        lambda item: pools[item[1]].get().call("SendMessage", bodies[item[0]]),
-                        order,
-                    )
+        ]
+        for clients in pools:
+            stack.callback(clients.close)
+
+        def volc(n: int, side: int) -> Callable[[], tuple[int, Answer | str]]:
+            return lambda: (n, pools[side].get().call("SendMessage", bodies[n]))
+
+        def coze(i: int) -> Callable[[], tuple[int, Answer | str]]:
+            def call() -> tuple[int, Answer | str]:
+                made = cozes[i % 2].conversations.messages.create(
+                    conversation_id=str(conversation_id),
+                    role="user",
+                    content=f"coze {i}",
+                    content_type="text",
                 )
-        finally:
-            for clients in pools.values():
-                clients.close()
-        failed = [a for a in answers if not a.ok]
-        assert not failed, failed[:3]
+                return -1 - i, str(made.id)
+
+            return call
+
+        tasks = [volc(n, n % 2) for n in range(count)]
+        tasks += [volc(n, 1 - n % 2) for n in range(0, count, 2)]
+        tasks += [coze(i) for i in range(coze_count)]
+        random.Random(3).shuffle(tasks)
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            outcomes = list(pool.map(lambda task: task(), tasks))
+
         ids: dict[int, set[int]] = {}
-        for (n, _), answer in zip(order, answers, strict=True):
-            assert answer.result is not None
-            ids.setdefault(n, set()).add(answer.result["MessageId"])
-        assert all(len(got) == 1 for got in ids.values()), {
-            n: g for n, g in ids.items() if len(g) > 1
-        }
+        coze_ids: dict[int, int] = {}
+        for n, outcome in outcomes:
+            if isinstance(outcome, str):
+                coze_ids[-1 - n] = int(outcome)
+                continue
+            assert outcome.ok and outcome.result is not None, outcome
+            ids.setdefault(n, set()).add(outcome.result["MessageId"])
+        differing = {n: got for n, got in ids.items() if len(got) != 1}
+        assert not differing, f"retries through the other process got other IDs: {differing}"
         message_ids = [next(iter(ids[n])) for n in range(count)]
-        assert len(set(message_ids)) == count
+        assert len(set(message_ids) | set(coze_ids.values())) == count + coze_count
 
         other = SDK_KINDS["volcenginesdkcore"](hosts[1], tenant.access_key, tenant.secret_key)
         stack.callback(other.close)
         got = get_messages(other, tenant, conversation_id, message_ids)
         assert [m["MessageId"] for m in got] == message_ids
-        assert sorted(m["IndexInConversation"] for m in got) == list(range(1, count + 1))
         for message, n in zip(got, range(count), strict=True):
             assert (message["Content"], message["ClientMsgId"]) == (text(f"p{n}"), f"p-{n}")
-        listed = walk(setup, tenant, conversation_id, backward=False, expected_count=count)
-        assert [m["IndexInConversation"] for m in listed] == list(range(1, count + 1))
+        total = count + coze_count
+        listed = walk(setup, tenant, conversation_id, backward=False, expected_count=total)
+        assert [m["IndexInConversation"] for m in listed] == list(range(1, total + 1))
+        from_coze = [m for m in listed if m["MessageId"] in set(coze_ids.values())]
+        assert len(from_coze) == coze_count
+        assert all((m["Sender"], m["MsgType"]) == (BOB, TEXT) for m in from_coze)
     for served in processes:
         assert_stopped_cleanly(served, workers=1)
