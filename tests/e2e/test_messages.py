@@ -1079,6 +1079,25 @@ def test_get_conversation_messages_parameters(sdk: Sdk, tenant: Tenant) -> None:
     assert [m["MessageId"] for m in negative["Messages"]] == ids[:-3:-1]
     assert (negative["HasMore"], negative["NewCursor"]) == (True, 23)
 
+    # Hidden messages at either end: HasMore says whether *shown* messages lie beyond.
+    for index in (1, 2, 23, 24, 25):
+        recall = {
+            "AppId": tenant.app_id,
+            "ConversationShortId": conversation_id,
+            "MessageId": ids[index - 1],
+            "ParticipantUserId": OWNER,
+            "RecallRole": 1,
+        }
+        assert ok(sdk, "RecallMessage", recall) == {}
+    head = page(sdk, tenant, conversation_id, 0, limit=20)
+    assert [m["MessageId"] for m in head["Messages"]] == ids[2:22]
+    assert (head["HasMore"], head["NewCursor"]) == (False, 23)
+    tail = page(sdk, tenant, conversation_id, 0, limit=20, reverse=1)
+    assert [m["MessageId"] for m in tail["Messages"]] == ids[21:1:-1]
+    assert (tail["HasMore"], tail["NewCursor"]) == (False, 2)
+    assert page(sdk, tenant, conversation_id, 23, limit=5)["Messages"] == []
+    assert page(sdk, tenant, conversation_id, 2, limit=5, reverse=1)["HasMore"] is False
+
     # A live group reads backwards only.
     live = make_group(sdk, tenant, [OWNER], kind=LIVE)
     said = send(sdk, tenant, live, OWNER, text("on stage"), Priority=2)
