@@ -1075,6 +1075,9 @@ def test_get_conversation_messages_parameters(sdk: Sdk, tenant: Tenant) -> None:
     assert (below["HasMore"], below["NewCursor"]) == (False, 0)
     beyond = page(sdk, tenant, conversation_id, 1000, limit=2, reverse=1)
     assert [m["MessageId"] for m in beyond["Messages"]] == ids[:-3:-1]
+    # An invalid Reverse is 0, forwards (the doc: "invalid => 0").
+    invalid = page(sdk, tenant, conversation_id, 3, limit=2, reverse=5)
+    assert [m["MessageId"] for m in invalid["Messages"]] == ids[2:4]
     negative = page(sdk, tenant, conversation_id, -7, limit=2, reverse=1)
     assert [m["MessageId"] for m in negative["Messages"]] == ids[:-3:-1]
     assert (negative["HasMore"], negative["NewCursor"]) == (True, 23)
@@ -1226,6 +1229,9 @@ def test_delete_conversation_message_rules(sdk: Sdk, tenant: Tenant) -> None:
     # DeleteMessage is one member's: the server's view keeps the message.
     c = send(sdk, tenant, conversation_id, BOB, text("c"))
     one_sided = {"ParticipantUserId": ALICE}
+    refused(sdk, "DeleteMessage", body(UNKNOWN_MESSAGE, **one_sided), "MessageNotFound")
+    stranger = {"ParticipantUserId": STRANGER}
+    refused(sdk, "DeleteMessage", body(c, **stranger), "ParticipantNotInConversation")
     assert ok(sdk, "DeleteMessage", body(c, **one_sided)) == {}
     assert [m["MessageId"] for m in walk(sdk, tenant, conversation_id, backward=True)] == [c]
 
