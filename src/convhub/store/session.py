@@ -16,11 +16,12 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable, Select, bindparam, func, select
+from sqlalchemy import Connection, Executable, bindparam, func, select
 
-_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
-# Statements compiled once per engine kind, for ``scalar_around_held``.
-_COMPILED: dict[tuple[Select[Any], str], tuple[str, list[str] | None, dict[str, Any]]] = {}
+from convhub.store import driver
+from convhub.store.driver import fast, is_fast
+
+_ADVISORY_LOCK = fast(select(func.pg_advisory_xact_lock(bindparam("key"))))
 
 
 class Session:
@@ -49,31 +50,11 @@ class Session:
         self.flush()
         return self._execute(statement, params)
 
-    def scalar_around_held(self, statement: Select[Any], params: Mapping[str, Any]) -> Any:
+    def scalar_around_held(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """The first column of the first row, read without writing what is held back first:
         for a caller that accounts for the held rows itself (``held``), because flushing here
-        would undo the batching. It runs on the driver's cursor, in this transaction: on the
-        hot path, SQLAlchemy's per-statement work cost several times the query itself."""
-        key = (statement, self.dialect)
-        compiled = _COMPILED.get(key)
-        if compiled is None:
-            done = statement.compile(dialect=self.conn.dialect)
-            compiled = (str(done), done.positiontup, done.params)  # literals are bound too
-            _COMPILED[key] = compiled
-        sql, order, literals = compiled
-        values = {**literals, **params}
-        args: Any = [values[name] for name in order] if order is not None else values
-        try:
-            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(sql, args)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        except Exception:
-            self.broken = True
-            raise
-        return None if row is None else row[0]
+        would undo the batching."""
+        return self._execute(statement, params).scalar()
 
     def lock(self, name: str) -> None:
         """Take turns with every other transaction that locks ``name`` until this one ends: a
@@ -92,11 +73,10 @@ class Session:
 
     def write(
         self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> CursorResult[Any]:
+    ) -> Any:
         self.flush()
         self.wrote = True
-        result: CursorResult[Any] = self._execute(statement, params)
-        return result
+        return self._execute(statement, params)
 
     def flush(self) -> None:
         if not self._held:
@@ -110,6 +90,8 @@ class Session:
 
     def _execute(self, statement: Executable, params: Any) -> Any:
         try:
+            if is_fast(statement):
+                return driver.execute(self.conn, statement, params)
             return self.conn.execute(statement, params)
         except Exception:
             self.broken = True

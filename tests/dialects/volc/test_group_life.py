@@ -328,3 +328,15 @@ def test_destroy_is_for_the_owner_and_then_the_conversation_is_gone(
     finally:
         engine.dispose()
     assert members == 2  # nothing deleted
+
+
+def test_a_live_groups_scan_lists_its_owner_and_admins(volc: VolcClient) -> None:
+    live = Group(volc, LIVE)
+    live.add(16001, 16002, Role=0)
+    live.add(16003, Role=2)
+    assert live.scan() == [OWNER, 16003]
+    assert live.scan(reverse=True) == [16003, OWNER]
+    assert live.count() == 4
+    online = live.body(Cursor=0, Limit=5, ScanOnlineParticipant=True)
+    page = ok(volc, "ScanConversationParticipantList", online)
+    assert (page["Participants"], page["HasMore"], page["NextCursor"]) == ([], False, -1)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import AccessKey, Account, App, EntityStatus, Token
 from convhub.domain.tokens import parse_permissions_text, permissions_text
+from convhub.store.driver import fast
 from convhub.store.mapping import FLAG, Codec, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import access_keys, accounts, apps, tokens
@@ -27,13 +28,13 @@ _ACCOUNT_COLUMNS = len(ACCOUNT.columns)
 _KEY_COLUMNS = len(KEY.columns)
 _TOKEN_COLUMNS = len(TOKEN.columns)
 
-_SELECT_CREDENTIALS = (
+_SELECT_CREDENTIALS = fast(
     select(*KEY.columns, *ACCOUNT.columns)
     .join(accounts, accounts.c.id == access_keys.c.account_id)
     .where(access_keys.c.access_key == bindparam("access_key"))
 )
-_SELECT_APP = select(*APP.columns).where(apps.c.app_id == bindparam("app_id"))
-_SELECT_TOKEN = (
+_SELECT_APP = fast(select(*APP.columns).where(apps.c.app_id == bindparam("app_id")))
+_SELECT_TOKEN = fast(
     select(*TOKEN.columns, accounts.c.status, apps.c.status)
     .join(accounts, accounts.c.id == tokens.c.account_id)
     .join(apps, apps.c.app_id == tokens.c.app_id)

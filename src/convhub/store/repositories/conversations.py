@@ -15,6 +15,7 @@ from convhub.domain.models import (
     ParticipantStatus,
 )
 from convhub.domain.ports import UserOrder
+from convhub.store.driver import fast
 from convhub.store.mapping import JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import conversation_marks, conversations, participants
@@ -31,31 +32,35 @@ _NORMAL = int(ConversationStatus.NORMAL)
 # Statements are built once: building a construct and its cache key on every call cost more
 # than running it (BatchGet of 100 rows spent most of its time in SQLAlchemy, not in SQLite).
 _SELECT = select(*MAPPER.columns)
-_SELECT_BY_KEY = _SELECT.where(
-    c.app_id == bindparam("app_id"),
-    c.inbox_type == bindparam("inbox_type"),
-    c.idempotency_key == bindparam("key"),
+_SELECT_BY_KEY = fast(
+    _SELECT.where(
+        c.app_id == bindparam("app_id"),
+        c.inbox_type == bindparam("inbox_type"),
+        c.idempotency_key == bindparam("key"),
+    )
 )
-_SELECT_ONE = _SELECT.where(c.id == bindparam("id"))
+_SELECT_ONE = fast(_SELECT.where(c.id == bindparam("id")))
 # FOR UPDATE on PostgreSQL (SQLite's writer holds the database's one write lock anyway): every
 # change to a conversation's members reads its counters under this lock.
-_LOCK_ONE = _SELECT_ONE.with_for_update()
+_LOCK_ONE = fast(_SELECT.where(c.id == bindparam("id")).with_for_update())
 # By primary key alone, the app checked by the caller: given "AND app_id = ?", both planners
 # (PostgreSQL without fresh statistics, SQLite with a BIGINT key) chose the (app, inbox, key)
 # index and read every conversation of the app.
 _SELECT_MANY = _SELECT.where(c.id.in_(bindparam("ids", expanding=True)))
-_INSERT = conversations.insert()
+_INSERT = fast(conversations.insert())
 # The keyed insert must answer at once; RETURNING, not rowcount, tells whether it wrote: with
 # SQLAlchemy 2.1 and psycopg an INSERT's rowcount reads -1.
 _INSERT_KEYED = {
-    name: dialect.insert(conversations)
-    .on_conflict_do_nothing(index_elements=["app_id", "inbox_type", "idempotency_key"])
-    .returning(c.id)
+    name: fast(
+        dialect.insert(conversations)
+        .on_conflict_do_nothing(index_elements=["app_id", "inbox_type", "idempotency_key"])
+        .returning(c.id)
+    )
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 # UPDATEs without .values(): the SET list comes from the parameter names at execution.
-_UPDATE = update(conversations).where(c.id == bindparam("b_id"))
-_TAKE_INDEXES = (
+_UPDATE = fast(update(conversations).where(c.id == bindparam("b_id")))
+_TAKE_INDEXES = fast(
     update(conversations)
     .where(c.id == bindparam("b_id"))
     .values(
@@ -64,10 +69,12 @@ _TAKE_INDEXES = (
     )
     .returning(c.last_message_index)
 )
-_COUNT_LIVE = select(func.count()).where(
-    c.app_id == bindparam("app_id"),
-    c.type == int(ConversationType.LIVE_GROUP),
-    c.status == _NORMAL,
+_COUNT_LIVE = fast(
+    select(func.count()).where(
+        c.app_id == bindparam("app_id"),
+        c.type == int(ConversationType.LIVE_GROUP),
+        c.status == _NORMAL,
+    )
 )
 _p = participants.c
 _OF_USER = _SELECT.join(participants, _p.conversation_id == c.id).where(
@@ -95,13 +102,17 @@ _BY_ORDER = {
     .order_by(c.id.desc())
     .limit(bindparam("limit")),
 }
+for _statement in _BY_ORDER.values():
+    fast(_statement)
 _m = conversation_marks.c
-_SELECT_MARKS = (
+_SELECT_MARKS = fast(
     select(_m.mark_type).where(_m.conversation_id == bindparam("id")).order_by(_m.mark_type)
 )
-_INSERT_MARK = conversation_marks.insert()
-_DELETE_MARK = conversation_marks.delete().where(
-    _m.conversation_id == bindparam("id"), _m.mark_type == bindparam("mark")
+_INSERT_MARK = fast(conversation_marks.insert())
+_DELETE_MARK = fast(
+    conversation_marks.delete().where(
+        _m.conversation_id == bindparam("id"), _m.mark_type == bindparam("mark")
+    )
 )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from convhub.domain.models import Feedback, Message, MessageStatus
+from convhub.store.driver import fast
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import message_feedback, message_hides, messages
@@ -31,41 +33,84 @@ _MUTABLE = ("content", "content_type", "msg_type", "ext", "status", "update_time
 _VISIBLE = int(MessageStatus.NORMAL)
 
 _SELECT = select(*MAPPER.columns)
-_SELECT_ONE = _SELECT.where(
-    m.id == bindparam("id"), m.conversation_id == bindparam("conversation_id")
+_SELECT_ONE = fast(
+    _SELECT.where(m.id == bindparam("id"), m.conversation_id == bindparam("conversation_id"))
 )
 _SELECT_MANY = _SELECT.where(
     m.conversation_id == bindparam("conversation_id"),
     m.id.in_(bindparam("ids", expanding=True)),
 )
-_BY_CLIENT_ID = _SELECT.where(
-    m.conversation_id == bindparam("conversation_id"),
-    m.client_msg_id == bindparam("client_msg_id"),
+_BY_CLIENT_ID = fast(
+    _SELECT.where(
+        m.conversation_id == bindparam("conversation_id"),
+        m.client_msg_id == bindparam("client_msg_id"),
+    )
 )
 _BY_INDEX = {
-    False: _SELECT.where(
-        m.conversation_id == bindparam("conversation_id"),
-        m.message_index >= bindparam("start"),
-        m.status == _VISIBLE,
-    ).order_by(m.message_index.asc()),
-    True: _SELECT.where(
-        m.conversation_id == bindparam("conversation_id"),
-        m.message_index <= bindparam("start"),
-        m.status == _VISIBLE,
-    ).order_by(m.message_index.desc()),
+    False: fast(
+        _SELECT.where(
+            m.conversation_id == bindparam("conversation_id"),
+            m.message_index >= bindparam("start"),
+            m.status == _VISIBLE,
+        )
+        .order_by(m.message_index.asc())
+        .limit(bindparam("limit"))
+    ),
+    True: fast(
+        _SELECT.where(
+            m.conversation_id == bindparam("conversation_id"),
+            m.message_index <= bindparam("start"),
+            m.status == _VISIBLE,
+        )
+        .order_by(m.message_index.desc())
+        .limit(bindparam("limit"))
+    ),
 }
 _h = message_hides.c
-_HIDE = message_hides.insert()
-_HIDDEN = select(_h.message_id).where(
-    _h.user_id == bindparam("user"), _h.message_id.in_(bindparam("ids", expanding=True))
+_HIDE = fast(message_hides.insert())
+# The IDs asked about lie between low and high: a range, not an IN list, so that the statement
+# is prebuilt; the caller keeps the ones it asked about.
+_HIDDEN = fast(
+    select(_h.message_id).where(
+        _h.user_id == bindparam("user"),
+        _h.message_id >= bindparam("low"),
+        _h.message_id <= bindparam("high"),
+    )
 )
-_INSERT = messages.insert()
-_UPDATE = update(messages).where(m.id == bindparam("b_id"))
-_DELETE_FEEDBACK = message_feedback.delete().where(
-    message_feedback.c.message_id == bindparam("message_id"),
-    message_feedback.c.user_id == bindparam("user"),
+_PAGES: dict[tuple[bool, bool, bool, bool, tuple[int, ...]], Any] = {}
+
+
+def _page_statement(
+    ascending: bool, above: bool, below: bool, chat: bool, statuses: tuple[int, ...]
+) -> Any:
+    """The page query for one combination of bounds, built and compiled once."""
+    key = (ascending, above, below, chat, statuses)
+    found = _PAGES.get(key)
+    if found is None:
+        query = _SELECT.where(
+            m.conversation_id == bindparam("conversation_id"),
+            or_(*(m.status == status for status in statuses)),
+        )
+        if above:
+            query = query.where(m.id > bindparam("above"))
+        if below:
+            query = query.where(m.id < bindparam("below"))
+        if chat:
+            query = query.where(m.chat_id == bindparam("chat_id"))
+        order = m.id.asc() if ascending else m.id.desc()
+        found = _PAGES[key] = fast(query.order_by(order).limit(bindparam("limit")))
+    return found
+
+
+_INSERT = fast(messages.insert())
+_UPDATE = fast(update(messages).where(m.id == bindparam("b_id")))
+_DELETE_FEEDBACK = fast(
+    message_feedback.delete().where(
+        message_feedback.c.message_id == bindparam("message_id"),
+        message_feedback.c.user_id == bindparam("user"),
+    )
 )
-_INSERT_FEEDBACK = message_feedback.insert()
+_INSERT_FEEDBACK = fast(message_feedback.insert())
 
 
 class SqlMessages:
@@ -95,8 +140,8 @@ class SqlMessages:
         self, conversation_id: int, *, start: int, descending: bool, limit: int
     ) -> list[Message]:
         """Messages visible to all from index ``start`` on (down, if ``descending``)."""
-        params = {"conversation_id": conversation_id, "start": start}
-        rows = self._session.read(_BY_INDEX[descending].limit(limit), params)
+        params = {"conversation_id": conversation_id, "start": start, "limit": limit}
+        rows = self._session.read(_BY_INDEX[descending], params)
         return [MAPPER.load(row) for row in rows]
 
     def hide(self, message_id: int, user: str) -> None:
@@ -106,8 +151,9 @@ class SqlMessages:
     def hidden_for(self, user: str, message_ids: Sequence[int]) -> set[int]:
         if not message_ids:
             return set()
-        params = {"user": user, "ids": list(message_ids)}
-        return set(self._session.read(_HIDDEN, params).scalars())
+        params = {"user": user, "low": min(message_ids), "high": max(message_ids)}
+        asked = set(message_ids)
+        return {i for i in self._session.read(_HIDDEN, params).scalars() if i in asked}
 
     def page(
         self,
@@ -120,17 +166,15 @@ class SqlMessages:
         chat_id: str | None,
         statuses: tuple[int, ...] = (),
     ) -> list[Message]:
-        query = _SELECT.where(
-            m.conversation_id == conversation_id, m.status.in_(statuses or (_VISIBLE,))
-        )
-        if above is not None:
-            query = query.where(m.id > above)
-        if below is not None:
-            query = query.where(m.id < below)
-        if chat_id is not None:
-            query = query.where(m.chat_id == chat_id)
-        query = query.order_by(m.id.asc() if ascending else m.id.desc()).limit(limit)
-        return [MAPPER.load(row) for row in self._session.read(query).all()]
+        statement = _page_statement(
+            ascending, above is not None, below is not None, chat_id is not None,
+            statuses or (_VISIBLE,),
+        )  # fmt: skip
+        params = {
+            "conversation_id": conversation_id, "above": above, "below": below,
+            "chat_id": chat_id, "limit": limit,
+        }  # fmt: skip
+        return [MAPPER.load(row) for row in self._session.read(statement, params)]
 
     def update(self, message: Message) -> None:
         values = MAPPER.dump(message, _MUTABLE)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from convhub.domain.models import Participant, ParticipantStatus, Role
+from convhub.store.driver import fast
 from convhub.store.mapping import FLAG, JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import participants
@@ -25,30 +26,41 @@ MAPPER = Mapper(
     },
 )
 _NORMAL = int(ParticipantStatus.NORMAL)
-_INSERT = participants.insert()
+_INSERT = fast(participants.insert())
 _SELECT = select(*MAPPER.columns)
-_SELECT_ONE = _SELECT.where(
-    p.conversation_id == bindparam("conversation_id"), p.user_id == bindparam("user")
+_SELECT_ONE = fast(
+    _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.user_id == bindparam("user"))
 )
 _SELECT_MANY = _SELECT.where(
     p.conversation_id == bindparam("conversation_id"),
     p.user_id.in_(bindparam("users", expanding=True)),
 )
-_UPDATE = update(participants).where(
-    p.conversation_id == bindparam("b_conversation_id"), p.user_id == bindparam("b_user")
+_UPDATE = fast(
+    update(participants).where(
+        p.conversation_id == bindparam("b_conversation_id"), p.user_id == bindparam("b_user")
+    )
 )
-_UNCOUNT = update(participants).where(p.conversation_id == bindparam("b_conversation_id"))
+_UNCOUNT = fast(update(participants).where(p.conversation_id == bindparam("b_conversation_id")))
 _PAGE = _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.status == _NORMAL)
-_PAGES = {
-    False: _PAGE.where(p.join_seq > bindparam("cursor")).order_by(p.join_seq.asc()),
-    True: _PAGE.where(p.join_seq < bindparam("cursor")).order_by(p.join_seq.desc()),
-}
 _STAFF = (int(Role.OWNER), int(Role.ADMIN))
-_COUNT_USER_GROUPS = select(func.count()).where(
-    p.app_id == bindparam("app_id"),
-    p.user_id == bindparam("user"),
-    p.status == _NORMAL,
-    p.in_group_limit == 1,
+# (descending, staff only) -> the page statement
+_PAGES = {
+    (descending, staff): fast(
+        (_PAGE.where(or_(*(p.role == role for role in _STAFF))) if staff else _PAGE)
+        .where(p.join_seq < bindparam("cursor") if descending else p.join_seq > bindparam("cursor"))
+        .order_by(p.join_seq.desc() if descending else p.join_seq.asc())
+        .limit(bindparam("limit"))
+    )
+    for descending in (False, True)
+    for staff in (False, True)
+}
+_COUNT_USER_GROUPS = fast(
+    select(func.count()).where(
+        p.app_id == bindparam("app_id"),
+        p.user_id == bindparam("user"),
+        p.status == _NORMAL,
+        p.in_group_limit == 1,
+    )
 )
 _COUNT_GROUPS = (
     select(p.user_id, func.count())
@@ -106,11 +118,8 @@ class SqlParticipants:
         staff_only: bool,
     ) -> list[Participant]:
         """Current members past ``cursor`` in join order (newest first if ``descending``)."""
-        query = _PAGES[descending]
-        if staff_only:
-            query = query.where(p.role.in_(_STAFF))
-        params = {"conversation_id": conversation_id, "cursor": cursor}
-        rows = self._session.read(query.limit(limit), params)
+        params = {"conversation_id": conversation_id, "cursor": cursor, "limit": limit}
+        rows = self._session.read(_PAGES[descending, staff_only], params)
         return [MAPPER.load(row) for row in rows]
 
     def leave_group_limit(self, conversation_id: int) -> None:

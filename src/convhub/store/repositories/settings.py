@@ -6,6 +6,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import ConversationSetting, ParticipantStatus
+from convhub.store.driver import fast
 from convhub.store.mapping import FLAG, JSON, Mapper
 from convhub.store.session import Session
 from convhub.store.tables import conversation_settings, participants
@@ -17,8 +18,10 @@ MAPPER = Mapper(
     renamed={"user": "user_id"},
     codecs={"is_mute": FLAG, "ext": JSON},
 )
-_SELECT_ONE = select(*MAPPER.columns).where(
-    s.conversation_id == bindparam("conversation_id"), s.user_id == bindparam("user")
+_SELECT_ONE = fast(
+    select(*MAPPER.columns).where(
+        s.conversation_id == bindparam("conversation_id"), s.user_id == bindparam("user")
+    )
 )
 _p = participants.c
 _READ_INDEXES = (
@@ -35,9 +38,11 @@ _COLUMNS = ("is_mute", "stick_top_time", "favorite_time", "ext", "read_index")
 _UPSERT = {}
 for _name, _dialect in (("postgresql", postgresql), ("sqlite", sqlite)):
     _insert = _dialect.insert(conversation_settings)
-    _UPSERT[_name] = _insert.on_conflict_do_update(
-        index_elements=["conversation_id", "user_id"],
-        set_={column: getattr(_insert.excluded, column) for column in _COLUMNS},
+    _UPSERT[_name] = fast(
+        _insert.on_conflict_do_update(
+            index_elements=["conversation_id", "user_id"],
+            set_={column: getattr(_insert.excluded, column) for column in _COLUMNS},
+        )
     )
 
 
