@@ -850,6 +850,83 @@ def _main_scenario(
     assert [m["MessageId"] for m in newest] == [int(card.id)]
 
 
+def test_coze_sees_the_conversations_of_members_and_creators(
+    server: LiveServer, tenant: Tenant, database_url: str
+) -> None:
+    """A token's user reads a conversation it is a current member of, or created; a Coze
+    conversation is a group like any other for the Volcengine message actions."""
+    volc = SDK_KINDS["volcengine"](server.host, tenant.access_key, tenant.secret_key)
+    volc.service.api_info["ModifyConversation"] = ApiInfo(
+        "POST", "/", {"Action": "ModifyConversation", "Version": VERSION}, {}, {}
+    )
+    tokens = {
+        user: mint(database_url, tenant.account, user=str(user)).token
+        for user in (*MEMBERS, STRANGER)
+    }
+    with ExitStack() as stack:
+        stack.callback(volc.close)
+        coze = {user: stack.enter_context(sync_coze(server, tokens[user])) for user in tokens}
+
+        # A Volcengine group: its creator hands it over and leaves, and still reads it.
+        conversation_id = make_group(volc, tenant)
+        first = send(volc, tenant, conversation_id, ALICE, text("first"))
+        ok(
+            volc,
+            "ModifyConversation",
+            {
+                "AppId": tenant.app_id,
+                "ConversationCoreInfo": {
+                    "ConversationShortId": conversation_id,
+                    "OwnerUserId": ALICE,
+                },
+            },
+        )
+        remove_members(volc, tenant, conversation_id, [OWNER, BOB])
+        refused(
+            volc,
+            "SendMessage",
+            send_body(tenant, conversation_id, OWNER, text("gone")),
+            "ParticipantNotInConversation",
+        )
+        for reader in (OWNER, ALICE):
+            assert [int(m.id) for m in coze_view(coze[reader], conversation_id)] == [first]
+        for outsider in (BOB, STRANGER):
+            coze_refused(
+                INVALID_CONVERSATION, lambda o=outsider: coze_view(coze[o], conversation_id)
+            )
+
+        # A Coze conversation: members added through Volcengine read and write it through Coze.
+        made = coze[BOB].conversations.create(bot_id="7390000000000000001")
+        coze_id = int(made.id)
+        asked = coze[BOB].conversations.messages.create(
+            conversation_id=made.id, role="user", content="question", content_type="text"
+        )
+        coze_refused(INVALID_CONVERSATION, lambda: coze_view(coze[ALICE], coze_id))
+        add_members(volc, tenant, coze_id, [ALICE])
+        said = send(volc, tenant, coze_id, ALICE, text("from volc"), Ext={"k": "v"})
+        answered = coze[ALICE].conversations.messages.create(
+            conversation_id=made.id,
+            role="assistant",
+            content="answer",
+            content_type="text",
+            meta_data={"by": "alice"},
+        )
+        expected = [int(answered.id), said, int(asked.id)]
+        for reader in (ALICE, BOB):
+            assert [int(m.id) for m in coze_view(coze[reader], coze_id)] == expected
+        listed = walk(volc, tenant, coze_id, backward=True)
+        assert [(m["MessageId"], m["IndexInConversation"], m["Sender"]) for m in listed] == [
+            (int(answered.id), 3, ALICE),
+            (said, 2, ALICE),
+            (int(asked.id), 1, BOB),
+        ]
+        assert (listed[0]["MsgType"], listed[0]["Content"], listed[0]["Ext"]) == (
+            TEXT,
+            "answer",
+            {"by": "alice"},
+        )
+
+
 # =========================================================================== 2. errors
 
 
