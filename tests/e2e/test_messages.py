@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -518,6 +518,42 @@ def send_concurrently(
     return [sent_from(bodies[n], next(iter(ids[n]))) for n in range(count)]
 
 
+@contextmanager
+def watching_the_newest(
+    host: str, tenant: Tenant, conversation_id: int
+) -> Iterator[list[list[int]]]:
+    """A thread that reads the newest page (Reverse 1, Cursor 0) again and again until the block
+    ends; yields the indexes of each non-empty page it saw."""
+    glimpses: list[list[int]] = []
+    stop = threading.Event()
+    problems: list[BaseException] = []
+
+    def read() -> None:
+        client = SDK_KINDS["volcenginesdkcore"](host, tenant.access_key, tenant.secret_key)
+        try:
+            while not stop.is_set() and len(glimpses) < 10_000:
+                got = page(client, tenant, conversation_id, 0, reverse=1)
+                indexes = [m["IndexInConversation"] for m in got["Messages"]]
+                if indexes:
+                    glimpses.append(indexes)
+                time.sleep(0.01)
+        except BaseException as error:  # handed to the test below
+            problems.append(error)
+        finally:
+            client.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield glimpses
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert not reader.is_alive(), "the reader did not stop"
+    if problems:
+        raise problems[0]
+
+
 def assert_indexes(
     client: Sdk,
     tenant: Tenant,
@@ -613,9 +649,16 @@ def _main_scenario(
     conversation_id = make_group(volc, tenant)
     started = now_ms()
 
-    # --- 1,000 messages, 500 of them sent twice, from 16 threads and both clients at once.
-    sent = send_concurrently(server.host, tenant, conversation_id, BULK, seed=1)
+    # --- 1,000 messages, 500 of them sent twice, from 16 threads and both clients at once,
+    # while a reader keeps reading the newest page: it never sees a hole that fills later.
+    with watching_the_newest(server.host, tenant, conversation_id) as glimpses:
+        sent = send_concurrently(server.host, tenant, conversation_id, BULK, seed=1)
     finished = now_ms()
+    assert len(glimpses) >= 5, f"the reader read only {len(glimpses)} pages during the sends"
+    for glimpse in glimpses:
+        assert glimpse == list(range(glimpse[0], glimpse[0] - len(glimpse), -1)), glimpse
+        assert len(glimpse) == min(PAGE, glimpse[0]), glimpse
+    assert [g[0] for g in glimpses] == sorted(g[0] for g in glimpses)  # never goes back
     assert_indexes(core, tenant, conversation_id, sent, since_ms=started, until_ms=finished)
     by_index = {s.index: s for s in sent}
     in_order = [by_index[i].message_id for i in range(1, BULK + 1)]
@@ -1412,6 +1455,34 @@ def test_read_indexes(sdk: Sdk, tenant: Tenant) -> None:
     assert ok(sdk, "ModifyParticipantReadIndex", move(BOB, 1)) == {}
     assert read_indexes() == [(OWNER, 10), (BOB, 1), (40004, 6)]
     assert setting(BOB) == 1
+
+
+def test_racing_read_indexes_only_move_forward(server: LiveServer, tenant: Tenant) -> None:
+    """Read indexes 1..60 of two members, shuffled, from 16 threads: every refusal is
+    InvalidParam, and each member ends at 60; a lower index never overwrites a higher one."""
+    setup = SDK_KINDS["volcengine"](server.host, tenant.access_key, tenant.secret_key)
+    try:
+        conversation_id = make_group(setup, tenant)
+        for i in range(60):
+            send(setup, tenant, conversation_id, MEMBERS[i % 3], text(str(i)))
+        base = {"AppId": tenant.app_id, "ConversationShortId": conversation_id}
+        calls = [
+            ("ModifyParticipantReadIndex", {**base, "ParticipantUserId": user, "ReadIndex": index})
+            for user in (ALICE, BOB)
+            for index in range(1, 61)
+        ]
+        random.Random(4).shuffle(calls)
+        answers = call_all(both_kinds(server.host, tenant), calls)
+        for answer in answers:
+            assert answer.ok or (answer.error or {}).get("Code") == "InvalidParam", answer
+        assert any(a.ok for a in answers)
+        got = ok(setup, "GetParticipantReadIndex", base)["ReadIndexes"]
+        assert sorted((i["ParticipantUserId"], i["ReadIndex"]) for i in got) == [
+            (ALICE, 60),
+            (BOB, 60),
+        ]
+    finally:
+        setup.close()
 
 
 # =========================================================================== 3. limits
