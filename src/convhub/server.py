@@ -37,7 +37,11 @@ class Convhub:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
-        self.lease = NodeLease(engine)
+        # The lease renews on a connection of its own: on PostgreSQL the read threads and the
+        # writer keep every connection of the main pool, and a renewal that waits for one
+        # would let the lease lapse under load.
+        self._lease_engine = create_database_engine(settings.database_url, pool_size=1)
+        self.lease = NodeLease(self._lease_engine)
         self.ids = SnowflakeIds(self.lease.node, held=self.lease.held)
         self.lease.start(on_change=self.ids.rebind)
         # SQLite reads inline (a local file); PostgreSQL reads on a pool (a network round trip).
@@ -130,6 +134,7 @@ class Convhub:
             await self.limiter.aclose()
             await self.db.aclose()
             await asyncio.to_thread(self.lease.release)
+            self._lease_engine.dispose()
 
     def close(self) -> None:
         """``aclose`` for callers without an event loop (the limiter's Redis connections, if
@@ -138,6 +143,7 @@ class Convhub:
             self._closed = True
             self.db.close()
             self.lease.release()
+            self._lease_engine.dispose()
 
 
 def app_from_env() -> Any:

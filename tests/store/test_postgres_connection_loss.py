@@ -90,3 +90,30 @@ def test_server_recovers_after_its_connections_are_killed(postgres_url: str) -> 
     finally:
         engine.dispose()
     assert stored == len(made)  # every answered create is there, nothing else
+
+
+def test_the_id_lease_renews_while_reads_and_the_writer_hold_every_pooled_connection() -> None:
+    """On PostgreSQL each read thread and the writer keep a connection of the main pool for
+    good; a lease renewal that waited for one would let the lease lapse under load."""
+    with required_postgres() as url:
+        settings = Settings(database_url=url, rate_limits=parse_rate_limits(NO_LIMITS), pool_size=2)
+        with LiveServer(settings) as live:
+            tenant = new_tenant(url)
+            client = VolcClient(live, tenant)
+            try:
+                body = {"AppId": tenant.app_id, "ConversationShortId": [1]}
+                client.ok("BatchGetConversations", body)  # the one read thread takes its connection
+                created = client.ok(
+                    "CreateConversation",
+                    {
+                        "AppId": tenant.app_id,
+                        "OwnerUserId": 1,
+                        "ConversationCoreInfo": {"ConversationType": 2},
+                    },
+                )  # the writer holds the other
+                assert created["ConversationShortId"] > 0
+                started = time.monotonic()
+                assert live.app.lease.renew() is True
+                assert time.monotonic() - started < 5
+            finally:
+                client.close()

@@ -156,8 +156,7 @@ class ParticipantService:
                 )
             full: set[str] = set()
             if counts_toward_group_limit(conversation):
-                for user in sorted(joining):  # one order everywhere: no lock waits in a circle
-                    uow.lock(user_groups_lock(app_id, user))
+                uow.lock(*(user_groups_lock(app_id, user) for user in joining))
                 counts = uow.participants.groups_of(app_id, joining)
                 full = {u for u in joining if counts.get(u, 0) >= limits.max_user_groups}
             added: list[Participant] = []

@@ -247,9 +247,9 @@ class UnitOfWork(Protocol):
     @property
     def access(self) -> Access: ...
 
-    def lock(self, name: str) -> None:
+    def lock(self, *names: str) -> None:
         """Take turns, until this unit's transaction ends, with every other one (in any
-        process) that locks the same name: for limits counted across rows."""
+        process) that locks one of the same names: for limits counted across rows."""
         ...
 
 

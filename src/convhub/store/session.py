@@ -16,12 +16,16 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, func, select
+from sqlalchemy import Connection, Executable, bindparam, func, select, text
 
 from convhub.store import driver
 from convhub.store.driver import fast, is_fast
 
 _ADVISORY_LOCK = fast(select(func.pg_advisory_xact_lock(bindparam("key"))))
+# unnest keeps the array's (sorted) order, and the locks are taken row by row in that order.
+_ADVISORY_LOCKS = fast(
+    text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+)
 
 
 class Session:
@@ -56,16 +60,24 @@ class Session:
         would undo the batching."""
         return self._execute(statement, params).scalar()
 
-    def lock(self, name: str) -> None:
-        """Take turns with every other transaction that locks ``name`` until this one ends: a
-        PostgreSQL advisory lock (several processes write at once there); on SQLite the
-        writer holds the database's only write lock already."""
-        if self.dialect != "postgresql":
+    def lock(self, *names: str) -> None:
+        """Take turns with every other transaction that locks one of ``names`` until this one
+        ends: PostgreSQL advisory locks (several processes write at once there), taken in one
+        round trip and in one order everywhere; on SQLite the writer holds the database's only
+        write lock already."""
+        if self.dialect != "postgresql" or not names:
             return
-        key = int.from_bytes(
-            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
-        )
-        self.scalar_around_held(_ADVISORY_LOCK, {"key": key})
+        keys = sorted(
+            {
+                int.from_bytes(hashlib.blake2b(n.encode(), digest_size=8).digest(), "big",
+                               signed=True)
+                for n in names
+            }
+        )  # fmt: skip
+        if len(keys) == 1:
+            self.scalar_around_held(_ADVISORY_LOCK, {"key": keys[0]})
+        else:
+            self._execute(_ADVISORY_LOCKS, {"keys": keys})
 
     def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
         """The rows held back for ``statement``, not yet written."""

@@ -29,8 +29,8 @@ class SqlUnitOfWork:
         self.settings = SqlSettings(self.session)
         self.access = SqlAccess(self.session)
 
-    def lock(self, name: str) -> None:
-        self.session.lock(name)
+    def lock(self, *names: str) -> None:
+        self.session.lock(*names)
 
 
 @contextmanager
