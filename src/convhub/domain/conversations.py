@@ -239,7 +239,7 @@ class ConversationService:
         now = int(self._clock())
 
         def work(uow: UnitOfWork) -> Conversation:
-            conversation = self._visible(
+            conversation = Policy.visible(
                 uow, caller, command.app_id, command.conversation_id, lock=True
             )
             changed: list[str] = []
@@ -293,7 +293,7 @@ class ConversationService:
         self, caller: Caller, app_id: int, conversation_id: int
     ) -> Conversation:
         await self._policy.app(caller, app_id)
-        return await self._db.read(lambda uow: self._visible(uow, caller, app_id, conversation_id))
+        return await self._db.read(lambda uow: Policy.visible(uow, caller, app_id, conversation_id))
 
     async def list_conversations(
         self,
@@ -339,7 +339,7 @@ class ConversationService:
         now = int(self._clock())
 
         def work(uow: UnitOfWork) -> None:
-            conversation = self._visible(uow, caller, app_id, conversation_id)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             if conversation.type is ConversationType.SINGLE:
                 raise ConvhubError(
                     ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED, "a single chat cannot be dissolved"
@@ -359,7 +359,7 @@ class ConversationService:
         ids = self._ids
 
         def work(uow: UnitOfWork) -> int:
-            conversation = self._visible(uow, caller, app_id, conversation_id)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             conversation.section_id = ids.next_id()
             uow.conversations.update(conversation, ("section_id",))
             return conversation.section_id
@@ -406,13 +406,6 @@ class ConversationService:
             has_more=True,
             next_cursor=last.activity_key if order is UserOrder.ACTIVITY else last.id,
         )
-
-    @staticmethod
-    def _visible(
-        uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int, *, lock: bool = False
-    ) -> Conversation:
-        found = uow.conversations.get(conversation_id, lock=lock)
-        return Policy.conversation(caller, app_id, conversation_id, found)
 
 
 def _transfer_owner(uow: UnitOfWork, conversation: Conversation, new_owner: str) -> None:

@@ -201,22 +201,6 @@ class MessageService:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    @staticmethod
-    def _conversation(
-        uow: UnitOfWork,
-        caller: Caller,
-        app_id: int,
-        conversation_id: int,
-        *,
-        members_too: bool = False,
-        lock: bool = False,
-    ) -> Conversation:
-        """The conversation, if the caller sees it; ``members_too``: a token's user may also
-        be a current member (to read it and write messages), not only its creator."""
-        found = uow.conversations.get(conversation_id, lock=lock)
-        members = uow.participants if members_too else None
-        return Policy.conversation(caller, app_id, conversation_id, found, members)
-
     # --- Volcengine --------------------------------------------------------------------------
 
     async def send_message(self, caller: Caller, command: SendMessage) -> Message:
@@ -247,7 +231,7 @@ class MessageService:
         def work(uow: UnitOfWork) -> Message:
             # The lock makes senders of one conversation take turns, in every process: the
             # ClientMsgId lookup then sees any earlier send, and no index is taken twice.
-            conversation = self._conversation(
+            conversation = Policy.visible(
                 uow, caller, command.app_id, command.conversation_id, lock=True
             )
             member = uow.participants.get(conversation.id, sender)
@@ -317,7 +301,7 @@ class MessageService:
         start = (cursor if cursor > 0 else _INT64_MAX) if reverse else max(cursor, 0)
 
         def work(uow: UnitOfWork) -> tuple[Conversation, list[Quoted]]:
-            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             if conversation.type is ConversationType.LIVE_GROUP and not reverse:
                 raise ConvhubError(
                     ErrorCode.INVALID_PARAM, "a live group's messages are read with Reverse 1"
@@ -347,7 +331,7 @@ class MessageService:
         wanted = list(dict.fromkeys(message_ids))
 
         def work(uow: UnitOfWork) -> tuple[Conversation, list[Quoted]]:
-            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             found = {
                 m.id: m
                 for m in uow.messages.get_many(conversation_id, wanted)
@@ -376,7 +360,7 @@ class MessageService:
         now = self._now_ms()
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             _member(uow, conversation_id, user)
             message = uow.messages.get(conversation_id, message_id)
             if message is None or message.status in (
@@ -406,7 +390,7 @@ class MessageService:
         now = self._now_ms()
 
         def work(uow: UnitOfWork) -> None:
-            conversation = self._conversation(uow, caller, app_id, conversation_id)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             if delete_type == 1 and conversation.type is ConversationType.LIVE_GROUP:
                 raise ConvhubError(ErrorCode.INVALID_PARAM, "a live group deletes with type 0")
             message = uow.messages.get(conversation_id, message_id)
@@ -430,7 +414,7 @@ class MessageService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             if uow.participants.get(conversation_id, user) is None:
                 raise ConvhubError(
                     ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
@@ -459,7 +443,7 @@ class MessageService:
         now = self._now_ms()
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             message = _get_visible(uow, conversation_id, message_id)
             if ext is None and content is None:
                 return
@@ -483,7 +467,7 @@ class MessageService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             _member(uow, conversation_id, user)
             setting = uow.settings.get(conversation_id, user)
             setting = setting or ConversationSetting(conversation_id, user)
@@ -503,7 +487,7 @@ class MessageService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> list[tuple[str, int]]:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             return uow.settings.read_indexes(conversation_id)
 
         return await self._db.read(work)
@@ -520,9 +504,7 @@ class MessageService:
         ids = self._ids
 
         def work(uow: UnitOfWork) -> Message:
-            conversation = self._conversation(
-                uow, caller, app_id, conversation_id, members_too=True
-            )
+            conversation = Policy.visible(uow, caller, app_id, conversation_id, members_too=True)
             message_id = ids.next_id()
             index = uow.conversations.take_message_indexes(conversation.id, 1, message_id)
             created = build_message(message_id, index, conversation, user, message, now)
@@ -559,7 +541,7 @@ class MessageService:
         reader = Policy.user(caller)
 
         def work(uow: UnitOfWork) -> list[Message]:
-            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            Policy.visible(uow, caller, app_id, conversation_id, members_too=True)
             member = uow.participants.get(conversation_id, reader)
             floor = member.history_floor if member is not None else 0
             low, high = above, below
@@ -599,7 +581,7 @@ class MessageService:
         reader = Policy.user(caller)
 
         def work(uow: UnitOfWork) -> Message:
-            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            Policy.visible(uow, caller, app_id, conversation_id, members_too=True)
             return _seen(uow, conversation_id, message_id, reader)
 
         return await self._db.read(work)
@@ -625,7 +607,7 @@ class MessageService:
         now = self._now_ms()
 
         def work(uow: UnitOfWork) -> Message:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             message = _get_visible(uow, conversation_id, message_id)
             new_type = content_type or message.content_type
             new_content = message.content if content is None else content
@@ -649,7 +631,7 @@ class MessageService:
         now = self._now_ms()
 
         def work(uow: UnitOfWork) -> Message:
-            self._conversation(uow, caller, app_id, conversation_id)
+            Policy.visible(uow, caller, app_id, conversation_id)
             message = _get_visible(uow, conversation_id, message_id)
             update_time = max(now, message.update_time)
             uow.messages.update(
@@ -687,7 +669,7 @@ class MessageService:
         )
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            Policy.visible(uow, caller, app_id, conversation_id, members_too=True)
             _seen(uow, conversation_id, message_id, user)
             uow.messages.set_feedback(feedback)
 
@@ -700,7 +682,7 @@ class MessageService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> None:
-            self._conversation(uow, caller, app_id, conversation_id, members_too=True)
+            Policy.visible(uow, caller, app_id, conversation_id, members_too=True)
             _seen(uow, conversation_id, message_id, user)
             uow.messages.delete_feedback(message_id, user)
 

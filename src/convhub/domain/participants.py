@@ -108,8 +108,7 @@ class ParticipantService:
 
     @staticmethod
     def _locked(uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int) -> Conversation:
-        found = uow.conversations.get(conversation_id, lock=True)
-        conversation = Policy.conversation(caller, app_id, conversation_id, found)
+        conversation = Policy.visible(uow, caller, app_id, conversation_id, lock=True)
         if conversation.type is ConversationType.SINGLE:
             raise ConvhubError(
                 ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED,
@@ -313,8 +312,7 @@ class ParticipantService:
         users = list(dict.fromkeys(str(u) for u in user_ids if u > 0))
 
         def work(uow: UnitOfWork) -> list[Participant]:
-            found = uow.conversations.get(conversation_id)
-            Policy.conversation(caller, app_id, conversation_id, found)
+            Policy.visible(uow, caller, app_id, conversation_id)
             return uow.participants.get_many(conversation_id, users)
 
         by_user = {p.user: p for p in await self._db.read(work)}
@@ -341,8 +339,7 @@ class ParticipantService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> list[Participant]:
-            found = uow.conversations.get(conversation_id)
-            conversation = Policy.conversation(caller, app_id, conversation_id, found)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             if online or cursor < 0:
                 return []
             start = cursor if cursor > 0 or not reverse else (1 << 63) - 1
@@ -362,8 +359,7 @@ class ParticipantService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> int:
-            found = uow.conversations.get(conversation_id)
-            return Policy.conversation(caller, app_id, conversation_id, found).member_count
+            return Policy.visible(uow, caller, app_id, conversation_id).member_count
 
         return await self._db.read(work)
 
@@ -373,8 +369,7 @@ class ParticipantService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> bool:
-            found = uow.conversations.get(conversation_id)
-            Policy.conversation(caller, app_id, conversation_id, found)
+            Policy.visible(uow, caller, app_id, conversation_id)
             member = uow.participants.get(conversation_id, str(user_id)) if user_id > 0 else None
             return member is not None and member.status is _NORMAL
 

@@ -19,7 +19,7 @@ from convhub.domain.models import (
     ParticipantStatus,
 )
 from convhub.domain.permissions import Permission
-from convhub.domain.ports import Database, Participants
+from convhub.domain.ports import Database, Participants, UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 
 
@@ -75,6 +75,23 @@ class Policy:
             and conversation.status is ConversationStatus.NORMAL
             and (caller.user is None or conversation.creator == caller.user)
         )
+
+    @staticmethod
+    def visible(
+        uow: UnitOfWork,
+        caller: Caller,
+        app_id: int,
+        conversation_id: int,
+        *,
+        lock: bool = False,
+        members_too: bool = False,
+    ) -> Conversation:
+        """The conversation read in ``uow`` (``lock``: its row held until the unit ends), if the
+        caller sees it; ``members_too``: a token's user may also be a current member (to read
+        it and write messages), not only its creator."""
+        found = uow.conversations.get(conversation_id, lock=lock)
+        members = uow.participants if members_too else None
+        return Policy.conversation(caller, app_id, conversation_id, found, members)
 
     @staticmethod
     def conversation(

@@ -61,8 +61,7 @@ class SettingService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> None:
-            found = uow.conversations.get(conversation_id)
-            Policy.conversation(caller, app_id, conversation_id, found)
+            Policy.visible(uow, caller, app_id, conversation_id)
             member = uow.participants.get(conversation_id, user)
             if member is None or member.status is not ParticipantStatus.NORMAL:
                 raise ConvhubError(
@@ -95,8 +94,7 @@ class SettingService:
         await self._policy.app(caller, app_id)
 
         def work(uow: UnitOfWork) -> tuple[Conversation, ConversationSetting]:
-            found = uow.conversations.get(conversation_id)
-            conversation = Policy.conversation(caller, app_id, conversation_id, found)
+            conversation = Policy.visible(uow, caller, app_id, conversation_id)
             if uow.participants.get(conversation_id, user) is None:
                 raise ConvhubError(
                     ErrorCode.SETTING_NOT_FOUND,
@@ -155,8 +153,7 @@ class SettingService:
     def _live(
         uow: UnitOfWork, caller: Caller, app_id: int, conversation_id: int, *, lock: bool = False
     ) -> Conversation:
-        found = uow.conversations.get(conversation_id, lock=lock)
-        conversation = Policy.conversation(caller, app_id, conversation_id, found)
+        conversation = Policy.visible(uow, caller, app_id, conversation_id, lock=lock)
         if conversation.type is not ConversationType.LIVE_GROUP:
             raise ConvhubError(ErrorCode.ONLY_LIVE_GROUP, "only a live group has mark types")
         return conversation
