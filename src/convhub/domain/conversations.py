@@ -9,12 +9,12 @@ from convhub.domain import rules
 from convhub.domain.caller import Caller
 from convhub.domain.commands import CreateConversation, ModifyConversation
 from convhub.domain.limits import ProductLimits
+from convhub.domain.members import current_member
 from convhub.domain.messages import build_message, validate_new_message
 from convhub.domain.models import (
     Conversation,
     ConversationType,
     Participant,
-    ParticipantStatus,
     Role,
 )
 from convhub.domain.policy import Policy
@@ -413,12 +413,10 @@ def _transfer_owner(uow: UnitOfWork, conversation: Conversation, new_owner: str)
         raise ConvhubError(
             ErrorCode.SINGLE_CONVERSATION_NOT_SUPPORTED, "a single chat has no owner to transfer"
         )
-    member = uow.participants.get(conversation.id, new_owner)
-    if member is None or member.status is not ParticipantStatus.NORMAL:
-        raise ConvhubError(
-            ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
-            "the new owner must be a member of the conversation",
-        )
+    member = current_member(
+        uow, conversation.id, new_owner,
+        refusal="the new owner must be a member of the conversation",
+    )  # fmt: skip
     old = uow.participants.get(conversation.id, conversation.owner)
     if old is not None:
         old.role = Role.MEMBER

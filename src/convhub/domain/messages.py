@@ -20,6 +20,7 @@ import orjson
 from convhub.domain import rules
 from convhub.domain.caller import Caller
 from convhub.domain.commands import NewMessage, SendMessage
+from convhub.domain.members import current_member
 from convhub.domain.models import (
     Conversation,
     ConversationSetting,
@@ -28,7 +29,6 @@ from convhub.domain.models import (
     Message,
     MessageStatus,
     MsgType,
-    ParticipantStatus,
 )
 from convhub.domain.policy import Policy
 from convhub.domain.ports import Database, IdSource, UnitOfWork
@@ -175,15 +175,6 @@ def _seen(uow: UnitOfWork, conversation_id: int, message_id: int, reader: str) -
     return message
 
 
-def _member(uow: UnitOfWork, conversation_id: int, user: str) -> None:
-    member = uow.participants.get(conversation_id, user)
-    if member is None or member.status is not ParticipantStatus.NORMAL:
-        raise ConvhubError(
-            ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
-            f"user {user} is not a member of conversation {conversation_id}",
-        )
-
-
 def _check_users(users: tuple[str, ...], field: str) -> None:
     if len(users) > 1000:
         raise ConvhubError(ErrorCode.INVALID_PARAM, f"{field} may name at most 1000 users")
@@ -234,12 +225,10 @@ class MessageService:
             conversation = Policy.visible(
                 uow, caller, command.app_id, command.conversation_id, lock=True
             )
-            member = uow.participants.get(conversation.id, sender)
-            if member is None or member.status is not ParticipantStatus.NORMAL:
-                raise ConvhubError(
-                    ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
-                    f"the sender {sender} is not a member of the conversation",
-                )
+            member = current_member(
+                uow, conversation.id, sender,
+                refusal=f"the sender {sender} is not a member of the conversation",
+            )  # fmt: skip
             if member.block_time > now:
                 raise ConvhubError(
                     ErrorCode.INVALID_PARAM,
@@ -361,7 +350,7 @@ class MessageService:
 
         def work(uow: UnitOfWork) -> None:
             Policy.visible(uow, caller, app_id, conversation_id)
-            _member(uow, conversation_id, user)
+            current_member(uow, conversation_id, user)
             message = uow.messages.get(conversation_id, message_id)
             if message is None or message.status in (
                 MessageStatus.DELETED,
@@ -468,7 +457,7 @@ class MessageService:
 
         def work(uow: UnitOfWork) -> None:
             Policy.visible(uow, caller, app_id, conversation_id)
-            _member(uow, conversation_id, user)
+            current_member(uow, conversation_id, user)
             setting = uow.settings.get(conversation_id, user)
             setting = setting or ConversationSetting(conversation_id, user)
             if index <= setting.read_index:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from convhub.domain import rules
 from convhub.domain.caller import Caller
 from convhub.domain.limits import ProductLimits
+from convhub.domain.members import current_member
 from convhub.domain.models import (
     Conversation,
     ConversationSetting,
     ConversationType,
-    ParticipantStatus,
 )
 from convhub.domain.policy import Policy
 from convhub.domain.ports import Database, UnitOfWork
@@ -62,12 +62,7 @@ class SettingService:
 
         def work(uow: UnitOfWork) -> None:
             Policy.visible(uow, caller, app_id, conversation_id)
-            member = uow.participants.get(conversation_id, user)
-            if member is None or member.status is not ParticipantStatus.NORMAL:
-                raise ConvhubError(
-                    ErrorCode.PARTICIPANT_NOT_IN_CONVERSATION,
-                    f"user {user} is not a member of conversation {conversation_id}",
-                )
+            current_member(uow, conversation_id, user)
             setting = uow.settings.get(conversation_id, user)
             setting = setting or ConversationSetting(conversation_id, user)
             if change.is_mute is not None:

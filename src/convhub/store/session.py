@@ -16,12 +16,11 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, func, select, text
+from sqlalchemy import Connection, Executable, text
 
 from convhub.store import driver
 from convhub.store.driver import fast, is_fast
 
-_ADVISORY_LOCK = fast(select(func.pg_advisory_xact_lock(bindparam("key"))))
 # unnest keeps the array's (sorted) order, and the locks are taken row by row in that order.
 _ADVISORY_LOCKS = fast(
     text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
@@ -74,10 +73,7 @@ class Session:
                 for n in names
             }
         )  # fmt: skip
-        if len(keys) == 1:
-            self.scalar_around_held(_ADVISORY_LOCK, {"key": keys[0]})
-        else:
-            self._execute(_ADVISORY_LOCKS, {"keys": keys})
+        self._execute(_ADVISORY_LOCKS, {"keys": keys})
 
     def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
         """The rows held back for ``statement``, not yet written."""
