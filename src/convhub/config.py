@@ -56,6 +56,7 @@ class Settings:
     regions: frozenset[str] = frozenset({"cn-north-1", "ap-southeast-1"})
     pool_size: int = 16
     max_queued_writes: int = 10_000
+    kept_conversations: int = 50_000
     max_group_members: int = 200
     max_live_group_members: int = 10_000
     max_user_groups: int = 500
@@ -82,6 +83,7 @@ class Settings:
             signature_window_seconds=int(env.get("CONVHUB_SIGNATURE_WINDOW_SECONDS", 900)),
             pool_size=int(env.get("CONVHUB_POOL_SIZE", 16)),
             max_queued_writes=int(env.get("CONVHUB_MAX_QUEUED_WRITES", 10_000)),
+            kept_conversations=int(env.get("CONVHUB_KEPT_CONVERSATIONS", 50_000)),
             max_group_members=int(env.get("CONVHUB_MAX_GROUP_MEMBERS", 200)),
             max_live_group_members=int(env.get("CONVHUB_MAX_LIVE_GROUP_MEMBERS", 10_000)),
             max_user_groups=int(env.get("CONVHUB_MAX_USER_GROUPS", 500)),

@@ -47,7 +47,10 @@ class Convhub:
         # SQLite reads inline (a local file); PostgreSQL reads on a pool (a network round trip).
         read_workers = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
         self.db = GroupCommitDatabase(
-            engine, read_workers=read_workers, max_queue=settings.max_queued_writes
+            engine,
+            read_workers=read_workers,
+            max_queue=settings.max_queued_writes,
+            kept_conversations=settings.kept_conversations,
         )
         self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
         ttl = settings.access_cache_seconds

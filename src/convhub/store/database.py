@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from convhub.domain.models import Conversation
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.store.kept import KeptRows
 from convhub.store.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
@@ -94,6 +96,7 @@ class GroupCommitDatabase:
         max_batch: int = 512,
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_workers: int = 0,
+        kept_conversations: int = 0,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch
@@ -106,11 +109,14 @@ class GroupCommitDatabase:
         self._read_connections: list[Connection] = []
         self._read_pool: ThreadPoolExecutor | None = None
         self._reader: SqlUnitOfWork | None = None
+        self._kept: KeptRows[int, Conversation] | None = (
+            KeptRows(kept_conversations) if kept_conversations else None
+        )
         if read_workers:
             self._read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="convhub-read")
         else:
             conn = engine.connect().execution_options(convhub_readonly=True)
-            self._reader = SqlUnitOfWork(conn)
+            self._reader = SqlUnitOfWork(conn, kept=self._kept)
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
         self._thread.start()
 
@@ -165,7 +171,7 @@ class GroupCommitDatabase:
                 conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             except DBAPIError as error:
                 raise unavailable(error) from error
-            uow = SqlUnitOfWork(conn)
+            uow = SqlUnitOfWork(conn, kept=self._kept)
             self._local.uow = uow
             with self._read_lock:
                 self._read_connections.append(conn)

@@ -96,6 +96,9 @@ conversations = Table(
     # Orders a user's conversations by recent activity: an ID minted at creation and again at
     # each message, so that it is unique and a cursor over it visits each conversation once.
     Column("activity_key", BigInteger, nullable=False, server_default="0"),
+    # Raised by every UPDATE of the row: a reader that kept a row at version v may use it for as
+    # long as the stored version is still v (see repositories/conversations.py).
+    Column("version", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint(
         "app_id", "inbox_type", "idempotency_key", name="uq_conversations_idempotency"
     ),

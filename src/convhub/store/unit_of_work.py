@@ -8,6 +8,8 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from convhub.domain.models import Conversation
+from convhub.store.kept import KeptRows
 from convhub.store.repositories.access import SqlAccess
 from convhub.store.repositories.conversations import SqlConversations
 from convhub.store.repositories.messages import SqlMessages
@@ -21,9 +23,12 @@ T = TypeVar("T")
 class SqlUnitOfWork:
     __slots__ = ("access", "conversations", "messages", "participants", "session", "settings")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self, conn: Connection, *, kept: KeptRows[int, Conversation] | None = None
+    ) -> None:
+        """``kept``: conversations the process's read-only units share (never a write unit's)."""
         self.session = Session(conn)
-        self.conversations = SqlConversations(self.session)
+        self.conversations = SqlConversations(self.session, kept)
         self.participants = SqlParticipants(self.session)
         self.messages = SqlMessages(self.session)
         self.settings = SqlSettings(self.session)

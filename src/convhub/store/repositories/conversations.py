@@ -16,6 +16,7 @@ from convhub.domain.models import (
 )
 from convhub.domain.ports import UserOrder
 from convhub.store.driver import fast, sized, sized_params
+from convhub.store.kept import KeptRows
 from convhub.store.mapping import JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import conversation_marks, conversations, participants
@@ -47,6 +48,11 @@ _LOCK_ONE = fast(_SELECT.where(c.id == bindparam("id")).with_for_update())
 # (PostgreSQL without fresh statistics, SQLite with a BIGINT key) chose the (app, inbox, key)
 # index and read every conversation of the app.
 _SELECT_MANY = _SELECT.where(c.id.in_(bindparam("ids", expanding=True)))
+# The read side's two steps (see store/kept.py): the versions, then only the rows not kept.
+_VERSIONS = select(c.id, c.version).where(c.id.in_(bindparam("ids", expanding=True)))
+_SELECT_MANY_VERSIONED = select(c.version, *MAPPER.columns).where(
+    c.id.in_(bindparam("ids", expanding=True))
+)
 _INSERT = fast(conversations.insert())
 # The keyed insert must answer at once; RETURNING, not rowcount, tells whether it wrote: with
 # SQLAlchemy 2.1 and psycopg an INSERT's rowcount reads -1.
@@ -58,14 +64,16 @@ _INSERT_KEYED = {
     )
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-# UPDATEs without .values(): the SET list comes from the parameter names at execution.
-_UPDATE = fast(update(conversations).where(c.id == bindparam("b_id")))
+# The SET list comes from the parameter names at execution; every update raises the version.
+_BUMP = c.version + 1
+_UPDATE = fast(update(conversations).where(c.id == bindparam("b_id")).values(version=_BUMP))
 _TAKE_INDEXES = fast(
     update(conversations)
     .where(c.id == bindparam("b_id"))
     .values(
         last_message_index=c.last_message_index + bindparam("count"),
         activity_key=bindparam("activity_key"),
+        version=_BUMP,
     )
     .returning(c.last_message_index)
 )
@@ -117,10 +125,11 @@ _DELETE_MARK = fast(
 
 
 class SqlConversations:
-    __slots__ = ("_session",)
+    __slots__ = ("_kept", "_session")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, kept: KeptRows[int, Conversation] | None = None) -> None:
         self._session = session
+        self._kept = kept  # read-only units only
 
     def add(self, conversation: Conversation, idempotency_key: str | None) -> bool:
         values = MAPPER.dump(conversation)
@@ -140,9 +149,29 @@ class SqlConversations:
     def get_many(self, conversation_ids: Sequence[int]) -> list[Conversation]:
         if not conversation_ids:
             return []
-        statement = sized(_SELECT_MANY, "ids", len(conversation_ids))
-        rows = self._session.read(statement, sized_params("ids", conversation_ids))
-        return [MAPPER.load(row) for row in rows]
+        kept = self._kept
+        if kept is None:
+            statement = sized(_SELECT_MANY, "ids", len(conversation_ids))
+            rows = self._session.read(statement, sized_params("ids", conversation_ids))
+            return [MAPPER.load(row) for row in rows]
+        statement = sized(_VERSIONS, "ids", len(conversation_ids))
+        found: list[Conversation] = []
+        missing: list[int] = []
+        for conversation_id, version in self._session.read(
+            statement, sized_params("ids", conversation_ids)
+        ):
+            conversation = kept.get(conversation_id, version)
+            if conversation is None:
+                missing.append(conversation_id)
+            else:
+                found.append(conversation)
+        if missing:
+            statement = sized(_SELECT_MANY_VERSIONED, "ids", len(missing))
+            for row in self._session.read(statement, sized_params("ids", missing)):
+                conversation = MAPPER.load(row[1:])
+                kept.put(conversation.id, row[0], conversation)
+                found.append(conversation)
+        return found
 
     def find_by_key(
         self, app_id: int, inbox_type: int, idempotency_key: str

@@ -1,0 +1,44 @@
+"""Rows the read side keeps in memory, each with the row version it was read at.
+
+A reader asks the database for the current versions of the rows it needs (one narrow read of an
+index) and reads in full only the rows whose version it has not kept. Every UPDATE raises a
+row's version, so a kept row is used only while it is still exactly what the database holds:
+the answer is the same as a full read, in one process or in many. Only read-only units fill it
+(a write unit may still roll back what it read).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class KeptRows(Generic[K, V]):
+    """At most ``capacity`` values by key, the oldest kept dropped first. Lookups take no lock
+    (a dict read is atomic); the read threads of PostgreSQL serialise only their stores."""
+
+    __slots__ = ("_capacity", "_lock", "_rows")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self._capacity = capacity
+        self._rows: dict[K, tuple[int, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, version: int) -> V | None:
+        found = self._rows.get(key)
+        return found[1] if found is not None and found[0] == version else None
+
+    def put(self, key: K, version: int, value: V) -> None:
+        with self._lock:
+            rows = self._rows
+            if key not in rows and len(rows) >= self._capacity:
+                del rows[next(iter(rows))]
+            rows[key] = (version, value)
+
+    def __len__(self) -> int:
+        return len(self._rows)

@@ -1,0 +1,131 @@
+"""Conversations the read side keeps: used only while the stored row is at the version they were
+read at, on each engine, whatever changed the row and whichever process changed it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from convhub.domain.models import Conversation, ConversationStatus, ConversationType
+from convhub.domain.ports import UnitOfWork
+from convhub.store.database import GroupCommitDatabase
+from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.kept import KeptRows
+
+APP = 515_151
+
+
+def _conversation(conversation_id: int) -> Conversation:
+    return Conversation(
+        id=conversation_id, app_id=APP, inbox_type=0, type=ConversationType.GROUP, owner="u",
+        creator="u", other=None, create_time=1, modify_time=1, name="first",
+    )  # fmt: skip
+
+
+def _database(url: str, kept: int) -> GroupCommitDatabase:
+    engine = create_database_engine(url, pool_size=4)
+    return GroupCommitDatabase(
+        engine, read_workers=0 if is_sqlite(url) else 2, kept_conversations=kept
+    )
+
+
+@pytest.fixture
+def two(database_url: str) -> Iterator[tuple[GroupCommitDatabase, GroupCommitDatabase]]:
+    """Two processes' worth of storage on one database: each keeps what it reads."""
+    first, second = _database(database_url, 1000), _database(database_url, 1000)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def _run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def _read(db: GroupCommitDatabase, ids: list[int]) -> dict[int, Conversation]:
+    found = _run(db.read(lambda uow: uow.conversations.get_many(ids)))
+    return {c.id: c for c in found}
+
+
+def _write(db: GroupCommitDatabase, work: Callable[[UnitOfWork], object]) -> None:
+    _run(db.write(work))
+
+
+def _changed(uow: UnitOfWork, conversation_id: int, **values: Any) -> None:
+    conversation = uow.conversations.get(conversation_id)
+    assert conversation is not None
+    for name, value in values.items():
+        setattr(conversation, name, value)
+    uow.conversations.update(conversation, tuple(values))
+
+
+def test_every_kind_of_update_is_seen_by_a_reader_that_kept_the_row(
+    two: tuple[GroupCommitDatabase, GroupCommitDatabase],
+) -> None:
+    writer, _ = two
+    ids = [9_100_000_001, 9_100_000_002, 9_100_000_003]
+    _write(writer, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+    # Kept by both: the writer's own read side and the other process's.
+    for db in two:
+        assert {c.name for c in _read(db, ids).values()} == {"first"}
+
+    _write(writer, lambda uow: _changed(uow, ids[0], name="renamed", member_count=7))
+    _write(writer, lambda uow: uow.conversations.take_message_indexes(ids[1], 3, 12345))
+
+    def dissolve(uow: UnitOfWork) -> None:
+        conversation = uow.conversations.get(ids[2])
+        assert conversation is not None
+        uow.conversations.dissolve(conversation)
+
+    _write(writer, dissolve)
+    for db in two:
+        seen = _read(db, ids)
+        assert (seen[ids[0]].name, seen[ids[0]].member_count) == ("renamed", 7)
+        assert (seen[ids[1]].last_message_index, seen[ids[1]].activity_key) == (3, 12345)
+        assert seen[ids[2]].status is ConversationStatus.DISSOLVED
+
+
+def test_an_unchanged_row_is_served_from_what_was_kept(
+    two: tuple[GroupCommitDatabase, GroupCommitDatabase],
+) -> None:
+    writer, reader = two
+    ids = [9_200_000_001, 9_200_000_002]
+    _write(writer, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+    before = _read(reader, ids)
+    _write(writer, lambda uow: _changed(uow, ids[0], name="other"))
+    after = _read(reader, ids)
+    assert after[ids[1]] is before[ids[1]]  # kept: the version did not move
+    assert after[ids[0]] is not before[ids[0]] and after[ids[0]].name == "other"
+
+
+def test_a_write_units_reads_are_never_kept(database_url: str) -> None:
+    db = _database(database_url, 1000)
+    try:
+        conversation_id = 9_300_000_001
+        _write(db, lambda uow: uow.conversations.add(_conversation(conversation_id), None))
+
+        def read_then_fail(uow: UnitOfWork) -> None:
+            _changed(uow, conversation_id, name="rolled back")
+            assert uow.conversations.get_many([conversation_id])[0].name == "rolled back"
+            raise RuntimeError("roll it back")
+
+        with pytest.raises(RuntimeError):
+            _write(db, read_then_fail)
+        assert _read(db, [conversation_id])[conversation_id].name == "first"
+    finally:
+        db.close()
+
+
+def test_kept_rows_hold_at_most_their_capacity_and_match_versions() -> None:
+    kept: KeptRows[int, str] = KeptRows(2)
+    kept.put(1, 0, "a")
+    kept.put(2, 0, "b")
+    kept.put(1, 1, "a1")  # a newer version replaces, in place
+    assert (kept.get(1, 0), kept.get(1, 1)) == (None, "a1")
+    kept.put(3, 0, "c")  # full: the oldest kept (1) goes
+    assert (len(kept), kept.get(1, 1), kept.get(2, 0), kept.get(3, 0)) == (2, None, "b", "c")
+    with pytest.raises(ValueError):
+        KeptRows(0)
