@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from convhub.domain.models import Conversation, ConversationStatus, ConversationType
-from convhub.domain.ports import UnitOfWork
+from convhub.domain.models import (
+    Conversation,
+    ConversationStatus,
+    ConversationType,
+    Participant,
+    Role,
+)
+from convhub.domain.ports import UnitOfWork, UserOrder
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.kept import KeptRows
@@ -129,3 +135,41 @@ def test_kept_rows_hold_at_most_their_capacity_and_match_versions() -> None:
     assert (len(kept), kept.get(1, 1), kept.get(2, 0), kept.get(3, 0)) == (2, None, "b", "c")
     with pytest.raises(ValueError):
         KeptRows(0)
+
+
+def test_a_users_conversations_keep_their_order_and_their_newest_values(
+    two: tuple[GroupCommitDatabase, GroupCommitDatabase],
+) -> None:
+    writer, reader = two
+    ids = [9_400_000_001, 9_400_000_002, 9_400_000_003]
+
+    def make(uow: UnitOfWork) -> None:
+        for rank, conversation_id in enumerate(ids, start=1):
+            conversation = _conversation(conversation_id)
+            conversation.activity_key = rank
+            uow.conversations.add(conversation, None)
+        uow.participants.add_many(
+            [Participant(conversation_id=i, user="lister", role=Role.MEMBER, operator="u",
+                         create_time=1, app_id=APP) for i in ids]
+        )  # fmt: skip
+
+    def listed() -> list[tuple[int, str]]:
+        page = _run(
+            reader.read(
+                lambda uow: uow.conversations.of_user(
+                    APP,
+                    "lister",
+                    inbox_type=0,
+                    order=UserOrder.ACTIVITY,
+                    cursor=1 << 62,
+                    limit=10,
+                )
+            )
+        )
+        return [(c.id, c.name) for c in page]
+
+    _write(writer, make)
+    assert listed() == [(ids[2], "first"), (ids[1], "first"), (ids[0], "first")]
+    _write(writer, lambda uow: _changed(uow, ids[0], name="busy"))
+    _write(writer, lambda uow: uow.conversations.take_message_indexes(ids[0], 1, 99))
+    assert listed() == [(ids[0], "busy"), (ids[2], "first"), (ids[1], "first")]

@@ -3,7 +3,7 @@ user's conversations, and the marks of live groups."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -110,7 +110,10 @@ _BY_ORDER = {
     .order_by(c.id.desc())
     .limit(bindparam("limit")),
 }
-for _statement in _BY_ORDER.values():
+_BY_ORDER_VERSIONS = {
+    order: statement.with_only_columns(c.id, c.version) for order, statement in _BY_ORDER.items()
+}
+for _statement in (*_BY_ORDER.values(), *_BY_ORDER_VERSIONS.values()):
     fast(_statement)
 _m = conversation_marks.c
 _SELECT_MARKS = fast(
@@ -155,23 +158,37 @@ class SqlConversations:
             rows = self._session.read(statement, sized_params("ids", conversation_ids))
             return [MAPPER.load(row) for row in rows]
         statement = sized(_VERSIONS, "ids", len(conversation_ids))
-        found: list[Conversation] = []
+        return self._kept_or_read(
+            kept, self._session.read(statement, sized_params("ids", conversation_ids))
+        )
+
+    def _kept_or_read(
+        self, kept: KeptRows[int, Conversation], versions: Iterable[tuple[int, int]]
+    ) -> list[Conversation]:
+        """The conversations of (id, version) pairs, in their order: kept ones as they are, the
+        others read in one statement (at their newest version) and kept."""
+        found: list[Conversation | int] = []
         missing: list[int] = []
-        for conversation_id, version in self._session.read(
-            statement, sized_params("ids", conversation_ids)
-        ):
+        for conversation_id, version in versions:
             conversation = kept.get(conversation_id, version)
             if conversation is None:
                 missing.append(conversation_id)
+                found.append(conversation_id)
             else:
                 found.append(conversation)
+        read: dict[int, Conversation] = {}
         if missing:
             statement = sized(_SELECT_MANY_VERSIONED, "ids", len(missing))
             for row in self._session.read(statement, sized_params("ids", missing)):
                 conversation = MAPPER.load(row[1:])
                 kept.put(conversation.id, row[0], conversation)
-                found.append(conversation)
-        return found
+                read[conversation.id] = conversation
+        # A row gone between the two reads is left out, as if the first had not seen it.
+        return [
+            item if isinstance(item, Conversation) else read[item]
+            for item in found
+            if isinstance(item, Conversation) or item in read
+        ]
 
     def find_by_key(
         self, app_id: int, inbox_type: int, idempotency_key: str
@@ -236,7 +253,10 @@ class SqlConversations:
             "app_id": app_id, "user": user, "inbox_type": inbox_type, "cursor": cursor,
             "limit": limit,
         }  # fmt: skip
-        return [MAPPER.load(row) for row in self._session.read(_BY_ORDER[order], params)]
+        kept = self._kept
+        if kept is None:
+            return [MAPPER.load(row) for row in self._session.read(_BY_ORDER[order], params)]
+        return self._kept_or_read(kept, self._session.read(_BY_ORDER_VERSIONS[order], params))
 
     def count_live_groups(self, app_id: int) -> int:
         found: int = self._session.read(_COUNT_LIVE, {"app_id": app_id}).scalar_one()
