@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from convhub.config import Settings, parse_rate_limits
@@ -236,9 +236,10 @@ def _db(args: argparse.Namespace) -> int:
 def _backup(url: str, revision: str | None, target: Path) -> None:
     source = sqlite_file(url)
     if source is None:
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
         raise ConfigError(
             "db backup copies SQLite files; for PostgreSQL use pg_dump: "
-            f"pg_dump --format=custom --file={target} '{mask_url(url)}' (restore: pg_restore)"
+            f"pg_dump --format=custom --file={target} '{libpq}' (restore: pg_restore)"
         )
     if revision is None:
         raise ConfigError(str(_schema_problem(url, revision)))
@@ -509,7 +510,12 @@ def _database_problem(cause: BaseException, url: str, source: str) -> str:
                     f"cannot open {masked}: directory {folder} does not exist; create it, or "
                     f"choose another place with --database-url sqlite:///PATH"
                 )
-            if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            if path.exists() and not os.access(path, os.W_OK):
+                return (
+                    f"cannot write {masked}: the file {path.resolve()} is read-only; make it "
+                    "writable (chmod u+w), or copy it somewhere writable"
+                )
+            if not os.access(folder, os.W_OK):
                 return (
                     f"cannot open {masked}: {folder} is not writable (SQLite writes the file "
                     f"and its -wal and -shm beside it); choose a writable place with "
