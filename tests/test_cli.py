@@ -229,6 +229,7 @@ def test_serve_names_a_numeric_setting_it_cannot_use_before_it_starts(
         (["--log-level", "loud"], "--log-level: invalid choice"),
         (["--rate-limits", "CreateConversation=fast"], "--rate-limits 'CreateConversation=fast'"),
         (["--rate-limits", "CreateConversations=5"], "unknown operation 'CreateConversations'"),
+        (["--redis-url", "localhost:6379"], "--redis-url 'localhost:6379' is not a Redis URL"),
     ],
 )
 def test_serve_refuses_flags_it_cannot_honour_before_it_starts(

@@ -157,3 +157,10 @@ def test_a_database_url_convhub_cannot_use_is_a_config_error(url: str) -> None:
 def test_bad_rate_limits_name_their_variable() -> None:
     with pytest.raises(ConfigError, match=r"^CONVHUB_RATE_LIMITS='\*=0': bad rate limit"):
         Settings.from_env({"CONVHUB_RATE_LIMITS": "*=0"})
+
+
+def test_a_redis_url_the_client_cannot_take_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^CONVHUB_REDIS_URL 'redis-host:6379' is not a Redis"):
+        Settings.from_env({"CONVHUB_REDIS_URL": "redis-host:6379"})
+    assert Settings.from_env({"CONVHUB_REDIS_URL": "rediss://h:1/0"}).redis_url == "rediss://h:1/0"
+    assert Settings.from_env({"CONVHUB_REDIS_URL": ""}).redis_url is None

@@ -22,7 +22,7 @@ from typing import NoReturn
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from convhub.config import Settings, parse_rate_limits
+from convhub.config import Settings, check_redis_url, parse_rate_limits
 from convhub.domain import directory
 from convhub.domain.models import EntityStatus
 from convhub.domain.permissions import parse_permissions
@@ -111,6 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["CONVHUB_RATE_LIMITS"] = args.rate_limits
     if args.redis_url:
         overrides["CONVHUB_REDIS_URL"] = args.redis_url
+        check_redis_url(args.redis_url, source="--redis-url")
     # Every setting is checked here, once, before the schema is touched or a worker starts.
     settings = Settings.from_env({**os.environ, **overrides})
     migrate.upgrade(url)

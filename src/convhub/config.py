@@ -12,9 +12,9 @@ from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
 from convhub.domain.limits import SEND_RATE, SEND_RATE_QPS, ProductLimits
 from convhub.errors import ConfigError
-from convhub.store.engine import DEFAULT_DATABASE_URL, parse_database_url
+from convhub.store.engine import DEFAULT_DATABASE_URL, mask_url, parse_database_url
 
-__all__ = ["DEFAULT_RATE_LIMITS", "ConfigError", "Settings", "parse_rate_limits"]
+__all__ = ["DEFAULT_RATE_LIMITS", "ConfigError", "Settings", "check_redis_url", "parse_rate_limits"]
 N = TypeVar("N", int, float)
 
 # Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
@@ -94,7 +94,7 @@ class Settings:
 
         return cls(
             database_url=database_url,
-            redis_url=source.get("CONVHUB_REDIS_URL") or None,
+            redis_url=check_redis_url(source.get("CONVHUB_REDIS_URL") or None),
             rate_limits=limits,
             max_body_bytes=number("MAX_BODY_BYTES", int, 1 << 20, 1, "bytes"),
             access_cache_seconds=number("ACCESS_CACHE_SECONDS", float, 5.0, 0.0, "seconds"),
@@ -106,6 +106,16 @@ class Settings:
             max_user_groups=number("MAX_USER_GROUPS", int, 500, 1, "groups"),
             max_live_groups_per_app=number("MAX_LIVE_GROUPS_PER_APP", int, 200, 1, "groups"),
         )
+
+
+def check_redis_url(text: str | None, *, source: str = "CONVHUB_REDIS_URL") -> str | None:
+    """``text`` if it is a URL the Redis client takes; a ``ConfigError`` naming ``source``."""
+    if text is not None and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{source} {mask_url(text)!r} is not a Redis URL: use redis://HOST:6379/0 "
+            "(or rediss://, unix://)"
+        )
+    return text
 
 
 def _number(
