@@ -210,28 +210,34 @@ def _db(args: argparse.Namespace) -> int:
     if args.verb == "upgrade":
         migrate.upgrade(url, args.revision)
         with _existing(url) as engine:
-            print(f"{mask_url(url)} is at schema revision {migrate.current(engine)}")
+            _print_revision(url, engine)
         return 0
     with _existing(url) as engine:
         revision = migrate.current(engine)
         if args.verb == "downgrade":
             migrate.downgrade(url, args.revision)
-            print(f"{mask_url(url)} is at schema revision {migrate.current(engine)}")
+            _print_revision(url, engine)
         elif args.verb == "current":
             problem = _schema_problem(url, revision)
             if problem is not None:
                 raise ConfigError(problem)
             print(f"{revision} (head)")
         elif args.verb == "history":
+            head = migrate.head()
             for migration in migrate.history():
                 mark = "*" if migration.revision == revision else " "
-                head = "  (head)" if migration.revision == migrate.head() else ""
-                print(f"{mark} {migration.revision}  {migration.summary}{head}")
+                last = "  (head)" if migration.revision == head else ""
+                print(f"{mark} {migration.revision}  {migration.summary}{last}")
             if revision is None:
                 print(_schema_problem(url, revision), file=sys.stderr)
         else:
             _backup(url, revision, Path(args.file))
     return 0
+
+
+def _print_revision(url: str, engine: Engine) -> None:
+    revision = migrate.current(engine) or "base (no convhub tables)"
+    print(f"{mask_url(url)} is at schema revision {revision}")
 
 
 def _backup(url: str, revision: str | None, target: Path) -> None:
