@@ -71,6 +71,10 @@ def bootstrap_if_empty(engine: Engine) -> Bootstrap | None:
     return _run(engine, lambda uow: directory.bootstrap_if_empty(uow, now=_now()))
 
 
+def list_apps(engine: Engine, account: str | None = None) -> list[dict[str, object]]:
+    return _run(engine, lambda uow: directory.list_apps(uow, account))
+
+
 def list_keys(engine: Engine, account: str | None = None) -> list[dict[str, object]]:
     return _run(engine, lambda uow: directory.list_keys(uow, account))
 

@@ -12,6 +12,7 @@ from tests.support import (
     LiveServer,
     Tenant,
     VolcClient,
+    empty_postgres,
     migrated,
     new_tenant,
     required_postgres,
@@ -28,6 +29,19 @@ def database_url(
         yield migrated(f"sqlite:///{path}")
     elif request.param == "postgresql":
         with required_postgres() as url:
+            yield url
+    else:
+        raise ValueError(f"unknown engine {request.param!r} in CONVHUB_TEST_ENGINES")
+
+
+@pytest.fixture(params=ENGINES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own on each engine, without tables: a SQLite URL whose file does not
+    exist yet, or a new empty PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    elif request.param == "postgresql":
+        with empty_postgres() as url:
             yield url
     else:
         raise ValueError(f"unknown engine {request.param!r} in CONVHUB_TEST_ENGINES")

@@ -41,18 +41,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def required_postgres() -> Iterator[str]:
-    """A migrated fresh PostgreSQL database; a PostgreSQL that is not there fails the test loudly,
-    it never skips it."""
+def empty_postgres() -> Iterator[str]:
+    """A fresh PostgreSQL database without tables; a PostgreSQL that is not there fails the test
+    loudly, it never skips it."""
     try:
         context = scratch_database("convhub_test")
         url = context.__enter__()
     except PostgresMissing as error:
         pytest.fail(str(error), pytrace=False)
     try:
-        yield migrated(url)
+        yield url
     finally:
         context.__exit__(None, None, None)
+
+
+@contextmanager
+def required_postgres() -> Iterator[str]:
+    """A migrated fresh PostgreSQL database (see ``empty_postgres``)."""
+    with empty_postgres() as url:
+        yield migrated(url)
 
 
 @dataclass(frozen=True)

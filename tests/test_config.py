@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from convhub.config import DEFAULT_RATE_LIMITS, Settings, parse_rate_limits
+from convhub.config import DEFAULT_RATE_LIMITS, ConfigError, Settings, parse_rate_limits
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
 from convhub.domain.limits import SEND_RATE
@@ -107,3 +107,60 @@ def test_every_declared_operation_has_a_default_limit_and_nothing_else_does() ->
     assert DEFAULT_RATE_LIMITS[SEND_RATE] == 50  # §5.6: messages per second per account
     assert all(DEFAULT_RATE_LIMITS[a.name] == a.qps for a in ACTIONS.values())
     assert all(DEFAULT_RATE_LIMITS["coze:" + e.operation] == e.qps for e in ENDPOINTS)
+
+
+NUMBERS = {
+    "CONVHUB_MAX_BODY_BYTES": ("max_body_bytes", "1", 1),
+    "CONVHUB_ACCESS_CACHE_SECONDS": ("access_cache_seconds", "0", 0.0),
+    "CONVHUB_SIGNATURE_WINDOW_SECONDS": ("signature_window_seconds", "1", 1),
+    "CONVHUB_POOL_SIZE": ("pool_size", "1", 1),
+    "CONVHUB_MAX_QUEUED_WRITES": ("max_queued_writes", "1", 1),
+    "CONVHUB_MAX_GROUP_MEMBERS": ("max_group_members", "1", 1),
+    "CONVHUB_MAX_LIVE_GROUP_MEMBERS": ("max_live_group_members", "1", 1),
+    "CONVHUB_MAX_USER_GROUPS": ("max_user_groups", "1", 1),
+    "CONVHUB_MAX_LIVE_GROUPS_PER_APP": ("max_live_groups_per_app", "1", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMBERS))
+def test_each_number_takes_its_least_value_and_an_empty_variable_is_unset(name: str) -> None:
+    field, least, value = NUMBERS[name]
+    assert getattr(Settings.from_env({name: f" {least} "}), field) == value
+    assert getattr(Settings.from_env({name: ""}), field) == getattr(Settings(), field)
+
+
+@pytest.mark.parametrize("name", sorted(NUMBERS))
+@pytest.mark.parametrize("text", ["1MB", "-1", "1e3x", "inf", "nan", "1_0_"])
+def test_a_number_that_is_not_usable_is_a_config_error_naming_the_variable(
+    name: str, text: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({name: text})
+    assert str(raised.value).startswith(f"{name}={text!r} is not usable: it takes ")
+    assert "\n" not in str(raised.value)
+
+
+def test_whole_numbers_are_whole() -> None:
+    with pytest.raises(
+        ConfigError, match=r"CONVHUB_POOL_SIZE='2\.5' is not usable: it takes a whole"
+    ):
+        Settings.from_env({"CONVHUB_POOL_SIZE": "2.5"})
+    assert Settings.from_env({"CONVHUB_ACCESS_CACHE_SECONDS": "2.5"}).access_cache_seconds == 2.5
+
+
+@pytest.mark.parametrize("url", ["foo", "mysql://h/db", "sqlite://", "sqlite:///:memory:"])
+def test_a_database_url_convhub_cannot_use_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^CONVHUB_DATABASE_URL '"):
+        Settings.from_env({"CONVHUB_DATABASE_URL": url})
+
+
+def test_bad_rate_limits_name_their_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^CONVHUB_RATE_LIMITS='\*=0': bad rate limit"):
+        Settings.from_env({"CONVHUB_RATE_LIMITS": "*=0"})
+
+
+def test_a_redis_url_the_client_cannot_take_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^CONVHUB_REDIS_URL 'redis-host:6379' is not a Redis"):
+        Settings.from_env({"CONVHUB_REDIS_URL": "redis-host:6379"})
+    assert Settings.from_env({"CONVHUB_REDIS_URL": "rediss://h:1/0"}).redis_url == "rediss://h:1/0"
+    assert Settings.from_env({"CONVHUB_REDIS_URL": ""}).redis_url is None

@@ -1,63 +1,159 @@
-"""``convhub``: serve, migrate, and manage accounts, apps and keys."""
+"""``convhub``: serve, migrate, and manage accounts, apps and keys.
+
+Every mistake a person can make here ends in one line on stderr saying what is wrong and what to
+do, and a non-zero exit: ``main`` turns the errors into those lines in one place (``_explain``);
+``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
+import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
 
-from convhub.config import Settings, parse_rate_limits
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from convhub.config import Settings, check_redis_url, parse_rate_limits
 from convhub.domain import directory
 from convhub.domain.models import EntityStatus
 from convhub.domain.permissions import parse_permissions
 from convhub.domain.ports import UnitOfWork
+from convhub.errors import ConfigError
 from convhub.store import migrate
-from convhub.store.engine import DEFAULT_DATABASE_URL, create_database_engine
+from convhub.store.backup import backup_sqlite
+from convhub.store.engine import (
+    DEFAULT_DATABASE_URL,
+    create_database_engine,
+    mask_url,
+    parse_database_url,
+    sqlite_file,
+)
 from convhub.store.unit_of_work import transaction
 
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+_EXIT_USAGE, _EXIT_INTERRUPTED, _EXIT_BROKEN_PIPE = 2, 130, 141  # 141: as if killed by SIGPIPE
 
-def _database_url(args: argparse.Namespace) -> str:
-    return str(args.database_url or os.environ.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+class _UsageError(Exception):
+    """A command line argparse cannot read; main prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1 to 65535")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 1 or more worker processes")
+    return int(text)
+
+
+# --------------------------------------------------------------------------- where, and how
+
+
+def _database_url(args: argparse.Namespace) -> tuple[str, str]:
+    """The database URL and where it came from (for the messages)."""
+    if args.database_url:
+        return str(args.database_url), "--database-url"
+    if os.environ.get("CONVHUB_DATABASE_URL"):
+        return os.environ["CONVHUB_DATABASE_URL"], "CONVHUB_DATABASE_URL"
+    return DEFAULT_DATABASE_URL, "the default database URL"
+
+
+def _program() -> str:
+    """How to run convhub again from here: ``convhub`` when that is on PATH (or unknown), else
+    the path it was run by (``.venv/bin/convhub`` under ``make serve``)."""
+    script = Path(sys.argv[0])
+    if script.name != "convhub":
+        return "convhub"
+    found = shutil.which("convhub")
+    if found and Path(found).resolve() == script.resolve():
+        return "convhub"
+    try:
+        return str(script.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(script.resolve())
+
+
+def _command(url: str, words: str) -> str:
+    """A convhub command line to suggest, on the same database (its password masked)."""
+    database = "" if url == DEFAULT_DATABASE_URL else f" --database-url {mask_url(url)}"
+    return f"`{_program()} {words}{database}`"
+
+
+# --------------------------------------------------------------------------- serve
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    url = _database_url(args)
+    url: str = args.url
+    overrides = {"CONVHUB_DATABASE_URL": url}
     if args.rate_limits:
-        parse_rate_limits(args.rate_limits)  # fail here, not in every worker
-        os.environ["CONVHUB_RATE_LIMITS"] = args.rate_limits
-    os.environ["CONVHUB_DATABASE_URL"] = url
+        try:
+            parse_rate_limits(args.rate_limits)
+        except ValueError as error:
+            raise ConfigError(f"--rate-limits {args.rate_limits!r}: {error}") from None
+        overrides["CONVHUB_RATE_LIMITS"] = args.rate_limits
     if args.redis_url:
-        os.environ["CONVHUB_REDIS_URL"] = args.redis_url
+        overrides["CONVHUB_REDIS_URL"] = args.redis_url
+        check_redis_url(args.redis_url, source="--redis-url")
+    # Every setting is checked here, once, before the schema is touched or a worker starts.
+    settings = Settings.from_env({**os.environ, **overrides})
     migrate.upgrade(url)
     engine = create_database_engine(url, pool_size=1)
     try:
         with transaction(engine) as uow:  # all of it, or none of it
             made = directory.bootstrap_if_empty(uow, now=int(time.time()))
+            named_default = uow.access.account_named(directory.DEFAULT_ACCOUNT) is not None
     finally:
         engine.dispose()
-    if made is not None:
+    if made is None:
+        account = directory.DEFAULT_ACCOUNT if named_default else "NAME"
         print(
-            "convhub: first start on an empty database; created account "
-            f"{made.account!r}, app {made.app_id} and an access key.\n"
+            f"convhub: serving {mask_url(url)}. New credentials: "
+            + _command(url, f"keys create --account {account}")
+            + ", "
+            + _command(url, f"tokens create --account {account} --user NAME"),
+            flush=True,
+        )
+    else:
+        done = "completed an unfinished first start" if made.completed else "first start"
+        print(
+            f"convhub: {done} on {mask_url(url)}; account {made.account!r} has app "
+            f"{made.app_id} and a new access key and token.\n"
             f"  AppId      {made.app_id}\n"
             f"  AccessKey  {made.key.access_key}\n"
             f"  SecretKey  {made.key.secret_key}\n"
             f"  Token      {made.token.token}\n"
-            "The secret key and the token are shown this once. More: convhub keys create "
-            "--account default; convhub tokens create --account default --user NAME",
+            "The secret key and the token are shown this once. More: "
+            + _command(url, "keys create --account default")
+            + ", "
+            + _command(url, "tokens create --account default --user NAME"),
             flush=True,
         )
-    settings = Settings.from_env()
     if args.workers > 1 and not settings.redis_url:
         print(
             "convhub: warning: several workers without --redis-url count rate limits per worker",
             file=sys.stderr,
         )
+    import uvicorn
+
+    os.environ.update(overrides)  # the workers build their app from CONVHUB_*
     uvicorn.run(
         "convhub.server:app_from_env",
         factory=True,
@@ -69,6 +165,96 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     return 0
+
+
+# --------------------------------------------------------------------------- the database
+
+
+@contextmanager
+def _existing(url: str) -> Iterator[Engine]:
+    """An engine on a database that exists already: admin commands never create one."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            f"no database at {mask_url(url)} ({path.resolve()} does not exist): start "
+            f"{_command(url, 'serve')} once to create it, or run {_command(url, 'db upgrade')}"
+        )
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _schema_problem(url: str, revision: str | None) -> str | None:
+    """What keeps this convhub from using the database's schema, if anything."""
+    head = migrate.head()
+    if revision == head:
+        return None
+    upgrade, serve = _command(url, "db upgrade"), _command(url, "serve")
+    if revision is None:
+        return f"{mask_url(url)} has no convhub tables: run {upgrade} (or start {serve})"
+    if revision in {m.revision for m in migrate.history()}:
+        return (
+            f"{mask_url(url)} is at schema revision {revision}, behind this convhub's {head}: "
+            f"run {upgrade} (or start {serve}, which upgrades)"
+        )
+    return (
+        f"{mask_url(url)} is at schema revision {revision}, which this convhub does not know "
+        f"(its newest is {head}): use the newer convhub that wrote it"
+    )
+
+
+def _db(args: argparse.Namespace) -> int:
+    url: str = args.url
+    if args.verb == "upgrade":
+        migrate.upgrade(url, args.revision)
+        with _existing(url) as engine:
+            _print_revision(url, engine)
+        return 0
+    with _existing(url) as engine:
+        revision = migrate.current(engine)
+        if args.verb == "downgrade":
+            migrate.downgrade(url, args.revision)
+            _print_revision(url, engine)
+        elif args.verb == "current":
+            problem = _schema_problem(url, revision)
+            if problem is not None:
+                raise ConfigError(problem)
+            print(f"{revision} (head)")
+        elif args.verb == "history":
+            head = migrate.head()
+            for migration in migrate.history():
+                mark = "*" if migration.revision == revision else " "
+                last = "  (head)" if migration.revision == head else ""
+                print(f"{mark} {migration.revision}  {migration.summary}{last}")
+            if revision is None:
+                print(_schema_problem(url, revision), file=sys.stderr)
+        else:
+            _backup(url, revision, Path(args.file))
+    return 0
+
+
+def _print_revision(url: str, engine: Engine) -> None:
+    revision = migrate.current(engine) or "base (no convhub tables)"
+    print(f"{mask_url(url)} is at schema revision {revision}")
+
+
+def _backup(url: str, revision: str | None, target: Path) -> None:
+    source = sqlite_file(url)
+    if source is None:
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
+        raise ConfigError(
+            "db backup copies SQLite files; for PostgreSQL use pg_dump: "
+            f"pg_dump --format=custom --file={target} '{libpq}' (restore: pg_restore)"
+        )
+    if revision is None:
+        raise ConfigError(str(_schema_problem(url, revision)))
+    size = backup_sqlite(source, target)
+    print(f"backed up {mask_url(url)} (schema revision {revision}) to {target}, {size} bytes")
+
+
+# --------------------------------------------------------------------------- accounts, apps, keys
 
 
 def _print_rows(rows: Sequence[dict[str, object]], as_json: bool) -> None:
@@ -86,15 +272,13 @@ def _print_rows(rows: Sequence[dict[str, object]], as_json: bool) -> None:
 
 
 def _admin(args: argparse.Namespace) -> int:
-    engine = create_database_engine(_database_url(args), pool_size=1)
-    try:
+    url: str = args.url
+    with _existing(url) as engine:
+        problem = _schema_problem(url, migrate.current(engine))
+        if problem is not None:
+            raise ConfigError(problem)
         with transaction(engine) as uow:
             return _admin_command(uow, args)
-    except (directory.DirectoryError, ValueError) as error:
-        print(f"convhub: {error}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
 
 
 def _admin_command(uow: UnitOfWork, args: argparse.Namespace) -> int:
@@ -123,7 +307,10 @@ def _admin_command(uow: UnitOfWork, args: argparse.Namespace) -> int:
             print(f"{verb}d app {args.app_id}")
     elif what == "tokens":
         if verb == "create":
-            permissions = parse_permissions(args.permissions) if args.permissions else None
+            try:
+                permissions = parse_permissions(args.permissions) if args.permissions else None
+            except ValueError as error:
+                raise directory.DirectoryError(str(error)) from None
             made = directory.create_token(
                 uow,
                 args.account,
@@ -154,29 +341,28 @@ def _admin_command(uow: UnitOfWork, args: argparse.Namespace) -> int:
     return 0
 
 
-def _db(args: argparse.Namespace) -> int:
-    url = _database_url(args)
-    if args.verb == "upgrade":
-        migrate.upgrade(url, args.revision)
-    else:
-        migrate.downgrade(url, args.revision)
-    print(f"database {args.verb}d to {args.revision}")
-    return 0
+# --------------------------------------------------------------------------- the command line
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convhub", description=__doc__)
-    common = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(
+        prog="convhub", description="serve, migrate, and manage accounts, apps and keys"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
+    common = _Parser(add_help=False)
     common.add_argument(
         "--database-url",
         help=f"SQLAlchemy URL (env CONVHUB_DATABASE_URL; default {DEFAULT_DATABASE_URL})",
     )
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the HTTP server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--workers", type=_workers, default=1)
     serve.add_argument(
         "--redis-url", help="share rate limits through Redis (env CONVHUB_REDIS_URL)"
     )
@@ -184,14 +370,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate-limits", help='e.g. "CreateConversation=50,*=100" (per account, per second)'
     )
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level", default="info", choices=_LOG_LEVELS, help="debug also shows tracebacks"
+    )
     serve.set_defaults(run=_serve)
 
-    db = sub.add_parser("db", help="schema migrations").add_subparsers(dest="verb", required=True)
-    for verb, default in (("upgrade", "head"), ("downgrade", None)):
-        p = db.add_parser(verb, parents=[common])
-        p.add_argument("revision", nargs=None if default is None else "?", default=default)
+    db = sub.add_parser("db", help="schema migrations and backups")
+    db_verbs = db.add_subparsers(dest="verb", required=True)
+    upgrade = db_verbs.add_parser("upgrade", parents=[common], help="migrate (default: to head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = db_verbs.add_parser("downgrade", parents=[common], help="migrate back")
+    downgrade.add_argument("revision")
+    db_verbs.add_parser(
+        "current", parents=[common], help="the schema revision (exit 1 unless at head)"
+    )
+    db_verbs.add_parser("history", parents=[common], help="the migrations; * marks the current")
+    backup = db_verbs.add_parser("backup", parents=[common], help="copy a SQLite database")
+    backup.add_argument("file", help="the copy to write (must not exist)")
+    for p in (upgrade, downgrade, backup):
         p.set_defaults(run=_db)
+    for name in ("current", "history"):
+        db_verbs.choices[name].set_defaults(run=_db)
 
     groups = {
         "accounts": "accounts (they own apps and keys)",
@@ -242,8 +441,115 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return _EXIT_USAGE
+    debug = args.debug or getattr(args, "log_level", None) in ("debug", "trace")
+    url, source = _database_url(args)
+    try:
+        try:
+            parse_database_url(url, source=source)
+            args.url = url
+            code = int(args.run(args))
+            sys.stdout.flush()  # a closed pipe shows here, while the error can still be caught
+            return code
+        except BrokenPipeError:
+            # The reader (`| head`) has gone: stop quietly, as Unix tools do, with nothing more
+            # written to the closed pipe when Python flushes stdout on its way out.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return _EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return _EXIT_INTERRUPTED
+    except Exception as error:
+        if debug:
+            raise
+        print(f"convhub: {_explain(error, url, source)}", file=sys.stderr)
+        return 1
+
+
+# --------------------------------------------------------------------------- errors, as one line
+
+
+def _explain(error: Exception, url: str, source: str) -> str:
+    """One line for a person: what went wrong and what to do. The one place errors are turned
+    into words; anything not foreseen here says so and points at ``--debug``."""
+    if isinstance(error, ConfigError | directory.DirectoryError):
+        return str(error)
+    if isinstance(error, DBAPIError | sqlite3.Error):
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        return _database_problem(cause or error, url, source)
+    if isinstance(error, ArgumentError):
+        return f"{source} {mask_url(url)!r}: {error}"
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    if isinstance(error, CommandError | RevisionError):
+        text = str(error).splitlines()[0]
+        if "Can't locate revision" in text or isinstance(error, RevisionError):
+            return (
+                f"{text}: the revisions are those {_command(url, 'db history')} lists, "
+                "or head, base, +N, -N"
+            )
+        return f"migration refused: {text}"
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return (
+        f"unexpected error: {type(error).__name__}: {error} (run again with --debug "
+        "for the traceback, and please report it)"
+    )
+
+
+def _database_problem(cause: BaseException, url: str, source: str) -> str:
+    text = str(cause).strip()
+    first = text.splitlines()[0] if text else type(cause).__name__
+    masked = mask_url(url)
+    path = sqlite_file(url)
+    if path is not None:
+        name = getattr(cause, "sqlite_errorname", "")
+        folder = path.resolve().parent
+        if name == "SQLITE_CANTOPEN" or "readonly" in name.lower() or "readonly" in text:
+            if not folder.is_dir():
+                return (
+                    f"cannot open {masked}: directory {folder} does not exist; create it, or "
+                    f"choose another place with --database-url sqlite:///PATH"
+                )
+            if path.exists() and not os.access(path, os.W_OK):
+                return (
+                    f"cannot write {masked}: the file {path.resolve()} is read-only; make it "
+                    "writable (chmod u+w), or copy it somewhere writable"
+                )
+            if not os.access(folder, os.W_OK):
+                return (
+                    f"cannot open {masked}: {folder} is not writable (SQLite writes the file "
+                    f"and its -wal and -shm beside it); choose a writable place with "
+                    f"--database-url sqlite:///PATH"
+                )
+        if name == "SQLITE_NOTADB":
+            return f"{path} is not a SQLite database: check {source}"
+        return f"cannot use {masked}: {first}"
+    reason = first.removeprefix("connection failed: ")
+    reason = reason.split(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
+    parsed = parse_database_url(url)
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    if "does not exist" in reason and f'database "{parsed.database}"' in reason:
+        return (
+            f"cannot connect to {masked}: database {parsed.database!r} does not exist; create it "
+            f"(createdb -h {parsed.host or 'localhost'} -p {parsed.port or 5432}"
+            f"{' -U ' + parsed.username if parsed.username else ''} {parsed.database}) "
+            f"or fix {source}"
+        )
+    if "Connection refused" in reason:
+        return (
+            f"cannot connect to {masked}: nothing accepts connections at {where}; is PostgreSQL "
+            f"running there? (or fix {source})"
+        )
+    if first.startswith("connection failed"):
+        return f"cannot connect to {masked}: {reason} (check {source})"
+    return f"cannot use {masked}: {reason}"
 
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
 from convhub.domain.limits import SEND_RATE, SEND_RATE_QPS, ProductLimits
-from convhub.store.engine import DEFAULT_DATABASE_URL
+from convhub.errors import ConfigError
+from convhub.store.engine import DEFAULT_DATABASE_URL, mask_url, parse_database_url
+
+__all__ = ["DEFAULT_RATE_LIMITS", "ConfigError", "Settings", "check_redis_url", "parse_rate_limits"]
+N = TypeVar("N", int, float)
 
 # Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
 # QPS, and convhub's for Coze (which publishes none). The limiter refuses an operation it has
@@ -73,19 +79,61 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        """The settings the ``CONVHUB_*`` variables give; a ``ConfigError`` naming the first
+        variable that is not usable. An empty variable counts as unset."""
+        source: Mapping[str, str] = os.environ if env is None else env
+        database_url = source.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL
+        parse_database_url(database_url, source="CONVHUB_DATABASE_URL")
+        rate_limits = source.get("CONVHUB_RATE_LIMITS", "")
+        try:
+            limits = parse_rate_limits(rate_limits)
+        except ValueError as error:
+            raise ConfigError(f"CONVHUB_RATE_LIMITS={rate_limits!r}: {error}") from None
+
+        def number(name: str, kind: Callable[[str], N], default: N, least: N, what: str) -> N:
+            return _number(source, "CONVHUB_" + name, kind, default, least, what)
+
         return cls(
-            database_url=env.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            redis_url=env.get("CONVHUB_REDIS_URL") or None,
-            rate_limits=parse_rate_limits(env.get("CONVHUB_RATE_LIMITS", "")),
-            max_body_bytes=int(env.get("CONVHUB_MAX_BODY_BYTES", 1 << 20)),
-            access_cache_seconds=float(env.get("CONVHUB_ACCESS_CACHE_SECONDS", 5.0)),
-            signature_window_seconds=int(env.get("CONVHUB_SIGNATURE_WINDOW_SECONDS", 900)),
-            pool_size=int(env.get("CONVHUB_POOL_SIZE", 16)),
-            max_queued_writes=int(env.get("CONVHUB_MAX_QUEUED_WRITES", 10_000)),
-            kept_conversations=int(env.get("CONVHUB_KEPT_CONVERSATIONS", 50_000)),
-            max_group_members=int(env.get("CONVHUB_MAX_GROUP_MEMBERS", 200)),
-            max_live_group_members=int(env.get("CONVHUB_MAX_LIVE_GROUP_MEMBERS", 10_000)),
-            max_user_groups=int(env.get("CONVHUB_MAX_USER_GROUPS", 500)),
-            max_live_groups_per_app=int(env.get("CONVHUB_MAX_LIVE_GROUPS_PER_APP", 200)),
+            database_url=database_url,
+            redis_url=check_redis_url(source.get("CONVHUB_REDIS_URL") or None),
+            rate_limits=limits,
+            max_body_bytes=number("MAX_BODY_BYTES", int, 1 << 20, 1, "bytes"),
+            access_cache_seconds=number("ACCESS_CACHE_SECONDS", float, 5.0, 0.0, "seconds"),
+            signature_window_seconds=number("SIGNATURE_WINDOW_SECONDS", int, 900, 1, "seconds"),
+            pool_size=number("POOL_SIZE", int, 16, 1, "connections"),
+            max_queued_writes=number("MAX_QUEUED_WRITES", int, 10_000, 1, "writes"),
+            kept_conversations=number("KEPT_CONVERSATIONS", int, 50_000, 0, "conversations"),
+            max_group_members=number("MAX_GROUP_MEMBERS", int, 200, 1, "members"),
+            max_live_group_members=number("MAX_LIVE_GROUP_MEMBERS", int, 10_000, 1, "members"),
+            max_user_groups=number("MAX_USER_GROUPS", int, 500, 1, "groups"),
+            max_live_groups_per_app=number("MAX_LIVE_GROUPS_PER_APP", int, 200, 1, "groups"),
         )
+
+
+def check_redis_url(text: str | None, *, source: str = "CONVHUB_REDIS_URL") -> str | None:
+    """``text`` if it is a URL the Redis client takes; a ``ConfigError`` naming ``source``."""
+    if text is not None and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{source} {mask_url(text)!r} is not a Redis URL: use redis://HOST:6379/0 "
+            "(or rediss://, unix://)"
+        )
+    return text
+
+
+def _number(
+    env: Mapping[str, str], name: str, kind: Callable[[str], N], default: N, least: N, what: str
+) -> N:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < least:
+        whole = "a whole number" if kind is int else "a number"
+        raise ConfigError(
+            f"{name}={text!r} is not usable: it takes {whole} of {what}, at least {least:n} "
+            f"(unset it for the default, {default:n})"
+        )
+    return value

@@ -65,3 +65,9 @@ class ConvhubError(Exception):
 
     def __repr__(self) -> str:
         return f"ConvhubError({self.code.value!r}, {self.message!r})"
+
+
+class ConfigError(ValueError):
+    """A setting (a flag, a ``CONVHUB_*`` variable, the database URL) or the database it names
+    cannot be used as given. Raised before anything is served, never on the wire: the message is
+    one line for a person, saying what is wrong and what to do."""

@@ -16,6 +16,8 @@ from convhub.domain.tokens import permissions_text, token_hash
 from convhub.domain.users import canonical_user
 
 FIRST_APP_ID = 100001
+DEFAULT_ACCOUNT = "default"
+_BOOTSTRAP_LOCK = "convhub:bootstrap"
 INT32_MAX = (1 << 31) - 1
 _APP_ID_ATTEMPTS = 16
 
@@ -42,6 +44,7 @@ class Bootstrap:
     app_id: int
     key: NewKey
     token: NewToken
+    completed: bool = False  # an unfinished first start completed, rather than a new one
 
 
 def account_id(uow: UnitOfWork, name: str) -> int:
@@ -142,17 +145,41 @@ def create_token(
 
 
 def bootstrap_if_empty(uow: UnitOfWork, *, now: int) -> Bootstrap | None:
-    """On a database with no account, make one with an app, a key and a token so a newcomer can
-    call; all of it in the caller's one transaction."""
-    if uow.access.accounts():
+    """On a database with no account, make account ``default`` with an app, a key and a token
+    so a newcomer can call: all of it in the caller's one transaction, so a first start that
+    dies half-way leaves nothing behind and the next start begins again.
+
+    A database whose only account is ``default`` and which lacks an app, a key or a token is the
+    trace of a first start that an older convhub (one transaction per row) did not finish, or
+    of an account made by hand before the first start: it is completed, with the app if it has
+    none and a new key and token (the secrets of any made before were never shown). Anything
+    else is left as it is (None)."""
+    uow.lock(_BOOTSTRAP_LOCK)  # PostgreSQL: concurrent first starts take turns
+    existing = uow.access.accounts()
+    if not existing:
+        create_account(uow, DEFAULT_ACCOUNT, now=now)
+    elif [a.name for a in existing] != [DEFAULT_ACCOUNT] or _complete(uow, existing[0].id):
         return None
-    create_account(uow, "default", now=now)
-    app_id = create_app(uow, "default", now=now, name="default")
+    first = uow.access.first_app(account_id(uow, DEFAULT_ACCOUNT))
+    if first is None:
+        app_id = create_app(uow, DEFAULT_ACCOUNT, now=now, name=DEFAULT_ACCOUNT)
+    else:
+        app_id = first.app_id
     return Bootstrap(
-        account="default",
+        account=DEFAULT_ACCOUNT,
         app_id=app_id,
-        key=create_key(uow, "default", now=now),
-        token=create_token(uow, "default", user="default", now=now),
+        key=create_key(uow, DEFAULT_ACCOUNT, now=now),
+        token=create_token(uow, DEFAULT_ACCOUNT, user=DEFAULT_ACCOUNT, now=now, app_id=app_id),
+        completed=bool(existing),
+    )
+
+
+def _complete(uow: UnitOfWork, owner: int) -> bool:
+    """Whether an account has an app, a key and a token, whatever their status."""
+    return (
+        uow.access.first_app(owner) is not None
+        and bool(uow.access.keys(owner))
+        and bool(uow.access.tokens(owner))
     )
 
 

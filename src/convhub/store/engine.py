@@ -2,25 +2,68 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from convhub.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///convhub.db"
+_FORMS = "use sqlite:///PATH (a file) or postgresql://USER@HOST:PORT/DATABASE"
+_PASSWORD = re.compile(r"(://[^:/@]*):[^@]*@")
+
+
+def mask_url(text: str) -> str:
+    """``text`` fit to show: the password, if any, replaced by ``***``."""
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except ArgumentError:
+        return _PASSWORD.sub(r"\1:***@", text)
+
+
+def parse_database_url(text: str, *, source: str = "the database URL") -> URL:
+    """``text`` as a URL convhub can store in, or a ``ConfigError`` naming ``source`` (the flag
+    or variable it came from)."""
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ConfigError(f"{source} {mask_url(text)!r} is not a database URL: {_FORMS}") from None
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        if url.database in (None, "", ":memory:"):
+            raise ConfigError(
+                f"{source} {mask_url(text)!r} is an in-memory SQLite database, which ends with "
+                "each process: name a file, sqlite:///PATH"
+            )
+        return url
+    if backend == "postgresql" and driver in ("", "psycopg", "psycopg2"):
+        # psycopg 3 is what convhub installs; postgresql:// and +psycopg2 URLs get it.
+        return url.set(drivername="postgresql+psycopg")
+    raise ConfigError(
+        f"{source} {mask_url(text)!r}: convhub does not store in {url.drivername}; {_FORMS}"
+    )
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (relative to the working directory), or None for PostgreSQL."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database is None:
+        return None
+    return Path(parsed.database)
+
+
 def create_database_engine(url: str, *, pool_size: int = 16) -> Engine:
     """An engine for ``url``. PostgreSQL URLs without a driver get psycopg 3."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise ValueError("convhub needs a SQLite file, not an in-memory database")
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -28,11 +71,7 @@ def create_database_engine(url: str, *, pool_size: int = 16) -> Engine:
         )
         _make_sqlite_durable(engine)
         return engine
-    if backend == "postgresql":
-        if parsed.get_driver_name() in ("psycopg2", ""):
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
-    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def _make_sqlite_durable(engine: Engine) -> None:
