@@ -68,6 +68,7 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
         (["--rate-limits", "*=lots"], {}, "--rate-limits '*=lots'"),
         (["--database-url", "postgresql://u@127.0.0.1:1/x"], {}, "nothing accepts connections"),
         (["--database-url", "foo"], {}, "'foo' is not a database URL"),
+        (["--workers", "2"], {}, "--workers 2 on SQLite"),
     ],
     ids=[
         "port-99999",
@@ -77,6 +78,7 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
         "rate-limits",
         "refused",
         "foo",
+        "sqlite-workers",
     ],
 )
 def test_serve_mistakes_end_the_process_with_one_line(
@@ -261,3 +263,18 @@ def test_a_first_start_killed_inside_the_bootstrap_leaves_nothing_and_the_next_c
                          headers={"Authorization": f"Bearer {found['Token']}"})  # fmt: skip
         assert coze.status_code == 200 and coze.json()["code"] == 0, coze.text
     assert _accounts(url) == ["default"]
+
+
+def test_a_second_serve_on_one_sqlite_file_is_refused_while_the_first_serves(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'convhub.db'}"
+    (tmp_path / "second").mkdir()
+    with serving(url, tmp_path) as (first, _, _):
+        done = shell(["serve", "--database-url", url], tmp_path / "second")
+        assert "another convhub serve is serving" in one_line(done)
+        # The lock goes with the process, however it ends: SIGKILL leaves none behind.
+        first.kill()
+        first.wait()
+        with serving(url, tmp_path / "second"):
+            pass

@@ -12,7 +12,6 @@ A refused request must answer its documented ``Code`` with HTTP 400 and write no
 from __future__ import annotations
 
 import random
-import re
 import signal
 import subprocess
 import threading
@@ -1491,11 +1490,13 @@ def test_concurrent_membership_on_two_processes_one_postgresql(tmp_path: Path) -
         stopped_cleanly(two)
 
 
-def test_concurrent_membership_on_two_workers_one_sqlite_file(tmp_path: Path) -> None:
+def test_concurrent_membership_on_one_sqlite_process(tmp_path: Path) -> None:
+    """SQLite is served by one process (serve refuses --workers and a second serve on the
+    file): its concurrency is that of one event loop and one writer."""
     url = migrated(f"sqlite:///{tmp_path / 'convhub.db'}")
     tenant = new_tenant(url)
-    args = ["--workers", "2", "--database-url", url, "--no-access-log", "--rate-limits", "*=100000"]
-    with serving(args, tmp_path, url, workers=2, skip_if_refused=True) as served:
+    args = ["--database-url", url, "--no-access-log", "--rate-limits", "*=100000"]
+    with serving(args, tmp_path, url) as served:
         setup = Im(client_for("volcenginesdkcore", served.host, tenant), tenant)
         try:
             owner = 5000
@@ -1538,10 +1539,10 @@ def test_caps_hold_under_concurrent_calls_on_two_processes(tmp_path: Path) -> No
     assert not problems, "\n".join(problems)
 
 
-def test_caps_hold_under_concurrent_calls_on_two_workers_one_sqlite_file(tmp_path: Path) -> None:
+def test_caps_hold_under_concurrent_calls_on_one_sqlite_process(tmp_path: Path) -> None:
     url = migrated(f"sqlite:///{tmp_path / 'convhub.db'}")
-    args = ["--workers", "2", "--database-url", url, *SERVE_ARGS]
-    with serving(args, tmp_path, url, workers=2, env=CAPS_ENV, skip_if_refused=True) as served:
+    args = ["--database-url", url, *SERVE_ARGS]
+    with serving(args, tmp_path, url, env=CAPS_ENV) as served:
         problems = race_the_caps([served.host], url)
     stopped_cleanly(served)
     assert not problems, "\n".join(problems)
@@ -1721,12 +1722,9 @@ def serving(
     *,
     workers: int = 1,
     env: dict[str, str] | None = None,
-    skip_if_refused: bool = False,
 ) -> Iterator[Served]:
     """``convhub serve`` as a child process (with ``env`` added to a clean environment), ready
-    once it answers /healthz and each of its workers holds an ID node. With ``skip_if_refused``
-    a serve that exits at once naming SQLite and workers skips the test with its words; any
-    other exit fails it."""
+    once it answers /healthz and each of its workers holds an ID node; an exit fails the test."""
     workdir.mkdir(parents=True, exist_ok=True)
     leased_before = _leases(url)
     port = free_port()
@@ -1747,11 +1745,6 @@ def serving(
             while True:
                 if process.poll() is not None:
                     log = served.log() + served.output()
-                    refused = re.search(r"sqlite", log, re.IGNORECASE) and re.search(
-                        r"worker", log, re.IGNORECASE
-                    )
-                    if skip_if_refused and process.returncode != 0 and refused:
-                        pytest.skip(f"convhub serve refuses SQLite with --workers: {log.strip()}")
                     pytest.fail(f"convhub serve exited with {process.returncode}:\n{log}")
                 if time.monotonic() > deadline:
                     pytest.fail(f"convhub serve did not become ready:\n{served.log()}")
