@@ -3,8 +3,9 @@
 ``py-spy record --pid <server> --subprocesses --format raw`` samples every process of the server
 tree (uvicorn's or granian's workers too) and writes collapsed stacks: one line per distinct
 stack, ``frame;frame;...;leaf count``, each frame ``function (file:line)``, the first ones naming
-the processes. A function's own time is the samples in which it is the leaf. Idle threads are
-left out (py-spy's default), so the shares are of the time the server was busy.
+the processes. A function's own time is the samples in which it is the leaf. py-spy leaves out
+the threads it sees idle, but not all of them: a leaf in ``WAITING`` is a thread blocked on a
+queue, a lock or the database's answer, counted apart, so that the shares are of busy samples.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 _RATE = 100  # samples per second per process
 _LINE = re.compile(r":\d+\)$")
+# Leaves that are a thread waiting, not working (py-spy samples some of them all the same).
+WAITING = {
+    "_worker (concurrent/futures/thread.py)": "idle pool threads",
+    "Condition.wait (threading.py)": "threads waiting on a lock",
+    "Event.wait (threading.py)": "threads waiting on a lock",
+    "Thread._wait_for_tstate_lock (threading.py)": "threads waiting on a lock",
+    "Thread.join (threading.py)": "threads waiting on a lock",
+    "Connection.wait (psycopg/connection.py)": "waiting for PostgreSQL",
+}
 
 
 def executable() -> str | None:
@@ -78,24 +89,34 @@ def _function(frame: str) -> str:
     return _LINE.sub(")", frame.strip())
 
 
-def top_functions(raw: Path, count: int = 10) -> tuple[int, list[tuple[str, int]]]:
-    """Total samples, and the ``count`` functions with the most own samples."""
+@dataclass(frozen=True, slots=True)
+class Profile:
+    busy: int  # samples whose leaf is a Python function at work
+    top: list[tuple[str, int]]  # the functions with the most own samples among those
+    waiting: dict[str, int]  # samples of waiting threads, by what they wait for
+
+
+def read(raw: Path, count: int = 10) -> Profile:
     own: Counter[str] = Counter()
-    total = 0
+    waiting: Counter[str] = Counter()
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, samples = line.rpartition(" ")
         if not stack or not samples.isdigit():
             continue
         leaf = stack.rsplit(";", 1)[-1]
         if leaf.startswith("process "):
-            continue  # a process with no Python frame in this sample
-        own[_function(leaf)] += int(samples)
-        total += int(samples)
-    return total, own.most_common(count)
+            continue  # a thread with no Python frame (a native one)
+        function = _function(leaf)
+        if function in WAITING:
+            waiting[WAITING[function]] += int(samples)
+        else:
+            own[function] += int(samples)
+    return Profile(sum(own.values()), own.most_common(count), dict(waiting.most_common()))
 
 
-def summary(raw: Path, count: int = 10) -> str:
-    total, top = top_functions(raw, count)
-    if not total:
-        return "no samples"
-    return "; ".join(f"{name} {100 * n / total:.1f}%" for name, n in top)
+def summary(profile: Profile) -> str:
+    if not profile.busy:
+        return "no busy samples"
+    top = "; ".join(f"{name} {100 * n / profile.busy:.1f}%" for name, n in profile.top)
+    waits = ", ".join(f"{what} {n}" for what, n in profile.waiting.items())
+    return top + (f" (samples of waiting threads, left out: {waits})" if waits else "")

@@ -392,13 +392,14 @@ class Bench:
             if failed or not out.exists():
                 found.profiles.append(f"{label}: py-spy failed: {failed!r}")
                 continue
-            total, top = profiling.top_functions(out)
+            taken = profiling.read(out)
             found.profiles.append(
-                f"{label} ({total} samples, {out.name}): {profiling.summary(out)}"
+                f"{label} ({taken.busy} busy samples, {out.name}): {profiling.summary(taken)}"
             )
             found.profile_files.append(
-                {"row": label, "file": str(out.relative_to(RESULTS)), "samples": total,
-                 "top_own": [{"function": f, "samples": n} for f, n in top]}
+                {"row": label, "file": str(out.relative_to(RESULTS)), "busy_samples": taken.busy,
+                 "top_own": [{"function": f, "samples": n} for f, n in taken.top],
+                 "waiting_samples": taken.waiting}
             )  # fmt: skip
 
 
