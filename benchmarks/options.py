@@ -31,7 +31,7 @@ MAX_SIZE = 100_000_000
 def _listed(kind: Callable[[str], object]) -> Callable[[str], list[object]]:
     def parse(text: str) -> list[object]:
         try:
-            return [kind(item.strip().replace("_", "")) for item in text.split(",") if item.strip()]
+            return [kind(item.strip()) for item in text.split(",") if item.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a comma-separated list: {text!r}") from None
 

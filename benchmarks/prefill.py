@@ -265,22 +265,22 @@ def _fill_postgresql(url: str, layout: Layout) -> None:
     ANALYZE`` (what autovacuum would have done to a table this old)."""
     copy_conversations = f"COPY conversations ({', '.join(conversations.c.keys())}) FROM STDIN"
     copy_participants = f"COPY participants ({', '.join(participants.c.keys())}) FROM STDIN"
-    with psycopg.connect(_libpq_url(url)) as pg:
-        pg.execute("SET synchronous_commit = off")
+    # Autocommit, so that each transaction() below is a transaction and not a savepoint.
+    with psycopg.connect(_libpq_url(url), autocommit=True) as pg:
+        pg.execute("SET synchronous_commit = off")  # this session only
         for made, owners in _chunks(layout):
             with pg.transaction(), pg.cursor() as cursor:
                 for statement, rows in ((copy_conversations, made), (copy_participants, owners)):
                     with cursor.copy(statement) as copy:
                         for row in rows:
                             copy.write_row(row)
-    with psycopg.connect(_libpq_url(url), autocommit=True) as pg:
         pg.execute("VACUUM ANALYZE conversations, participants")
 
 
 def prefill(url: str, tenant: Tenant, size: int, coze_targets: int) -> tuple[Layout, float]:
     """Write ``size`` conversations; their layout and the seconds it took."""
     started = time.monotonic()
-    extra = _extra_apps(url, APPS - 2)
+    extra = _extra_apps(url, APPS - 2) if size else []
     placed = layout(size, tenant, extra, coze_targets)
     if size:
         (_fill_sqlite if url.startswith("sqlite") else _fill_postgresql)(url, placed)
