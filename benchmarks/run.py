@@ -269,6 +269,7 @@ class Bench:
         name = f"convhub ({table.engine} {table.size:,}, {args.http_server}, {workers} workers)"
         logfile = table.home / f"server-w{workers}.log"
         with server(name, argv, logfile, port, env) as convhub:
+            _wait_for_workers(table.url, workers, name)
             if table.made is None:
                 table.made = self.set_up(table, port)
             for run in range(1, args.runs + 1):
@@ -401,6 +402,16 @@ class Bench:
                  "top_own": [{"function": f, "samples": n} for f, n in taken.top],
                  "waiting_samples": taken.waiting}
             )  # fmt: skip
+
+
+def _wait_for_workers(url: str, workers: int, name: str, timeout: float = 60.0) -> None:
+    """Until every worker has started: /healthz answers as soon as one has, and each takes an
+    ID-node lease as it builds its application."""
+    deadline = time.monotonic() + timeout
+    while launch.leases_left(url) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: not all {workers} workers started in {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def disk_problems(args: argparse.Namespace, workdir: Path) -> list[str]:
