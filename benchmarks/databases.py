@@ -18,6 +18,7 @@ from convhub.store.engine import create_database_engine
 from convhub.store.unit_of_work import run
 
 ENGINES = ("sqlite", "postgresql")
+TOKEN_USER = "bench"  # the user the Coze token acts as
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,8 @@ class Tenant:
     access_key: str
     secret_key: str
     create_app_id: int  # receives the timed creates, so that the app above never grows
-    token: str  # Coze bearer token of user "bench", acting in an app of its own
+    token: str  # Coze bearer token of user TOKEN_USER, acting in an app of its own
+    coze_app_id: int  # that app
 
 
 @contextmanager
@@ -54,13 +56,14 @@ def prepare(url: str) -> Tenant:
         create_app_id = directory.create_app(uow, "bench", now=now, name="bench-creates")
         key = directory.create_key(uow, "bench", now=now)
         coze_app_id = directory.create_app(uow, "bench", now=now, name="bench-coze")
-        token = directory.create_token(uow, "bench", user="bench", now=now, app_id=coze_app_id)
+        token = directory.create_token(uow, "bench", user=TOKEN_USER, now=now, app_id=coze_app_id)
         return Tenant(
             app_id=app_id,
             access_key=key.access_key,
             secret_key=key.secret_key,
             create_app_id=create_app_id,
             token=token.token,
+            coze_app_id=coze_app_id,
         )
 
     engine = create_database_engine(url, pool_size=1)

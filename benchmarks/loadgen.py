@@ -38,8 +38,13 @@ _MAX_CONNECTS_PER_SLOT = 200
 _ERROR_FIELD = b'"Error":'
 _ERROR_SCAN_BYTES = 512  # ResponseMetadata comes first; its Error sits in the first bytes
 _COZE_OK = b'"code":0'  # meta_data values are strings: only the envelope's code can match
-CHECKS = ("none", "volc", "coze")  # how a 200 that carries an error is told apart
-_ERROR_LABELS = {"volc": "HTTP 200 with Error", "coze": "HTTP 200 with code != 0"}
+_EXISTED = b'"Exist":true'  # CreateConversation answered an existing conversation: a replay
+# How a 200 that carries an error is told apart; "volc-new" also counts a create that found its
+# conversation already there (a single chat's pair replayed) as an error.
+CHECKS = ("none", "volc", "volc-new", "coze")
+_VOLC_ERROR = "HTTP 200 with Error"
+_REPLAYED = "HTTP 200 with Exist true (a replay, not a create)"
+_COZE_ERROR = "HTTP 200 with code != 0"
 _SAMPLE_BYTES = 300
 
 
@@ -85,30 +90,35 @@ class Shared:
         self.connections: list[Connection] = []
 
     def record(self, now: int, started: int, status: int, data: bytes, body: int, end: int) -> None:
-        ok = status == 200 and self.body_ok(data, body, end)
+        label = f"HTTP {status}" if status != 200 else self.body_error(data, body, end)
         in_window = self.t0 <= now < self.t1
-        if ok:
+        if label is None:
             if in_window:
                 self.latencies.append(now - started)
             else:
                 self.warmup_ok += now < self.t0
             return
-        label = f"HTTP {status}" if status != 200 else _ERROR_LABELS[self.check]
         self.fail(label, in_window=in_window)
         if not self.error_sample:
             self.error_sample = data[body : min(end, body + _SAMPLE_BYTES)].decode(
                 "utf-8", "replace"
             )
 
-    def body_ok(self, data: bytes, body: int, end: int) -> bool:
-        """No error inside a 200: no ``ResponseMetadata.Error`` (Volcengine), ``code`` 0 (Coze)."""
-        if self.check == "volc":
-            return data.find(_ERROR_FIELD, body, min(end, body + _ERROR_SCAN_BYTES)) < 0
-        if self.check == "coze":
+    def body_error(self, data: bytes, body: int, end: int) -> str | None:
+        """What is wrong inside a 200, or None: a ``ResponseMetadata.Error`` (Volcengine), a
+        ``code`` other than 0 (Coze), an ``Exist`` true where every create must be new."""
+        check = self.check
+        if check in ("volc", "volc-new"):
+            if data.find(_ERROR_FIELD, body, min(end, body + _ERROR_SCAN_BYTES)) >= 0:
+                return _VOLC_ERROR
+            if check == "volc-new" and data.find(_EXISTED, body, end) >= 0:
+                return _REPLAYED
+        elif check == "coze":
             at = data.find(_COZE_OK, body, end)
             after = at + len(_COZE_OK)
-            return at >= 0 and not data[after : after + 1].isdigit()
-        return True
+            if at < 0 or data[after : after + 1].isdigit():
+                return _COZE_ERROR
+        return None
 
     def fail(self, label: str, *, in_window: bool) -> None:
         (self.errors if in_window else self.warmup_errors)[label] += 1
@@ -265,8 +275,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--check",
         choices=CHECKS,
         default="none",
-        help="count as an error a 200 whose ResponseMetadata carries Error (volc), "
-        "or whose code is not 0 (coze)",
+        help="count as an error a 200 whose ResponseMetadata carries Error (volc; volc-new: "
+        "also one whose Result says Exist true), or whose code is not 0 (coze)",
     )
     return parser.parse_args(argv)
 

@@ -24,6 +24,7 @@ from benchmarks.procs import (
     stop,
     tree_cpu_seconds,
     tree_pids,
+    tree_rss,
 )
 
 SPAWN_SLACK_SECONDS = 1.0  # time for the generator processes to start before warm-up counts
@@ -45,6 +46,9 @@ class Measurement:
     engine: str
     operation: str
     run: int
+    http_server: str
+    workers: int
+    table: int  # conversations prefilled before the set-up (0: the API-made set-up alone)
     started_at: str
     requests_per_second: float
     p50_ms: float
@@ -58,6 +62,8 @@ class Measurement:
     server_cpu_percent: float = 0.0
     machine_cpu_percent: float = 0.0
     other_cpu_percent: dict[str, float] = field(default_factory=dict)
+    server_rss_kb: int = 0  # resident memory of the server's process tree as the window ended
+    server_processes: list[dict[str, object]] = field(default_factory=list)  # pid, name, rss_kb
 
     @property
     def error_count(self) -> int:
@@ -88,6 +94,7 @@ def _spawn(
     start_at: float,
     load: Load,
     check: str,
+    offset: int,
 ) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable,
@@ -98,7 +105,7 @@ def _spawn(
         f"--connections={connections}",
         f"--start-at={start_at:.6f}",
         f"--duration={load.duration}",
-        f"--offset={index * 7919}",
+        f"--offset={offset}",
         f"--latencies-out={pool_file}.{index}.lat",
         f"--check={check}",
     ]
@@ -131,15 +138,23 @@ def run_load(
     server_pid: int | None,
     workdir: Path,
     check: str = "volc",
+    fresh: bool = False,
 ) -> tuple[list[dict[str, object]], list[int], dict[str, Any]]:
     """Run the generators once; return their reports, all latencies (sorted) and CPU figures.
 
-    ``check`` says how a 200 carrying an error is recognised (see ``benchmarks.loadgen.CHECKS``)."""
+    ``check`` says how a 200 carrying an error is recognised (see ``benchmarks.loadgen.CHECKS``).
+    ``fresh``: every request of the pool must be sent at most once, so each generator starts at
+    the beginning of its own share of the pool (otherwise at a small prime offset, so that the
+    generators are not in lockstep)."""
     pool_file = workdir / f"pool-{time.monotonic_ns()}.bin"
     write_pool(pool_file, pool)
     start_at = time.time() + SPAWN_SLACK_SECONDS + load.warmup
     shares = _split(load.connections, load.generators)
-    procs = [_spawn(i, port, pool_file, n, start_at, load, check) for i, n in enumerate(shares)]
+    offsets = [i * len(pool) // len(shares) if fresh else i * 7919 for i in range(len(shares))]
+    procs = [
+        _spawn(i, port, pool_file, n, start_at, load, check, offsets[i])
+        for i, n in enumerate(shares)
+    ]
     try:
         cpu = _watch_window(start_at, load.duration, server_pid, [p.pid for p in procs])
         reports = [_collect(p, start_at + load.duration + _EXIT_GRACE_SECONDS) for p in procs]
@@ -158,7 +173,8 @@ def run_load(
 def _watch_window(
     start_at: float, duration: float, server_pid: int | None, generator_pids: list[int]
 ) -> dict[str, Any]:
-    """CPU during the window: the server's process tree, the whole box, everything else."""
+    """CPU during the window (the server's process tree, the whole box, everything else) and the
+    server tree's resident memory as it ends."""
     _sleep_until(start_at)
     server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     busy0, total0 = _machine_busy()
@@ -167,11 +183,14 @@ def _watch_window(
     server1 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     busy1, total1 = _machine_busy()
     after = cpu_snapshot()
+    processes = tree_rss(server_pid) if server_pid else []
     mine = {os.getpid(), *generator_pids, *(tree_pids(server_pid) if server_pid else [])}
     return {
         "server_cpu_percent": 100.0 * (server1 - server0) / duration,
         "machine_cpu_percent": 100.0 * (busy1 - busy0) / max(total1 - total0, 1),
         "other_cpu_percent": others_cpu_percent(before, after, mine, duration),
+        "server_rss_kb": sum(int(str(p["rss_kb"])) for p in processes),
+        "server_processes": processes,
     }
 
 
@@ -187,9 +206,19 @@ def _collect(process: subprocess.Popen[bytes], deadline: float) -> dict[str, obj
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class Where:
+    """What a window's figures are of, besides the operation: engine, server, workers, table."""
+
+    engine: str
+    http_server: str
+    workers: int
+    table: int
+
+
 def measure(
     *,
-    engine: str,
+    where: Where,
     operation: str,
     run: int,
     port: int,
@@ -198,10 +227,17 @@ def measure(
     server_pid: int | None,
     workdir: Path,
     check: str = "volc",
+    fresh: bool = False,
 ) -> Measurement:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     reports, latencies, cpu = run_load(
-        port=port, pool=pool, load=load, server_pid=server_pid, workdir=workdir, check=check
+        port=port,
+        pool=pool,
+        load=load,
+        server_pid=server_pid,
+        workdir=workdir,
+        check=check,
+        fresh=fresh,
     )
     errors: Counter[str] = Counter()
     warmup_errors: Counter[str] = Counter()
@@ -210,9 +246,12 @@ def measure(
         warmup_errors.update(counts(report["warmup_errors"]))
     window = max(float(str(r["window_seconds"])) for r in reports)
     return Measurement(
-        engine=engine,
+        engine=where.engine,
         operation=operation,
         run=run,
+        http_server=where.http_server,
+        workers=where.workers,
+        table=where.table,
         started_at=started,
         requests_per_second=len(latencies) / window,
         p50_ms=percentile(latencies, 0.50) / 1e6,
@@ -226,6 +265,8 @@ def measure(
         server_cpu_percent=cpu["server_cpu_percent"],
         machine_cpu_percent=cpu["machine_cpu_percent"],
         other_cpu_percent=cpu["other_cpu_percent"],
+        server_rss_kb=cpu["server_rss_kb"],
+        server_processes=cpu["server_processes"],
     )
 
 

@@ -64,13 +64,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def server(name: str, argv: Sequence[str], log: Path, port: int) -> Iterator[Server]:
-    """Start ``python argv...`` in its own session; yield once /healthz answers 200; kill after."""
+def server(
+    name: str, argv: Sequence[str], log: Path, port: int, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``python argv...`` (``env`` added to the environment) in its own session; yield once
+    /healthz answers 200; kill after."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, *argv],
             cwd=REPO,
-            env=child_env(),
+            env=child_env(env),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -142,6 +145,27 @@ def tree_pids(pid: int) -> list[int]:
 def tree_cpu_seconds(pid: int) -> float:
     """User+system CPU of a process and its live descendants."""
     return sum(_stat(p)[1] for p in tree_pids(pid)) / _CLK_TCK
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of one process (VmRSS), in KiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_rss(pid: int) -> list[dict[str, object]]:
+    """Resident memory of a process and each live descendant: pid, command name, KiB."""
+    found: list[dict[str, object]] = []
+    for member in tree_pids(pid):
+        name, _ = _stat(member)
+        if name:
+            found.append({"pid": member, "name": name, "rss_kb": rss_kb(member)})
+    return found
 
 
 def cpu_snapshot() -> dict[int, tuple[str, int]]:

@@ -1,17 +1,17 @@
 """``python -m benchmarks.run``: convhub's signed Volcengine calls and its Coze calls (bearer token)
-per storage engine, against the plain-ASGI ceiling measured in the same run with the same load
-generator.
+per storage engine, table size and number of workers, against the plain-ASGI ceiling measured in
+the same run with the same load generator and as many workers.
 
 Writes benchmarks/results/latest.md (also printed) and benchmarks/results/latest.json (every
-run's numbers).
+run's numbers); with --profile, benchmarks/results/profiles/*.txt too.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import statistics
@@ -20,44 +20,60 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report, workload
-from benchmarks.databases import ENGINES, Tenant, fresh_database, prepare, refresh_statistics
-from benchmarks.measure import Load, Measurement, counts, measure, run_load
-from benchmarks.procs import HOST, REPO, free_port, server
-from benchmarks.report import CEILING, CEILING_LABEL
+from benchmarks import launch, lines, options, profiling, report, workload
+from benchmarks.databases import Tenant, fresh_database, prepare, refresh_statistics
+from benchmarks.measure import (
+    SPAWN_SLACK_SECONDS,
+    Load,
+    Measurement,
+    Where,
+    counts,
+    measure,
+    run_load,
+)
+from benchmarks.prefill import MAIN_SLOT, Layout, disk_problem, drop_timed_creates, prefill
+from benchmarks.procs import REPO, Server, free_port, server
+from benchmarks.report import CEILING, ceiling_label
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NO_LIMITS = "*=10000000"  # limits stay in the request path but never trip
-GENERATOR_CHECK_SECONDS = 5.0
-GENERATOR_HEADROOM = 1.2  # the generator must reach this multiple of the ceiling's rate
+PROFILES = RESULTS / "profiles"
 DUMMY_TENANT = Tenant(
     app_id=1,
     access_key="AKLTbenchceiling",
     secret_key="unused",
     create_app_id=1,
     token="pat_unused",
+    coze_app_id=1,
 )
 PoolBuilder = Callable[[Tenant, int, workload.Targets], list[bytes]]
+_FRESH_FLOOR = 20_000  # requests in a pool of new single chats, at least
+_FRESH_HEADROOM = 4.0  # times the group creates' rate over the window
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
     build: PoolBuilder
-    check: str  # how the load generator tells a 200 carrying an error: "volc" or "coze"
+    check: str  # how the load generator tells a 200 carrying an error (see loadgen.CHECKS)
+    fresh: bool = False  # every request once only: built per window from new pairs of users
+
+
+def _no_pool(tenant: Tenant, port: int, made: workload.Targets) -> list[bytes]:
+    raise AssertionError("a fresh pool is built by the window itself")
 
 
 OPERATIONS: dict[str, Operation] = {
     workload.CREATE: Operation(lambda tenant, port, _: workload.create_pool(tenant, port), "volc"),
+    workload.CREATE_SINGLE: Operation(_no_pool, "volc-new", fresh=True),
     workload.MODIFY: Operation(
         lambda tenant, port, made: workload.modify_pool(tenant, port, made.volc_modify), "volc"
     ),
     workload.BATCH_GET: Operation(
-        lambda tenant, port, made: workload.batch_get_pool(tenant, port, made.volc), "volc"
+        lambda tenant, port, made: workload.batch_get_pool(tenant, port, made.batch), "volc"
     ),
     workload.USER_CONVERSATIONS: Operation(
         lambda tenant, port, _: workload.user_conversations_pool(tenant, port), "volc"
@@ -75,7 +91,8 @@ OPERATIONS: dict[str, Operation] = {
         lambda tenant, port, made: workload.messages_pool(tenant, port, made.paged), "volc"
     ),
     workload.COZE_RENAME: Operation(
-        lambda tenant, port, made: workload.coze_rename_pool(tenant, port, made.coze), "coze"
+        lambda tenant, port, made: workload.coze_rename_pool(tenant, port, made.coze_renamed),
+        "coze",
     ),
     workload.COZE_MESSAGE_CREATE: Operation(
         lambda tenant, port, made: workload.coze_message_create_pool(tenant, port, made.coze),
@@ -86,48 +103,11 @@ OPERATIONS: dict[str, Operation] = {
         "coze",
     ),
 }
+_CREATES = (workload.CREATE, workload.CREATE_SINGLE)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--engines", default=",".join(ENGINES), help="sqlite,postgresql")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of each server")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each window")
-    parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--conversations", type=int, default=2000, help="made before timing")
-    parser.add_argument("--modify-targets", type=int, default=1000, help="N renamed by Modify")
-    parser.add_argument(
-        "--coze-targets",
-        type=int,
-        default=1000,
-        help="N Coze conversations renamed by Coze rename and given the timed messages",
-    )
-    args = parser.parse_args(argv)
-    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    _validate(parser, args)
-    return args
-
-
-def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not args.engines or any(e not in ENGINES for e in args.engines):
-        parser.error(f"--engines takes a comma-separated subset of {','.join(ENGINES)}")
-    if not (args.duration > 0 and args.warmup >= 0 and args.duration + args.warmup <= 600):
-        parser.error("need 0 < duration and duration + warmup <= 600 s (signatures last 900 s)")
-    if not 1 <= args.generators <= args.connections <= 4096:
-        parser.error("need 1 <= generators <= connections <= 4096")
-    if not (1 <= args.runs <= 50 and 1 <= args.workers <= 64):
-        parser.error("need 1 <= runs <= 50 and 1 <= workers <= 64")
-    if not workload.BATCH <= args.modify_targets <= args.conversations <= 100_000:
-        parser.error(f"need {workload.BATCH} <= modify-targets <= conversations <= 100000")
-    if not 1 <= args.coze_targets <= 100_000:
-        parser.error("need 1 <= coze-targets <= 100000")
 
 
 def code_fingerprint() -> str:
@@ -149,15 +129,8 @@ def _git_head() -> str:
     return done.stdout.decode().strip() or "unknown"
 
 
-def _uvicorn_defaults() -> tuple[str, str]:
-    """What uvicorn's loop="auto" and http="auto" resolve to here (its own rule)."""
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    return loop, http
-
-
 def metadata(args: argparse.Namespace, fingerprint: str) -> dict[str, Any]:
-    loop, http = _uvicorn_defaults()
+    loop, http = launch.uvicorn_defaults()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
@@ -165,16 +138,21 @@ def metadata(args: argparse.Namespace, fingerprint: str) -> dict[str, Any]:
         "uvicorn": importlib.metadata.version("uvicorn"),
         "loop": loop,
         "http": http,
+        "http_server": args.http_server,
+        "server_version": launch.version(args.http_server),
         "connections": args.connections,
         "duration": args.duration,
         "warmup": args.warmup,
         "workers": args.workers,
+        "sizes": args.sizes,
         "runs": args.runs,
         "generators": args.generators,
         "engines": args.engines,
+        "operations": args.operations,
         "conversations": args.conversations,
         "modify_targets": args.modify_targets,
         "coze_targets": args.coze_targets,
+        "profile": args.profile,
         "code": f"git {_git_head()}, src/convhub sha256 {fingerprint}",
     }
 
@@ -183,7 +161,7 @@ def check_generator(load: Load, workdir: Path) -> dict[str, Any]:
     """The generator's own maximum: flat out against a canned-response server."""
     port = free_port()
     argv = ["-m", "benchmarks.nullserver", f"--port={port}"]
-    short = Load(load.connections, GENERATOR_CHECK_SECONDS, 1.0, load.generators)
+    short = Load(load.connections, lines.GENERATOR_CHECK_SECONDS, 1.0, load.generators)
     with server("null server", argv, workdir / "nullserver.log", port) as null:
         pool = workload.hello_pool(DUMMY_TENANT, port)
         reports, latencies, cpu = run_load(
@@ -191,27 +169,31 @@ def check_generator(load: Load, workdir: Path) -> dict[str, Any]:
         )
     errors = sum(sum(counts(r["errors"]).values()) for r in reports)
     return {
-        "requests_per_second": len(latencies) / GENERATOR_CHECK_SECONDS,
+        "requests_per_second": len(latencies) / lines.GENERATOR_CHECK_SECONDS,
         "generator_cpu_percent": [r["cpu_percent"] for r in reports],
         "null_server_cpu_percent": cpu["server_cpu_percent"],
         "errors": errors,
     }
 
 
-def measure_ceiling(args: argparse.Namespace, load: Load, workdir: Path) -> list[Measurement]:
+def measure_ceiling(
+    http_server: str, workers: int, args: argparse.Namespace, load: Load, workdir: Path
+) -> list[Measurement]:
     port = free_port()
-    argv = ["-m", "benchmarks.ceiling", f"--port={port}", f"--workers={args.workers}"]
+    argv, env = launch.ceiling(http_server, port, workers)
+    where = Where(CEILING, http_server, workers, 0)
     results: list[Measurement] = []
-    with server("ceiling", argv, workdir / "ceiling.log", port) as ceiling:
+    logfile = workdir / f"ceiling-{http_server}-w{workers}.log"
+    with server(f"ceiling ({http_server})", argv, logfile, port, env) as ceiling:
         for run in range(1, args.runs + 1):
             pool = workload.hello_pool(DUMMY_TENANT, port)
             if workload.call_many(port, pool[:1], 1)[0][0] != 200:
                 raise RuntimeError("the ceiling server does not answer 200")
-            log(f"ceiling run {run}/{args.runs}")
+            log(f"ceiling {http_server} w{workers} run {run}/{args.runs}")
             results.append(
                 measure(
-                    engine=CEILING,
-                    operation=CEILING_LABEL,
+                    where=where,
+                    operation=ceiling_label(http_server),
                     run=run,
                     port=port,
                     pool=pool,
@@ -220,204 +202,270 @@ def measure_ceiling(args: argparse.Namespace, load: Load, workdir: Path) -> list
                     workdir=workdir,
                 )
             )
-            log(_brief(results[-1]))
+            log(lines.brief(results[-1]))
     return results
 
 
-def _serve_argv(url: str, port: int, workers: int) -> list[str]:
-    return [
-        "-m",
-        "convhub.cli",
-        "serve",
-        f"--host={HOST}",
-        f"--port={port}",
-        f"--database-url={url}",
-        f"--workers={workers}",
-        f"--rate-limits={NO_LIMITS}",
-        "--no-access-log",
-        "--log-level=warning",
-    ]
+@dataclass
+class Table:
+    """One engine's database at one size, shared by the servers of every worker count."""
+
+    engine: str
+    size: int
+    url: str
+    tenant: Tenant
+    home: Path
+    placed: Layout
+    made: workload.Targets | None = None
+    next_pair: int = 0  # the single chats' pairs of users are never handed out twice
+    group_rate: dict[int, float] = field(default_factory=dict)  # Create req/s by workers
+
+    def pairs(self, count: int) -> int:
+        first = self.next_pair
+        self.next_pair += count
+        return first
 
 
-def measure_engine(
-    engine: str, args: argparse.Namespace, load: Load, workdir: Path
-) -> tuple[list[Measurement], str]:
-    """Every operation, ``runs`` times, on a fresh database; also the server's log tail."""
-    home = workdir / engine
-    home.mkdir()
-    results: list[Measurement] = []
-    with fresh_database(engine, home) as url:
-        tenant = prepare(url)
+@dataclass
+class Findings:
+    measurements: list[Measurement] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)
+    prefills: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+    profile_files: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    spy_problem: str | None = None
+    spy_checked: bool = False
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, load: Load, workdir: Path) -> None:
+        self.args = args
+        self.load = load
+        self.workdir = workdir
+        self.found = Findings()
+        self.ceilings: dict[tuple[str, int], float] = {}
+
+    def ceiling_rate(self, workers: int) -> float:
+        return self.ceilings.get((self.args.http_server, workers), 0.0)
+
+    def run_table(self, engine: str, size: int) -> None:
+        home = self.workdir / f"{engine}-{size}"
+        home.mkdir()
+        with fresh_database(engine, home) as url:
+            tenant = prepare(url)
+            log(f"{engine}: prefilling {size:,} conversations")
+            placed, seconds = prefill(url, tenant, size, self.args.coze_targets)
+            log(f"  prefilled in {seconds:.1f} s")
+            self.found.prefills.append({"engine": engine, "table": size, "seconds": seconds})
+            table = Table(engine, size, url, tenant, home, placed)
+            for workers in self.args.workers:
+                self.run_server(table, workers)
+
+    def run_server(self, table: Table, workers: int) -> None:
+        args = self.args
         port = free_port()
-        argv = _serve_argv(url, port, args.workers)
-        with server(f"convhub ({engine})", argv, home / "server.log", port) as convhub:
-            log(
-                f"{engine}: creating {args.conversations} conversations, "
-                f"{args.coze_targets + 1} Coze conversations and "
-                f"{workload.LIST_MESSAGES} Coze messages"
-            )
-            made = workload.set_up(
-                tenant, port, args.conversations, args.modify_targets, args.coze_targets
-            )
+        argv, env = launch.convhub(args.http_server, table.url, port, workers)
+        name = f"convhub ({table.engine} {table.size:,}, {args.http_server}, {workers} workers)"
+        logfile = table.home / f"server-w{workers}.log"
+        with server(name, argv, logfile, port, env) as convhub:
+            _wait_for_workers(table.url, workers, name)
+            if table.made is None:
+                table.made = self.set_up(table, port)
             for run in range(1, args.runs + 1):
-                for name, operation in OPERATIONS.items():
-                    # The timed writes grow the tables between windows; keep the planner's
-                    # statistics current, as autovacuum would (see refresh_statistics).
-                    refresh_statistics(url)
-                    pool = operation.build(tenant, port, made)
-                    workload.verify_pool(port, name, pool)
-                    log(f"{engine} {name} run {run}/{args.runs}")
-                    measured = measure(
-                        engine=engine,
-                        operation=name,
-                        run=run,
-                        port=port,
-                        pool=pool,
-                        load=load,
-                        server_pid=convhub.process.pid,
-                        workdir=home,
-                        check=operation.check,
-                    )
-                    results.append(measured)
-                    log(_brief(measured))
-            tail = convhub.log_tail()
-    return results, tail
+                for slug in args.operations:
+                    self.window(table, convhub, workers, options.SLUGS[slug], run)
+            if args.profile:
+                self.profile(table, convhub, workers)
+            self.found.logs[name] = convhub.log_tail()
+        left = launch.leases_left(table.url)
+        if left:
+            self.found.warnings.append(
+                f"{name}: {left} ID-node lease(s) left after it stopped: its lifespan shutdown "
+                "(drain the writer, give the node back) did not run"
+            )
 
-
-def _brief(m: Measurement) -> str:
-    gen = "/".join(f"{c:.0f}%" for c in m.generator_cpu_percent)
-    return (
-        f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
-        f"errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
-        f"box {m.machine_cpu_percent:.0f}%, others {m.other_cpu_percent}"
-    )
-
-
-def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
-    groups: dict[tuple[str, str], list[Measurement]] = {}
-    for m in measurements:
-        groups.setdefault((m.engine, m.operation), []).append(m)
-    cells = []
-    for (engine, operation), group in groups.items():
-        server_cpu = statistics.median(m.server_cpu_percent for m in group)
-        gen = statistics.median(max(m.generator_cpu_percent) for m in group)
-        box = statistics.median(m.machine_cpu_percent for m in group)
-        name = "ceiling" if engine == CEILING else f"{engine} {operation}"
-        cells.append(f"{name} {server_cpu:.0f}/{gen:.0f}/{box:.0f}")
-    return [
-        "CPU in the window, medians (server tree % of one core / generator % / whole box %): "
-        + "; ".join(cells)
-    ]
-
-
-def _others_lines(measurements: Sequence[Measurement]) -> list[str]:
-    """The busiest other processes (postgres is the database itself) in any window."""
-    peaks: dict[str, tuple[float, str]] = {}
-    for m in measurements:
-        where = f"{'ceiling' if m.engine == CEILING else m.engine + ' ' + m.operation} run {m.run}"
-        for name, percent in m.other_cpu_percent.items():
-            if percent > peaks.get(name, (0.0, ""))[0]:
-                peaks[name] = (percent, where)
-    top = sorted(peaks.items(), key=lambda item: -item[1][0])[:6]
-    if not top:
-        return ["Other processes: none used 1% of a core in any window."]
-    cells = "; ".join(f"{name} {percent:.0f}% ({where})" for name, (percent, where) in top)
-    return [f"Other processes, peak % of one core in a window (postgres = the database): {cells}"]
-
-
-def extra_lines(
-    check: dict[str, Any], ceiling_rps: float, measurements: Sequence[Measurement], args: Any
-) -> list[str]:
-    gen_cpu = "/".join(f"{c:.0f}%" for c in check["generator_cpu_percent"])
-    headroom = check["requests_per_second"] / ceiling_rps if ceiling_rps else 0.0
-    return [
-        f"Load generator alone (canned-response server, {GENERATOR_CHECK_SECONDS:g} s): "
-        f"{check['requests_per_second']:,.0f} req/s at {gen_cpu} generator CPU "
-        f"(canned server {check['null_server_cpu_percent']:.0f}%; a lower bound unless the "
-        "generator is near 100%), "
-        f"{headroom:.2f}x the ceiling's median ({ceiling_rps:,.0f} req/s).",
-        *_cpu_lines(measurements),
-        *_others_lines(measurements),
-        f"Create: signed group chats (ConversationType 2) in an app of their own. Modify: "
-        "renames one of "
-        f"{args.modify_targets} conversations (alternating names). BatchGet(100): 100 existing "
-        f"IDs of {args.conversations}, SkipMemberCount left at its default. Ratio = req/s / "
-        "ceiling req/s.",
-        "Coze rows (Authorization: Bearer token of user bench, in an app of its own): "
-        f"rename = PUT /v1/conversations/{{id}} of one of {args.coze_targets} conversations "
-        "(alternating names); message create = POST /v1/conversation/message/create, a user "
-        "text message into those conversations in turn; message list("
-        f"{workload.LIST_LIMIT}) = POST /v1/conversation/message/list, newest "
-        f"{workload.LIST_LIMIT} of a conversation of {workload.LIST_MESSAGES} messages.",
-    ]
-
-
-def _contention(measurements: Sequence[Measurement]) -> list[str]:
-    """One line when processes other than the benchmark's (and the database) took CPU."""
-    busy = [
-        (m, {n: p for n, p in m.other_cpu_percent.items() if n != "postgres" and p >= 15})
-        for m in measurements
-    ]
-    hit = [(m, b) for m, b in busy if b]
-    if not hit:
-        return []
-    m, worst = max(hit, key=lambda item: max(item[1].values()))
-    name = max(worst, key=lambda n: worst[n])
-    return [
-        f"other processes on the box used >= 15% of a core in {len(hit)} of {len(busy)} "
-        f"windows (worst: {name} {worst[name]:.0f}% in {m.engine} {m.operation} run {m.run}); "
-        "figures are noisier than on a quiet box, see other_cpu_percent in latest.json"
-    ]
-
-
-def warnings(
-    check: dict[str, Any],
-    ceiling_rps: float,
-    fingerprint: str,
-    server_logs: dict[str, str],
-    measurements: Sequence[Measurement],
-) -> list[str]:
-    found = []
-    if check["requests_per_second"] < GENERATOR_HEADROOM * ceiling_rps or check["errors"]:
-        found.append(
-            "the load generator may be the bottleneck: alone it reached only "
-            f"{check['requests_per_second']:,.0f} req/s ({check['errors']} errors)"
+    def set_up(self, table: Table, port: int) -> workload.Targets:
+        args = self.args
+        log(
+            f"{table.engine}: creating {args.conversations} conversations, "
+            f"{args.coze_targets + 1} Coze conversations and "
+            f"{workload.LIST_MESSAGES} Coze messages"
         )
-    if code_fingerprint() != fingerprint:
-        found.append("src/convhub changed while the benchmark ran: results mix code versions")
-    found += _contention(measurements)
-    for engine, tail in server_logs.items():
-        if tail.strip():
-            found.append(f"{engine} server log (tail): {tail.strip()[-600:]!r}")
-    return found
+        made = workload.set_up(
+            table.tenant, port, args.conversations, args.modify_targets, args.coze_targets
+        )
+        if not table.size:
+            return made
+        placed = table.placed
+        return dataclasses.replace(
+            made,
+            volc_modify=placed.spread(MAIN_SLOT, args.modify_targets),
+            batch=placed.slot_ids(MAIN_SLOT),
+            coze_renamed=placed.coze_ids(),
+        )
+
+    def _pool(self, table: Table, port: int, name: str, workers: int) -> list[bytes]:
+        """The window's requests, after checking that the first and the last are answered
+        right (a fresh pool's check uses two pairs of its own)."""
+        operation = OPERATIONS[name]
+        assert table.made is not None
+        if not operation.fresh:
+            pool = operation.build(table.tenant, port, table.made)
+            workload.verify_pool(port, name, pool)
+            return pool
+        probe = workload.create_single_pool(table.tenant, port, table.pairs(2), 2)
+        workload.verify_pool(port, name, probe)
+        size = self._fresh_size(table, workers)
+        return workload.create_single_pool(table.tenant, port, table.pairs(size), size)
+
+    def _fresh_size(self, table: Table, workers: int) -> int:
+        """Enough new pairs for the whole window: what the ceiling could answer in it (convhub
+        answers less), or, once group creates were measured, a few times their rate."""
+        load = self.load
+        seconds = SPAWN_SLACK_SECONDS + load.warmup + load.duration + 1.0
+        size = self.ceiling_rate(workers) * seconds * 1.1
+        if workers in table.group_rate:
+            size = min(size, _FRESH_HEADROOM * table.group_rate[workers] * seconds)
+        return max(_FRESH_FLOOR, round(size))
+
+    def window(self, table: Table, convhub: Server, workers: int, name: str, run: int) -> None:
+        # The timed writes grow the tables between windows; keep the planner's statistics
+        # current, as autovacuum would (see refresh_statistics).
+        refresh_statistics(table.url)
+        pool = self._pool(table, convhub.port, name, workers)
+        where = Where(table.engine, self.args.http_server, workers, table.size)
+        label = report.name(table.engine, where.http_server, workers, table.size, name)
+        log(f"{label} run {run}/{self.args.runs}")
+        measured = measure(
+            where=where,
+            operation=name,
+            run=run,
+            port=convhub.port,
+            pool=pool,
+            load=self.load,
+            server_pid=convhub.process.pid,
+            workdir=table.home,
+            check=OPERATIONS[name].check,
+            fresh=OPERATIONS[name].fresh,
+        )
+        if name == workload.CREATE:
+            table.group_rate[workers] = measured.requests_per_second
+        if name in _CREATES:
+            drop_timed_creates(table.url, table.tenant.create_app_id)
+        self.found.measurements.append(measured)
+        log(lines.brief(measured))
+
+    def profile(self, table: Table, convhub: Server, workers: int) -> None:
+        """One more window per row, under py-spy, after the timed ones."""
+        found = self.found
+        if not found.spy_checked:
+            found.spy_checked = True
+            found.spy_problem = profiling.problem(convhub.process.pid)
+            if found.spy_problem:
+                log(f"no profiles: {found.spy_problem}")
+                found.warnings.append(f"--profile: no profiles taken: {found.spy_problem}")
+        if found.spy_problem:
+            return
+        PROFILES.mkdir(parents=True, exist_ok=True)
+        load = self.load
+        for slug in self.args.operations:
+            name = options.SLUGS[slug]
+            server_name = self.args.http_server
+            label = report.name(table.engine, server_name, workers, table.size, name)
+            pool = self._pool(table, convhub.port, name, workers)
+            out = PROFILES / f"{table.engine}-{server_name}-{table.size}-w{workers}-{slug}.txt"
+            log(f"profiling {label}")
+            seconds = SPAWN_SLACK_SECONDS + load.warmup + load.duration
+            spy = profiling.record(convhub.process.pid, seconds, out)
+            run_load(
+                port=convhub.port,
+                pool=pool,
+                load=load,
+                server_pid=None,
+                workdir=table.home,
+                check=OPERATIONS[name].check,
+                fresh=OPERATIONS[name].fresh,
+            )
+            failed = profiling.finish(spy, timeout=seconds + 60)
+            if name in _CREATES:
+                drop_timed_creates(table.url, table.tenant.create_app_id)
+            if failed or not out.exists():
+                found.profiles.append(f"{label}: py-spy failed: {failed!r}")
+                continue
+            taken = profiling.read(out)
+            found.profiles.append(
+                f"{label} ({taken.busy} busy samples, {out.name}): {profiling.summary(taken)}"
+            )
+            found.profile_files.append(
+                {"row": label, "file": str(out.relative_to(RESULTS)), "busy_samples": taken.busy,
+                 "top_own": [{"function": f, "samples": n} for f, n in taken.top],
+                 "waiting_samples": taken.waiting}
+            )  # fmt: skip
+
+
+def _wait_for_workers(url: str, workers: int, name: str, timeout: float = 60.0) -> None:
+    """Until every worker has started: /healthz answers as soon as one has, and each takes an
+    ID-node lease as it builds its application."""
+    deadline = time.monotonic() + timeout
+    while launch.leases_left(url) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: not all {workers} workers started in {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def disk_problems(args: argparse.Namespace, workdir: Path) -> list[str]:
+    largest = max(args.sizes)
+    found = [disk_problem(engine, workdir, largest) for engine in args.engines]
+    return [p for p in found if p]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = options.parse_args(argv, __doc__)
     fingerprint = code_fingerprint()
     meta = metadata(args, fingerprint)
     load = Load(args.connections, args.duration, args.warmup, args.generators)
-    measurements: list[Measurement] = []
-    logs: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="convhub-bench-") as tmp:
         workdir = Path(tmp)
+        short = disk_problems(args, workdir)
+        if short:
+            for problem in short:
+                print(f"benchmarks.run: not enough disk: {problem}", file=sys.stderr)
+            return 2
+        bench = Bench(args, load, workdir)
         log("checking the load generator against a canned-response server")
         check = check_generator(load, workdir)
         log(f"  generator alone: {check['requests_per_second']:,.0f} req/s")
-        measurements += measure_ceiling(args, load, workdir)
+        servers = list(dict.fromkeys([report.BASELINE_SERVER, args.http_server]))
+        for workers in args.workers:
+            for http_server in servers:
+                ceilings = measure_ceiling(http_server, workers, args, load, workdir)
+                bench.found.measurements += ceilings
+                rates = [m.requests_per_second for m in ceilings]
+                bench.ceilings[http_server, workers] = statistics.median(rates)
         for engine in args.engines:
-            found, logs[engine] = measure_engine(engine, args, load, workdir)
-            measurements += found
-    table_rows = report.rows(measurements)
-    ceiling_rps = table_rows[0].requests_per_second
+            for size in args.sizes:
+                bench.run_table(engine, size)
+    found = bench.found
+    table_rows = report.rows(found.measurements)
+    fastest = max(bench.ceilings.values())
     text = report.markdown(
         meta,
         table_rows,
-        extra_lines(check, ceiling_rps, measurements, args),
-        report.notes(table_rows, measurements)
-        + warnings(check, ceiling_rps, fingerprint, logs, measurements),
+        lines.extra_lines(check, fastest, found.measurements, args, found.prefills),
+        report.notes(table_rows, found.measurements)
+        + lines.warnings(
+            check,
+            fastest,
+            code_fingerprint() != fingerprint,
+            found.logs,
+            found.measurements,
+            found.warnings,
+        ),
+        found.profiles,
     )
-    report.write(RESULTS, text, meta, table_rows, measurements, check)
+    extra = {"prefill": found.prefills, "profiles": found.profile_files}
+    report.write(RESULTS, text, meta, table_rows, found.measurements, check, extra)
     print(text)
     log(f"wrote {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
     return 0

@@ -38,11 +38,14 @@ PAGED_MESSAGES = 60
 BATCH_POOL = 256
 SETUP_CONNECTIONS = 32
 GROUP = 2  # ConversationType: group chat
+SINGLE = 1  # ConversationType: single chat
+PAIR_BASE = 3_000_000_000  # users of the single chats: pair n is PAIR_BASE + 2n and + 2n + 1
 COZE_BOT = "7390000000000000001"  # the bot the Coze conversations are made for
 LIST_LIMIT = 50  # messages per Coze list call: the API's maximum
 LIST_MESSAGES = 60  # in the listed conversation: more than one full page
 
 CREATE = "Create"
+CREATE_SINGLE = "CreateConversation (single, new pairs)"
 MODIFY = "Modify"
 BATCH_GET = "BatchGet(100)"
 COZE_RENAME = "Coze rename"
@@ -62,8 +65,10 @@ class Targets:
     """What the set-up made through the API, for the pools to draw on."""
 
     volc: list[int]  # group chats in the tenant's main app
-    volc_modify: list[int]  # the first --modify-targets of them, renamed by Modify
-    coze: list[str]  # Coze conversations: renamed, and given the timed messages in turn
+    volc_modify: Sequence[int]  # renamed by Modify
+    batch: Sequence[int]  # drawn on by BatchGet
+    coze: list[str]  # Coze conversations given the timed messages in turn
+    coze_renamed: Sequence[str]  # Coze conversations renamed by Coze rename
     coze_listed: str  # a Coze conversation of LIST_MESSAGES messages, listed by LIST_LIMIT
     scanned: int  # a group of SCANNED_MEMBERS members
     add_groups: list[int]  # groups that BatchAdd fills
@@ -108,6 +113,29 @@ def create_pool(
     ]
 
 
+def create_single_pool(tenant: Tenant, port: int, first_pair: int, size: int) -> list[bytes]:
+    """Single chats (ConversationType 1) in the tenant's create app, each between a pair of
+    users that has none yet: pairs ``first_pair`` to ``first_pair + size - 1``. A pair's second
+    create would answer its existing chat (``Exist`` true, a cheaper read), so a pool is sent
+    once at most and the caller never hands out a pair twice."""
+    now = time.time()
+    return [
+        signed_call(
+            tenant,
+            port,
+            "CreateConversation",
+            {
+                "AppId": tenant.create_app_id,
+                "OwnerUserId": PAIR_BASE + 2 * pair,
+                "OtherUserId": PAIR_BASE + 2 * pair + 1,
+                "ConversationCoreInfo": {"ConversationType": SINGLE},
+            },
+            now,
+        )
+        for pair in range(first_pair, first_pair + size)
+    ]
+
+
 def modify_pool(tenant: Tenant, port: int, ids: Sequence[int]) -> list[bytes]:
     """Two renames per conversation, A then B, so that cycling the pool always changes a name."""
     now = time.time()
@@ -130,7 +158,8 @@ def modify_pool(tenant: Tenant, port: int, ids: Sequence[int]) -> list[bytes]:
 def batch_get_pool(
     tenant: Tenant, port: int, ids: Sequence[int], size: int = BATCH_POOL
 ) -> list[bytes]:
-    """Requests of 100 distinct existing IDs each, drawn with a fixed seed."""
+    """Requests of 100 distinct existing IDs each, drawn with a fixed seed from all of ``ids``
+    (a lazy sequence of a prefilled table's IDs will do)."""
     now = time.time()
     draw = random.Random(2020_12_01)
     return [
@@ -138,7 +167,7 @@ def batch_get_pool(
             tenant,
             port,
             "BatchGetConversations",
-            {"AppId": tenant.app_id, "ConversationShortId": draw.sample(list(ids), BATCH)},
+            {"AppId": tenant.app_id, "ConversationShortId": draw.sample(ids, BATCH)},
             now,
         )
         for _ in range(size)
@@ -347,8 +376,8 @@ def set_up(tenant: Tenant, port: int, conversations: int, modify: int, coze: int
     for status, body in call_many(port, sends, connections=1):
         _result(status, body)
     return Targets(
-        volc=volc, volc_modify=volc[:modify], coze=coze_ids, coze_listed=listed,
-        scanned=scanned, add_groups=add_groups, paged=paged,
+        volc=volc, volc_modify=volc[:modify], batch=volc, coze=coze_ids, coze_renamed=coze_ids,
+        coze_listed=listed, scanned=scanned, add_groups=add_groups, paged=paged,
     )  # fmt: skip
 
 
@@ -383,6 +412,13 @@ def _check_create(result: dict[str, Any]) -> None:
         raise RuntimeError(f"CreateConversation returned no ConversationShortId: {result}")
 
 
+def _check_single(result: dict[str, Any]) -> None:
+    _check_create(result)
+    info = result.get("ConversationInfo", {})
+    if result.get("Exist") is not False or info.get("ConversationType") != SINGLE:
+        raise RuntimeError(f"CreateConversation did not create a new single chat: {result}")
+
+
 def _check_coze_rename(answer: dict[str, Any]) -> None:
     if not str(answer["data"].get("name", "")).startswith("renamed "):
         raise RuntimeError(f"Coze rename did not rename: {answer}")
@@ -415,6 +451,7 @@ def _check_added(result: dict[str, Any]) -> None:
 
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     CREATE: _check_create,
+    CREATE_SINGLE: _check_single,
     MODIFY: lambda result: None,
     BATCH_GET: _check_batch,
     USER_CONVERSATIONS: _check_page("ConversationInfos", USER_PAGE),

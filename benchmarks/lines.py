@@ -1,0 +1,161 @@
+"""The prose under the table: CPU, other processes, what each row does, and what to look at."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks import workload
+from benchmarks.measure import Measurement
+from benchmarks.prefill import APPS, GROUPS_PER_OWNER
+from benchmarks.report import CEILING, where
+
+GENERATOR_CHECK_SECONDS = 5.0
+GENERATOR_HEADROOM = 1.2  # the generator must reach this multiple of the ceiling's rate
+# convhub serve's warning for several workers without Redis: the limits are per worker then,
+# which changes nothing here (they are set never to trip).
+_EXPECTED = "several workers without --redis-url"
+
+
+def brief(m: Measurement) -> str:
+    gen = "/".join(f"{c:.0f}%" for c in m.generator_cpu_percent)
+    return (
+        f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
+        f"errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
+        f"box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
+        f"{len(m.server_processes)} processes, others {m.other_cpu_percent}"
+    )
+
+
+def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
+    groups: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault(where(m), []).append(m)
+    cells = []
+    for name, group in groups.items():
+        server_cpu = statistics.median(m.server_cpu_percent for m in group)
+        gen = statistics.median(max(m.generator_cpu_percent) for m in group)
+        box = statistics.median(m.machine_cpu_percent for m in group)
+        cells.append(f"{name} {server_cpu:.0f}/{gen:.0f}/{box:.0f}")
+    return [
+        "CPU in the window, medians (server tree % of one core / generator % / whole box %): "
+        + "; ".join(cells)
+    ]
+
+
+def _memory_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """Per-process resident memory of each server, from its last window."""
+    last: dict[str, Measurement] = {}
+    for m in measurements:
+        name = f"{m.engine} {m.http_server} w{m.workers}"
+        last[name if m.engine == CEILING else f"{name} table {m.table:,}"] = m
+    cells = []
+    for name, m in last.items():
+        each = "+".join(f"{int(str(p['rss_kb'])) / 1024:.0f}" for p in m.server_processes)
+        cells.append(f"{name}: {each}")
+    return ["Server RSS per process at the end of its last window (MiB): " + "; ".join(cells)]
+
+
+def _others_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """The busiest other processes (postgres is the database itself) in any window."""
+    peaks: dict[str, tuple[float, str]] = {}
+    for m in measurements:
+        for name, percent in m.other_cpu_percent.items():
+            if percent > peaks.get(name, (0.0, ""))[0]:
+                peaks[name] = (percent, f"{where(m)} run {m.run}")
+    top = sorted(peaks.items(), key=lambda item: -item[1][0])[:6]
+    if not top:
+        return ["Other processes: none used 1% of a core in any window."]
+    cells = "; ".join(f"{name} {percent:.0f}% ({at})" for name, (percent, at) in top)
+    return [f"Other processes, peak % of one core in a window (postgres = the database): {cells}"]
+
+
+def extra_lines(
+    check: dict[str, Any],
+    ceiling_rps: float,
+    measurements: Sequence[Measurement],
+    args: argparse.Namespace,
+    prefills: Sequence[dict[str, Any]],
+) -> list[str]:
+    gen_cpu = "/".join(f"{c:.0f}%" for c in check["generator_cpu_percent"])
+    headroom = check["requests_per_second"] / ceiling_rps if ceiling_rps else 0.0
+    filled = "; ".join(
+        f"{p['engine']} {p['table']:,} in {p['seconds']:.1f} s" for p in prefills if p["table"]
+    )
+    return [
+        f"Load generator alone (canned-response server, {GENERATOR_CHECK_SECONDS:g} s): "
+        f"{check['requests_per_second']:,.0f} req/s at {gen_cpu} generator CPU "
+        f"(canned server {check['null_server_cpu_percent']:.0f}%; a lower bound unless the "
+        "generator is near 100%), "
+        f"{headroom:.2f}x the fastest ceiling's median ({ceiling_rps:,.0f} req/s).",
+        *_cpu_lines(measurements),
+        *_memory_lines(measurements),
+        *_others_lines(measurements),
+        "Ratio = req/s / req/s of the uvicorn ceiling with as many workers, measured in this "
+        "invocation; x vs the fewest workers: req/s over the same row's with the fewest, beside "
+        "the same for the ceiling on the same HTTP server.",
+        "Table: conversations prefilled in bulk before the set-up (groups, each with its owner's "
+        f"participant row, over {APPS} apps, at most {GROUPS_PER_OWNER} per owner; 1 app in "
+        f"{APPS} holds Coze conversations), then the API-made set-up of "
+        f"{args.conversations} groups and the rows below; the timed creates are deleted after "
+        f"each Create window. Prefill: {filled or 'none'}.",
+        "Create: signed group chats (ConversationType 2) in an app of their own, each by one of "
+        f"{workload.CREATE_GROUP_POOL} owners. {workload.CREATE_SINGLE}: single chats "
+        "(ConversationType 1, OwnerUserId and OtherUserId) in that app, every request a pair of "
+        "users never seen before (an answer with Exist true, a replay, counts as an error). "
+        f"Modify: renames one of {args.modify_targets} conversations (alternating names), "
+        "spread evenly over the prefilled table (with no prefill: the API-made ones). "
+        "BatchGet(100): 100 existing IDs drawn from all of the main app's prefilled rows "
+        f"(no prefill: of the {args.conversations} made), SkipMemberCount left at its default.",
+        "Coze rows (Authorization: Bearer token of user bench, in an app of its own): "
+        f"rename = PUT /v1/conversations/{{id}} of one of {args.coze_targets} conversations "
+        "spread over the prefilled table (no prefill: made through the API), alternating names; "
+        "message create = POST /v1/conversation/message/create, a user text message into "
+        f"{args.coze_targets} API-made conversations in turn; message list("
+        f"{workload.LIST_LIMIT}) = POST /v1/conversation/message/list, newest "
+        f"{workload.LIST_LIMIT} of a conversation of {workload.LIST_MESSAGES} messages.",
+    ]
+
+
+def _contention(measurements: Sequence[Measurement]) -> list[str]:
+    """One line when processes other than the benchmark's (and the database) took CPU."""
+    busy = [
+        (m, {n: p for n, p in m.other_cpu_percent.items() if n != "postgres" and p >= 15})
+        for m in measurements
+    ]
+    hit = [(m, b) for m, b in busy if b]
+    if not hit:
+        return []
+    m, worst = max(hit, key=lambda item: max(item[1].values()))
+    name = max(worst, key=lambda n: worst[n])
+    return [
+        f"other processes on the box used >= 15% of a core in {len(hit)} of {len(busy)} "
+        f"windows (worst: {name} {worst[name]:.0f}% in {where(m)} run {m.run}); "
+        "figures are noisier than on a quiet box, see other_cpu_percent in latest.json"
+    ]
+
+
+def warnings(
+    check: dict[str, Any],
+    ceiling_rps: float,
+    code_changed: bool,
+    server_logs: dict[str, str],
+    measurements: Sequence[Measurement],
+    found: Sequence[str],
+) -> list[str]:
+    lines = list(found)
+    if check["requests_per_second"] < GENERATOR_HEADROOM * ceiling_rps or check["errors"]:
+        lines.append(
+            "the load generator may be the bottleneck: alone it reached only "
+            f"{check['requests_per_second']:,.0f} req/s ({check['errors']} errors)"
+        )
+    if code_changed:
+        lines.append("src/convhub changed while the benchmark ran: results mix code versions")
+    lines += _contention(measurements)
+    for name, tail in server_logs.items():
+        said = "\n".join(line for line in tail.splitlines() if _EXPECTED not in line).strip()
+        if said:
+            lines.append(f"{name} server log (tail): {said[-600:]!r}")
+    return lines
