@@ -156,7 +156,7 @@ def _templates() -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     )  # fmt: skip
     rows = []
     for conversation in (group, coze):
-        values = {**CONVERSATIONS.dump(conversation), "idempotency_key": None}
+        values = {**CONVERSATIONS.dump(conversation), "idempotency_key": None, "version": 0}
         member = Participant(
             1, "1", Role.OWNER, "1", 1, app_id=1, join_seq=1,
             in_group_limit=counts_toward_group_limit(conversation),
