@@ -8,8 +8,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
-from convhub.config import Settings, parse_rate_limits
+from convhub.config import Settings, parse_rate_limits, parse_redis_failure
 from convhub.domain import directory
 from convhub.domain.models import EntityStatus
 from convhub.domain.permissions import parse_permissions
@@ -26,6 +27,8 @@ def _database_url(args: argparse.Namespace) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from convhub import observe  # not before: prometheus_client picks its mode on import
+
     url = _database_url(args)
     if args.rate_limits:
         parse_rate_limits(args.rate_limits)  # fail here, not in every worker
@@ -33,6 +36,12 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["CONVHUB_DATABASE_URL"] = url
     if args.redis_url:
         os.environ["CONVHUB_REDIS_URL"] = args.redis_url
+    if args.redis_failure:
+        os.environ["CONVHUB_REDIS_FAILURE"] = parse_redis_failure(args.redis_failure)
+    log_format = args.log_format or os.environ.get("CONVHUB_LOG_FORMAT") or "text"
+    log_config = observe.logging_config(
+        log_format=log_format, level=args.log_level, access_log=args.access_log
+    )
     migrate.upgrade(url)
     engine = create_database_engine(url, pool_size=1)
     try:
@@ -58,16 +67,24 @@ def _serve(args: argparse.Namespace) -> int:
             "convhub: warning: several workers without --redis-url count rate limits per worker",
             file=sys.stderr,
         )
-    uvicorn.run(
-        "convhub.server:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=args.access_log,
-        log_level=args.log_level,
-        lifespan="on",
+    # Workers add their metrics up through a directory of their own; one process needs none
+    # (and must not inherit one: stale values would count again).
+    os.environ.pop(observe.MULTIPROCESS_ENV, None)
+    metrics: AbstractContextManager[object] = (
+        observe.multiprocess_directory() if args.workers > 1 else nullcontext()
     )
+    with metrics:
+        uvicorn.run(
+            "convhub.server:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,  # convhub logs each request itself (convhub.access)
+            log_config=log_config,
+            log_level=args.log_level,
+            lifespan="on",
+        )
     return 0
 
 
@@ -183,8 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--rate-limits", help='e.g. "CreateConversation=50,*=100" (per account, per second)'
     )
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--redis-failure",
+        choices=("open", "closed"),
+        help="while Redis is unreachable: count limits per process (open, the default) or "
+        "refuse with 503 (closed) (env CONVHUB_REDIS_FAILURE)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one line per request on stdout (default: on)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or one JSON object a line (env CONVHUB_LOG_FORMAT)",
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
     serve.set_defaults(run=_serve)
 
     db = sub.add_parser("db", help="schema migrations").add_subparsers(dest="verb", required=True)

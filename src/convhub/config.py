@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
 from convhub.domain.limits import SEND_RATE, SEND_RATE_QPS, ProductLimits
+from convhub.ratelimit.limiter import REDIS_FAILURES, RedisFailure
 from convhub.store.engine import DEFAULT_DATABASE_URL
 
 # Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
@@ -45,10 +46,19 @@ def parse_rate_limits(
     return limits
 
 
+def parse_redis_failure(text: str) -> RedisFailure:
+    for mode in REDIS_FAILURES:
+        if text.strip().lower() == mode:
+            return mode
+    raise ValueError(f"bad Redis failure mode {text!r}: expected open or closed")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    # Redis unreachable: "open" counts limits in each process meanwhile, "closed" refuses (503).
+    redis_failure: RedisFailure = "open"
     rate_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     max_body_bytes: int = 1 << 20
     access_cache_seconds: float = 5.0
@@ -76,6 +86,7 @@ class Settings:
         return cls(
             database_url=env.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("CONVHUB_REDIS_URL") or None,
+            redis_failure=parse_redis_failure(env.get("CONVHUB_REDIS_FAILURE") or "open"),
             rate_limits=parse_rate_limits(env.get("CONVHUB_RATE_LIMITS", "")),
             max_body_bytes=int(env.get("CONVHUB_MAX_BODY_BYTES", 1 << 20)),
             access_cache_seconds=float(env.get("CONVHUB_ACCESS_CACHE_SECONDS", 5.0)),
