@@ -107,3 +107,11 @@ def test_every_declared_operation_has_a_default_limit_and_nothing_else_does() ->
     assert DEFAULT_RATE_LIMITS[SEND_RATE] == 50  # §5.6: messages per second per account
     assert all(DEFAULT_RATE_LIMITS[a.name] == a.qps for a in ACTIONS.values())
     assert all(DEFAULT_RATE_LIMITS["coze:" + e.operation] == e.qps for e in ENDPOINTS)
+
+
+def test_the_redis_failure_mode_is_open_unless_set_to_closed() -> None:
+    assert Settings.from_env({}).redis_failure == "open"
+    assert Settings.from_env({"CONVHUB_REDIS_FAILURE": "closed"}).redis_failure == "closed"
+    assert Settings.from_env({"CONVHUB_REDIS_FAILURE": " Open "}).redis_failure == "open"
+    with pytest.raises(ValueError, match="expected open or closed"):
+        Settings.from_env({"CONVHUB_REDIS_FAILURE": "ignore"})
