@@ -27,7 +27,11 @@ def _database_url(args: argparse.Namespace) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from convhub import observe  # not before: prometheus_client picks its mode on import
+    # prometheus_client picks its mode when first imported, here: one process keeps its values in
+    # memory, never in a directory inherited from the environment (stale values would count).
+    # Several workers get a fresh directory of their own below.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from convhub import observe
 
     url = _database_url(args)
     if args.rate_limits:
@@ -67,9 +71,6 @@ def _serve(args: argparse.Namespace) -> int:
             "convhub: warning: several workers without --redis-url count rate limits per worker",
             file=sys.stderr,
         )
-    # Workers add their metrics up through a directory of their own; one process needs none
-    # (and must not inherit one: stale values would count again).
-    os.environ.pop(observe.MULTIPROCESS_ENV, None)
     metrics: AbstractContextManager[object] = (
         observe.multiprocess_directory() if args.workers > 1 else nullcontext()
     )

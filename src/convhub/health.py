@@ -85,7 +85,8 @@ class Readiness:
     def _select_one(self) -> str | None:
         try:
             with self._engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+                # Read-only: on SQLite a writer's BEGIN IMMEDIATE would queue for the write lock.
+                conn.execution_options(convhub_readonly=True).exec_driver_sql("SELECT 1")
         except SQLAlchemyError as error:
             return f"the database is unreachable ({type(error).__name__})"
         return None

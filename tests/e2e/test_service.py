@@ -254,6 +254,24 @@ def test_metrics_add_up_over_two_workers() -> None:
                     assert value(samples, "convhub_writer_queue_depth") == 0
 
 
+def test_one_worker_keeps_its_metrics_in_memory_whatever_the_environment_says(
+    tmp_path: Path,
+) -> None:
+    stale = tmp_path / "metrics"
+    stale.mkdir()
+    url = f"sqlite:///{tmp_path / 'convhub.db'}"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(stale)}
+    with (
+        serving(["--database-url", url], tmp_path, env) as served,
+        httpx.Client(base_url=served.base_url, timeout=30) as http,
+    ):
+        assert http.get("/v1/nothing").json()["code"] == 4200
+        samples = scrape(http)
+        assert value(samples, "convhub_requests_total", dialect="coze", action="unknown",
+                     outcome="route_not_found") == 1  # fmt: skip
+    assert list(stale.iterdir()) == []
+
+
 def _directory(database_url: str, change: Callable[[Engine], None]) -> None:
     engine = create_database_engine(database_url, pool_size=1)
     try:
