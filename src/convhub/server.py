@@ -77,27 +77,26 @@ class Convhub:
             participants=ParticipantService(db=self.db, clock=clock, policy=policy, limits=limits),
             settings=SettingService(db=self.db, policy=policy, limits=limits),
         )
-        self._volc = self.observer.wrap(
-            VolcDialect(
-                services=self.services,
-                authenticator=authenticator,
-                limiter=self.limiter,
-                verifier=SignatureVerifier(
-                    regions=settings.regions, window_seconds=settings.signature_window_seconds
-                ),
-                clock=clock,
-                max_body_bytes=settings.max_body_bytes,
-                regions=settings.regions,
-            )
+        volc = VolcDialect(
+            services=self.services,
+            authenticator=authenticator,
+            limiter=self.limiter,
+            verifier=SignatureVerifier(
+                regions=settings.regions, window_seconds=settings.signature_window_seconds
+            ),
+            clock=clock,
+            max_body_bytes=settings.max_body_bytes,
+            regions=settings.regions,
         )
-        self._coze = self.observer.wrap(
-            CozeDialect(
-                services=self.services,
-                authenticator=authenticator,
-                limiter=self.limiter,
-                max_body_bytes=settings.max_body_bytes,
-            )
+        coze = CozeDialect(
+            services=self.services,
+            authenticator=authenticator,
+            limiter=self.limiter,
+            max_body_bytes=settings.max_body_bytes,
         )
+        # Each dialect answers with what became of the request; the observer makes it metrics
+        # and the request's log line.
+        self._volc, self._coze = self.observer.wrap(volc), self.observer.wrap(coze)
         self._closed = False
         # Everything built so far lives as long as the process: keep it out of the collector's
         # scans, and collect the young generation less often; both shave the latency tail.
