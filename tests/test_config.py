@@ -115,6 +115,7 @@ NUMBERS = {
     "CONVHUB_SIGNATURE_WINDOW_SECONDS": ("signature_window_seconds", "1", 1),
     "CONVHUB_POOL_SIZE": ("pool_size", "1", 1),
     "CONVHUB_MAX_QUEUED_WRITES": ("max_queued_writes", "1", 1),
+    "CONVHUB_KEPT_CONVERSATIONS": ("kept_conversations", "0", 0),
     "CONVHUB_MAX_GROUP_MEMBERS": ("max_group_members", "1", 1),
     "CONVHUB_MAX_LIVE_GROUP_MEMBERS": ("max_live_group_members", "1", 1),
     "CONVHUB_MAX_USER_GROUPS": ("max_user_groups", "1", 1),
@@ -164,3 +165,11 @@ def test_a_redis_url_the_client_cannot_take_is_a_config_error() -> None:
         Settings.from_env({"CONVHUB_REDIS_URL": "redis-host:6379"})
     assert Settings.from_env({"CONVHUB_REDIS_URL": "rediss://h:1/0"}).redis_url == "rediss://h:1/0"
     assert Settings.from_env({"CONVHUB_REDIS_URL": ""}).redis_url is None
+
+
+def test_the_redis_failure_mode_is_open_unless_set_to_closed() -> None:
+    assert Settings.from_env({}).redis_failure == "open"
+    assert Settings.from_env({"CONVHUB_REDIS_FAILURE": "closed"}).redis_failure == "closed"
+    assert Settings.from_env({"CONVHUB_REDIS_FAILURE": " Open "}).redis_failure == "open"
+    with pytest.raises(ValueError, match="expected open or closed"):
+        Settings.from_env({"CONVHUB_REDIS_FAILURE": "ignore"})

@@ -16,14 +16,14 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import NoReturn
 
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from convhub.config import Settings, check_redis_url, parse_rate_limits
+from convhub.config import Settings, check_redis_url, parse_rate_limits, parse_redis_failure
 from convhub.domain import directory
 from convhub.domain.models import EntityStatus
 from convhub.domain.permissions import parse_permissions
@@ -40,7 +40,8 @@ from convhub.store.engine import (
 )
 from convhub.store.unit_of_work import transaction
 
-_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# Not uvicorn's "trace": it logs every header, Authorization included.
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 _EXIT_USAGE, _EXIT_INTERRUPTED, _EXIT_BROKEN_PIPE = 2, 130, 141  # 141: as if killed by SIGPIPE
 
 
@@ -102,6 +103,12 @@ def _command(url: str, words: str) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # prometheus_client picks its mode when first imported, here: one process keeps its values in
+    # memory, never in a directory inherited from the environment (stale values would count).
+    # Several workers get a fresh directory of their own (see _bootstrap_and_serve).
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from convhub import observe  # noqa: F401  (imported now, for the reason above)
+
     url: str = args.url
     overrides = {"CONVHUB_DATABASE_URL": url}
     if args.rate_limits:
@@ -113,6 +120,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.redis_url:
         overrides["CONVHUB_REDIS_URL"] = args.redis_url
         check_redis_url(args.redis_url, source="--redis-url")
+    if args.redis_failure:
+        overrides["CONVHUB_REDIS_FAILURE"] = parse_redis_failure(args.redis_failure)
+    log_format = args.log_format or os.environ.get("CONVHUB_LOG_FORMAT") or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"CONVHUB_LOG_FORMAT={log_format!r} is not usable: it takes text or json")
+    overrides["CONVHUB_LOG_FORMAT"] = log_format
     # Every setting is checked here, once, before the schema is touched or a worker starts.
     settings = Settings.from_env({**os.environ, **overrides})
     database_file = sqlite_file(url)
@@ -172,17 +185,28 @@ def _bootstrap_and_serve(
         )
     import uvicorn
 
-    os.environ.update(overrides)  # the workers build their app from CONVHUB_*
-    uvicorn.run(
-        "convhub.server:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=args.access_log,
-        log_level=args.log_level,
-        lifespan="on",
+    from convhub import observe
+
+    log_config = observe.logging_config(
+        log_format=overrides["CONVHUB_LOG_FORMAT"], level=args.log_level, access_log=args.access_log
     )
+    os.environ.update(overrides)  # the workers build their app from CONVHUB_*
+    # Several workers add their metrics up through a fresh directory of their own.
+    metrics: AbstractContextManager[object] = (
+        observe.multiprocess_directory() if args.workers > 1 else nullcontext()
+    )
+    with metrics:
+        uvicorn.run(
+            "convhub.server:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,  # convhub logs each request itself (convhub.access)
+            log_config=log_config,
+            log_level=args.log_level,
+            lifespan="on",
+        )
 
 
 @contextmanager
@@ -403,7 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--rate-limits", help='e.g. "CreateConversation=50,*=100" (per account, per second)'
     )
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    serve.add_argument(
+        "--redis-failure",
+        choices=("open", "closed"),
+        help="while Redis is unreachable: count limits per process (open, the default) or "
+        "refuse with 503 (closed) (env CONVHUB_REDIS_FAILURE)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one line per request on stdout (default: on)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or one JSON object a line (env CONVHUB_LOG_FORMAT)",
+    )
     serve.add_argument(
         "--log-level", default="info", choices=_LOG_LEVELS, help="debug also shows tracebacks"
     )
@@ -480,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as error:
         print(error, file=sys.stderr)
         return _EXIT_USAGE
-    debug = args.debug or getattr(args, "log_level", None) in ("debug", "trace")
+    debug = args.debug or getattr(args, "log_level", None) == "debug"
     url, source = _database_url(args)
     try:
         try:

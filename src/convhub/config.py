@@ -12,9 +12,11 @@ from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.volc.actions import ACTIONS
 from convhub.domain.limits import SEND_RATE, SEND_RATE_QPS, ProductLimits
 from convhub.errors import ConfigError
+from convhub.ratelimit.limiter import REDIS_FAILURES, RedisFailure
 from convhub.store.engine import DEFAULT_DATABASE_URL, mask_url, parse_database_url
 
-__all__ = ["DEFAULT_RATE_LIMITS", "ConfigError", "Settings", "check_redis_url", "parse_rate_limits"]
+__all__ = ["DEFAULT_RATE_LIMITS", "ConfigError", "Settings", "check_redis_url", "parse_rate_limits",
+           "parse_redis_failure"]  # fmt: skip
 N = TypeVar("N", int, float)
 
 # Every operation of both dialects has a limit, from its one declaration: the Volcengine pages'
@@ -51,10 +53,26 @@ def parse_rate_limits(
     return limits
 
 
+def _redis_failure(text: str) -> RedisFailure:
+    try:
+        return parse_redis_failure(text)
+    except ValueError as error:
+        raise ConfigError(f"CONVHUB_REDIS_FAILURE={text!r}: {error}") from None
+
+
+def parse_redis_failure(text: str) -> RedisFailure:
+    for mode in REDIS_FAILURES:
+        if text.strip().lower() == mode:
+            return mode
+    raise ValueError(f"bad Redis failure mode {text!r}: expected open or closed")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    # Redis unreachable: "open" counts limits in each process meanwhile, "closed" refuses (503).
+    redis_failure: RedisFailure = "open"
     rate_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     max_body_bytes: int = 1 << 20
     access_cache_seconds: float = 5.0
@@ -96,6 +114,7 @@ class Settings:
         return cls(
             database_url=database_url,
             redis_url=check_redis_url(source.get("CONVHUB_REDIS_URL") or None),
+            redis_failure=_redis_failure(source.get("CONVHUB_REDIS_FAILURE") or "open"),
             rate_limits=limits,
             max_body_bytes=number("MAX_BODY_BYTES", int, 1 << 20, 1, "bytes"),
             access_cache_seconds=number("ACCESS_CACHE_SECONDS", float, 5.0, 0.0, "seconds"),

@@ -22,7 +22,9 @@ from convhub.domain.participants import ParticipantService
 from convhub.domain.policy import Policy
 from convhub.domain.services import Services
 from convhub.domain.settings import SettingService
+from convhub.health import Readiness
 from convhub.ids import SnowflakeIds
+from convhub.observe import Observer
 from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
@@ -36,10 +38,11 @@ class Convhub:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.observer = Observer()
         engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
         # The lease renews on a connection of its own: on PostgreSQL the read threads and the
         # writer keep every connection of the main pool, and a renewal that waits for one
-        # would let the lease lapse under load.
+        # would let the lease lapse under load. The readiness probe shares it, for that reason.
         self._lease_engine = create_database_engine(settings.database_url, pool_size=1)
         self.lease = NodeLease(self._lease_engine)
         self.ids = SnowflakeIds(self.lease.node, held=self.lease.held)
@@ -51,8 +54,17 @@ class Convhub:
             read_workers=read_workers,
             max_queue=settings.max_queued_writes,
             kept_conversations=settings.kept_conversations,
+            events=self.observer,
         )
-        self.limiter = RateLimiter(per_second=settings.rate_limits, redis_url=settings.redis_url)
+        self.limiter = RateLimiter(
+            per_second=settings.rate_limits,
+            redis_url=settings.redis_url,
+            failure=settings.redis_failure,
+            on_fail_open=self.observer.redis_fail_open,
+        )
+        self.readiness = Readiness(
+            db=self.db, lease=self.lease, probe_engine=self._lease_engine, limiter=self.limiter
+        )
         ttl = settings.access_cache_seconds
         authenticator = Authenticator(db=self.db, clock=clock, ttl=ttl)
         policy = Policy(db=self.db, clock=clock, ttl=ttl)
@@ -66,7 +78,7 @@ class Convhub:
             participants=ParticipantService(db=self.db, clock=clock, policy=policy, limits=limits),
             settings=SettingService(db=self.db, policy=policy, limits=limits),
         )
-        self._volc = VolcDialect(
+        volc = VolcDialect(
             services=self.services,
             authenticator=authenticator,
             limiter=self.limiter,
@@ -77,12 +89,15 @@ class Convhub:
             max_body_bytes=settings.max_body_bytes,
             regions=settings.regions,
         )
-        self._coze = CozeDialect(
+        coze = CozeDialect(
             services=self.services,
             authenticator=authenticator,
             limiter=self.limiter,
             max_body_bytes=settings.max_body_bytes,
         )
+        # Each dialect answers with what became of the request; the observer makes it metrics
+        # and the request's log line.
+        self._volc, self._coze = self.observer.wrap(volc), self.observer.wrap(coze)
         self._closed = False
         # Everything built so far lives as long as the process: keep it out of the collector's
         # scans, and collect the young generation less often; both shave the latency tail.
@@ -101,10 +116,12 @@ class Convhub:
             elif path == "/healthz":
                 await respond(send, 200, b'{"status":"ok"}')
             elif path == "/readyz":
-                problems = self.not_ready()
+                problems, degraded = await self.readiness.report()
                 body = orjson.dumps({"status": "not ready" if problems else "ready",
-                                     "problems": problems})  # fmt: skip
+                                     "problems": problems, "degraded": degraded})  # fmt: skip
                 await respond(send, 503 if problems else 200, body)
+            elif path == "/metrics":
+                await self.observer.serve_metrics(send)
             else:
                 await respond(send, 404, _NOT_FOUND)
         elif kind == "lifespan":
@@ -120,15 +137,6 @@ class Convhub:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def not_ready(self) -> list[str]:
-        """Why this process should not be sent traffic now; empty when it is ready."""
-        problems = []
-        if not self.db.alive:
-            problems.append("the database writer has stopped")
-        if not self.lease.held():
-            problems.append("no ID node is held")
-        return problems
-
     async def aclose(self) -> None:
         """Stop taking writes, drain the writer, then give the ID node back; the event loop
         keeps serving meanwhile."""
@@ -137,7 +145,9 @@ class Convhub:
             await self.limiter.aclose()
             await self.db.aclose()
             await asyncio.to_thread(self.lease.release)
+            self.readiness.close()
             self._lease_engine.dispose()
+            self.observer.close()
 
     def close(self) -> None:
         """``aclose`` for callers without an event loop (the limiter's Redis connections, if
@@ -146,7 +156,9 @@ class Convhub:
             self._closed = True
             self.db.close()
             self.lease.release()
+            self.readiness.close()
             self._lease_engine.dispose()
+            self.observer.close()
 
 
 def app_from_env() -> Any:

@@ -909,5 +909,5 @@ def test_docs_script_against_convhub_serve(tmp_path: Path) -> None:
     log, output = served.log(), served.output()
     assert token not in log  # no log line carries the token ...
     assert output.count(token) == 1  # ... it is shown once, in the first-start banner
-    assert "/v1/conversation/message/list" in output  # uvicorn's access log, on stdout
+    assert "coze ListMessages 200 ok" in output  # the request log, on stdout
     assert_stopped_cleanly(served, workers=1)

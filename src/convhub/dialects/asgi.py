@@ -1,5 +1,6 @@
 """What both dialects do the same way at the ASGI edge: read a bounded body, parse a JSON object,
-answer JSON, and number requests. Dialects share this module; they never import each other."""
+answer JSON, number requests, and say what became of each one (``Exchange``). Dialects share this
+module; they never import each other."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,6 +21,32 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+
+# The action of a request that names none the dialect declares: metrics get a bounded set of labels.
+UNKNOWN_ACTION = "unknown"
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What became of one request, as its dialect answered it: filled at the dialect's single exit
+    and returned to the observer (``convhub.observe``), which makes the metrics and the log line.
+
+    ``action`` is a declared action or operation (else ``UNKNOWN_ACTION``), ``outcome`` ``"ok"`` or
+    the ``ErrorCode`` value, ``request_id`` the RequestId or logid the client saw."""
+
+    dialect: str
+    request_id: str
+    action: str = UNKNOWN_ACTION
+    account: int | None = None
+    outcome: str = "ok"
+    status: int = 200
+
+    def failed(self, code: ErrorCode, status: int) -> None:
+        self.outcome = code.value
+        self.status = status
+
+
+Dialect = Callable[[Scope, Receive, Send], Awaitable[Exchange]]
 
 
 class RequestIds:

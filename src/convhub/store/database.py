@@ -16,6 +16,10 @@ Lifecycle: the queue is bounded, and a write that finds it full is refused at on
 rather than kept in memory. If the writer thread dies, every queued and later write fails at once
 (UNAVAILABLE). ``aclose`` stops taking writes, lets the writer finish what is queued, and waits
 for it off the event loop.
+
+A database that cannot be reached (refused, dropped, timed out) is the service being unavailable
+for a moment: every such failure is answered as UNAVAILABLE, never as an internal error, and
+reported to ``events`` (the composition root counts them), as is every batch's size.
 """
 
 from __future__ import annotations
@@ -26,10 +30,17 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from convhub.domain.models import Conversation
 from convhub.domain.ports import UnitOfWork
@@ -73,15 +84,33 @@ def _conflict(error: BaseException | None) -> bool:
 
 
 def unavailable(error: BaseException) -> BaseException:
-    """A lost or refused database connection, or a deadlock that kept recurring, is the service
-    being unavailable for a moment, not a bug."""
+    """A lost, refused or timed-out database connection (or a pool with none free in time), or a
+    deadlock that kept recurring, is the service being unavailable for a moment, not a bug."""
     if (
-        isinstance(error, OperationalError)
+        isinstance(error, OperationalError | InterfaceError | DisconnectionError | PoolTimeoutError)
         or _conflict(error)
         or (isinstance(error, DBAPIError) and error.connection_invalidated)
     ):
         return ConvhubError(ErrorCode.UNAVAILABLE, "the database is unavailable; retry later")
     return error
+
+
+class StoreEvents(Protocol):
+    """What the store tells whoever watches it; called from the writer and the read threads."""
+
+    def batch(self, size: int, waiting: int) -> None:
+        """The writer committed (or failed) a batch of ``size`` writes; ``waiting`` are queued."""
+
+    def database_error(self, operation: str) -> None:
+        """A read or a write (``operation``) failed on the database itself."""
+
+
+class _NoEvents:
+    def batch(self, size: int, waiting: int) -> None:
+        pass
+
+    def database_error(self, operation: str) -> None:
+        pass
 
 
 class GroupCommitDatabase:
@@ -97,8 +126,10 @@ class GroupCommitDatabase:
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_workers: int = 0,
         kept_conversations: int = 0,
+        events: StoreEvents | None = None,
     ) -> None:
         self._engine = engine
+        self._events: StoreEvents = events or _NoEvents()
         self._max_batch = max_batch
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
         self._accepting = True
@@ -143,7 +174,7 @@ class GroupCommitDatabase:
                 with reader.session.conn.begin():
                     return work(reader)
             except DBAPIError as error:
-                raise unavailable(error) from error
+                raise self._database_error("read", error) from error
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_pool, self._pooled_read, work)
 
@@ -169,8 +200,8 @@ class GroupCommitDatabase:
         if uow is None or conn is None or conn.invalidated or conn.closed:
             try:
                 conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            except DBAPIError as error:
-                raise unavailable(error) from error
+            except SQLAlchemyError as error:
+                raise self._database_error("read", error) from error
             uow = SqlUnitOfWork(conn, kept=self._kept)
             self._local.uow = uow
             with self._read_lock:
@@ -181,7 +212,12 @@ class GroupCommitDatabase:
             if error.connection_invalidated and retry:  # the server went away: one fresh try
                 self._local.uow = None
                 return self._pooled_read(work, retry=False)
-            raise unavailable(error) from error
+            raise self._database_error("read", error) from error
+
+    def _database_error(self, operation: str, error: BaseException) -> BaseException:
+        if isinstance(error, SQLAlchemyError):
+            self._events.database_error(operation)
+        return unavailable(error)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -247,12 +283,14 @@ class GroupCommitDatabase:
                 if conn is None or conn.closed:
                     try:
                         conn = self._engine.connect()
-                    except DBAPIError as error:
+                    except SQLAlchemyError as error:
                         self._answer(batch, self._failed(batch, error))
                         self._in_flight = []
+                        self._events.batch(len(batch), self._queue.qsize())
                         continue
                 self._answer(batch, self._commit(conn, batch))
                 self._in_flight = []
+                self._events.batch(len(batch), self._queue.qsize())
                 if stop:
                     return
         finally:
@@ -274,7 +312,8 @@ class GroupCommitDatabase:
     def _answer(batch: list[_Item], results: list[_Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (ok, value), (_work, future, loop) in zip(results, batch, strict=True):
-            by_loop.setdefault(loop, []).append((future, ok, value))
+            # A unit that met a lost connection failed for the database's sake, not its own.
+            by_loop.setdefault(loop, []).append((future, ok, value if ok else unavailable(value)))
         for loop, outcomes in by_loop.items():
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_settle, outcomes)
@@ -353,11 +392,10 @@ class GroupCommitDatabase:
                     raise _Retry from exc
         return results
 
-    @staticmethod
-    def _failed(batch: list[_Item], exc: Exception) -> list[_Outcome]:
+    def _failed(self, batch: list[_Item], exc: Exception) -> list[_Outcome]:
         # The commit itself failed: nobody's write is durable, everybody hears so.
         log.error("group commit of %d writes failed: %s", len(batch), exc)
-        return [(False, unavailable(exc))] * len(batch)
+        return [(False, self._database_error("write", exc))] * len(batch)
 
 
 class _Retry(Exception):

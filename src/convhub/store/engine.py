@@ -68,10 +68,20 @@ def create_database_engine(url: str, *, pool_size: int = 16) -> Engine:
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=pool_size,
+            hide_parameters=True,
         )
         _make_sqlite_durable(engine)
         return engine
-    return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        # A PostgreSQL that does not answer a connect is down: fail in seconds, not minutes
+        # (``?connect_timeout=`` in the URL overrides it).
+        connect_args={} if "connect_timeout" in parsed.query else {"connect_timeout": 5},
+        hide_parameters=True,  # errors are logged; their parameters may be credentials
+    )
 
 
 def _make_sqlite_durable(engine: Engine) -> None:

@@ -1369,13 +1369,17 @@ def test_without_an_id_node_writes_are_refused_and_readiness_says_why(
     volc: VolcClient, count: Callable[[int], int]
 ) -> None:
     app = volc.server.app
-    assert volc.http.get("/readyz").json() == {"status": "ready", "problems": []}
+    assert volc.http.get("/readyz").json() == {"status": "ready", "problems": [], "degraded": []}
     saved = app.lease._valid_until
     app.lease._valid_until = 0.0  # as after losing the lease with no node free
     try:
         ready = volc.http.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json() == {"status": "not ready", "problems": ["no ID node is held"]}
+        assert ready.json() == {
+            "status": "not ready",
+            "problems": ["no ID node is held"],
+            "degraded": [],
+        }
         response = volc.call(CREATE, group(volc.tenant.app_id))
         error = expect_error(response, 503, "ServiceUnavailable")
         assert "ID node" in error["Message"]

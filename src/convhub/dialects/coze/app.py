@@ -14,6 +14,7 @@ import logging
 import orjson
 
 from convhub.dialects.asgi import (
+    Exchange,
     Receive,
     RequestIds,
     Scope,
@@ -51,21 +52,23 @@ class CozeDialect:
         self._max_body = max_body_bytes
         self._log_ids = RequestIds(upper=True)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        log_id = self._log_ids.next()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Exchange:
+        exchange = Exchange("coze", self._log_ids.next())
         try:
-            result = await self._handle(scope, receive)
+            result = await self._handle(scope, receive, exchange)
         except ConvhubError as error:
-            await self._error(send, log_id, error)
-            return
+            await self._error(send, exchange, error)
+            return exchange
         except Exception:
             log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
-            await self._error(send, log_id, ConvhubError(ErrorCode.INTERNAL, "internal error"))
-            return
+            await self._error(send, exchange, ConvhubError(ErrorCode.INTERNAL, "internal error"))
+            return exchange
+        log_id = exchange.request_id
         body = orjson.dumps({"code": 0, "msg": "", "detail": {"logid": log_id}, **result})
         await respond(send, 200, body, [(b"x-tt-logid", log_id.encode())])
+        return exchange
 
-    async def _handle(self, scope: Scope, receive: Receive) -> Body:
+    async def _handle(self, scope: Scope, receive: Receive, exchange: Exchange) -> Body:
         path = scope["path"]
         route = match(path)
         if route is None:
@@ -78,9 +81,11 @@ class CozeDialect:
             raise ConvhubError(
                 ErrorCode.METHOD_NOT_ALLOWED, f"{path} accepts {allowed}, not {method}"
             )
+        exchange.action = endpoint.operation
         headers = header_map(scope)
         raw = await read_body(receive, headers, self._max_body)
         caller = await self._authenticate(headers.get("authorization"))
+        exchange.account = caller.account_id
         self._services.policy.require(caller, endpoint.permission)
         await self._limiter.acquire(caller.account_id, "coze:" + endpoint.operation)
         for shared in endpoint.also_counts:
@@ -103,8 +108,10 @@ class CozeDialect:
             )
         return await self._authenticator.token_caller(token)
 
-    async def _error(self, send: Send, log_id: str, error: ConvhubError) -> None:
+    async def _error(self, send: Send, exchange: Exchange, error: ConvhubError) -> None:
         code, status = COZE_ERRORS[error.code]
+        exchange.failed(error.code, status)
+        log_id = exchange.request_id
         body = orjson.dumps(
             {
                 "code": code,

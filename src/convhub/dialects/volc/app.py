@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from convhub.dialects.asgi import (
+    UNKNOWN_ACTION,
+    Exchange,
     Receive,
     RequestIds,
     Scope,
@@ -60,7 +62,7 @@ class VolcDialect:
         self._regions = regions
         self._request_ids = RequestIds()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Exchange:
         query = scope["query_string"]
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
         action = params.get("Action", "")
@@ -72,17 +74,22 @@ class VolcDialect:
             "Service": SERVICE,
             "Region": self._region,
         }
+        exchange = Exchange(
+            "volc", metadata["RequestId"], action if action in ACTIONS else UNKNOWN_ACTION
+        )
         try:
-            result = await self._handle(scope, receive, query, action, version, metadata)
+            result = await self._handle(scope, receive, query, action, version, metadata, exchange)
         except ConvhubError as error:
-            await self._error(send, metadata, error)
-            return
+            await self._error(send, metadata, error, exchange)
+            return exchange
         except Exception:
-            log.exception("unexpected error in %s", action or "request")
-            await self._error(send, metadata, ConvhubError(ErrorCode.INTERNAL, "internal error"))
-            return
+            log.exception("unexpected error in %s", exchange.action)
+            internal = ConvhubError(ErrorCode.INTERNAL, "internal error")
+            await self._error(send, metadata, internal, exchange)
+            return exchange
         body = orjson.dumps({"ResponseMetadata": metadata, "Result": result})
         await respond(send, 200, body)
+        return exchange
 
     async def _handle(
         self,
@@ -92,6 +99,7 @@ class VolcDialect:
         action: str,
         version: str,
         metadata: dict[str, Any],
+        exchange: Exchange,
     ) -> dict[str, Any]:
         if not action or not version:
             missing = "Action" if not action else "Version"
@@ -106,6 +114,7 @@ class VolcDialect:
         headers = header_map(scope)
         raw = await read_body(receive, headers, self._max_body)
         caller = await self._authenticate(headers, query, raw, metadata)
+        exchange.account = caller.account_id
         await self._limiter.acquire(caller.account_id, action)
         for shared in declared.also_counts:
             await self._limiter.acquire(caller.account_id, shared)
@@ -134,7 +143,10 @@ class VolcDialect:
         )
         return self._authenticator.key_caller(key, account)
 
-    async def _error(self, send: Send, metadata: dict[str, Any], error: ConvhubError) -> None:
+    async def _error(
+        self, send: Send, metadata: dict[str, Any], error: ConvhubError, exchange: Exchange
+    ) -> None:
         code, code_n, status = VOLC_ERRORS[error.code]
+        exchange.failed(error.code, status)
         metadata["Error"] = {"CodeN": code_n, "Code": code, "Message": error.message}
         await respond(send, status, orjson.dumps({"ResponseMetadata": metadata}))
