@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -7,6 +11,7 @@ from alembic.migration import MigrationContext
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import metadata
+from tests.support import empty_postgres
 
 
 def _differences(url: str) -> list[object]:
@@ -34,3 +39,18 @@ def test_downgrade_to_base_and_back(tmp_path: object) -> None:
         engine.dispose()
     migrate.upgrade(url)
     assert _differences(url) == []
+
+
+def test_processes_that_upgrade_one_postgresql_at_once_take_turns() -> None:
+    """Several hosts' ``serve`` (or ``db upgrade``) starting together on an empty database: every
+    one succeeds, and the schema is built once."""
+    with empty_postgres() as url:
+        command = [sys.executable, "-m", "convhub.cli", "db", "upgrade", "--database-url", url]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVHUB_")}
+        started = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        outputs = [p.communicate(timeout=120) for p in started]
+        assert [p.returncode for p in started] == [0, 0, 0, 0], outputs
+        assert _differences(url) == []
