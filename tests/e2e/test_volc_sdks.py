@@ -48,6 +48,7 @@ from tests.support import (
     Tenant,
     free_port,
     new_tenant,
+    required_postgres,
 )
 
 REGION = "cn-north-1"
@@ -841,7 +842,13 @@ def _leased_nodes(url: str) -> dict[str, int]:
         return {owner: int(node) for owner, node in rows}
 
 
-def test_two_worker_processes_create_once(database_url: str, tmp_path: Path) -> None:
+def test_two_worker_processes_create_once(tmp_path: Path) -> None:
+    """On PostgreSQL (serve refuses several processes on one SQLite file)."""
+    with required_postgres() as database_url:
+        _two_workers_create_once(database_url, tmp_path)
+
+
+def _two_workers_create_once(database_url: str, tmp_path: Path) -> None:
     tenant = new_tenant(database_url)  # before the start: the bootstrap only runs on an empty DB
     leased_before = set(_leased_nodes(database_url))
 
