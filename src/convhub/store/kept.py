@@ -10,6 +10,7 @@ the answer is the same as a full read, in one process or in many. Only read-only
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -32,6 +33,21 @@ class KeptRows(Generic[K, V]):
     def get(self, key: K, version: int) -> V | None:
         found = self._rows.get(key)
         return found[1] if found is not None and found[0] == version else None
+
+    def resolve(self, versions: Iterable[tuple[K, int]]) -> tuple[list[V | K], list[K]]:
+        """For each (key, version) in order, the value kept at that version, or the key itself
+        where none is; and those keys."""
+        rows = self._rows
+        found: list[V | K] = []
+        missing: list[K] = []
+        for key, version in versions:
+            entry = rows.get(key)
+            if entry is not None and entry[0] == version:
+                found.append(entry[1])
+            else:
+                found.append(key)
+                missing.append(key)
+        return found, missing
 
     def put(self, key: K, version: int, value: V) -> None:
         with self._lock:

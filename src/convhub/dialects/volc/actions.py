@@ -163,7 +163,7 @@ async def batch_get_conversations(services: Services, caller: Caller, body: Body
     with_count = skip is False  # the page's default is true: counts only when asked for
     return {
         "ConversationCoreInfos": [
-            codec.conversation_info(c, member_count=with_count) for c in found
+            codec.kept_conversation_info(c, member_count=with_count) for c in found
         ]
     }
 
@@ -204,7 +204,7 @@ async def get_user_conversations(services: Services, caller: Caller, body: Body)
     with_count = codec.boolean(body, "SkipMemberCount") is not True  # default false here
     return {
         "ConversationInfos": [
-            codec.conversation_info(c, member_count=with_count) for c in page.conversations
+            codec.kept_conversation_info(c, member_count=with_count) for c in page.conversations
         ],
         "HasMore": page.has_more,
         "NextCursor": page.next_cursor,

@@ -103,6 +103,27 @@ def conversation_info(conversation: Conversation, *, member_count: bool) -> Body
     return info
 
 
+# The wire form of conversations read through the store's kept rows (store/kept.py): those
+# objects are shared and never changed, so each is encoded once while it stays kept. Keyed by
+# identity; an entry holds its object, so no other object can take its id while it lives.
+_ENCODED: dict[tuple[int, bool], tuple[Conversation, Body]] = {}
+_ENCODED_MAX = 16_384
+
+
+def kept_conversation_info(conversation: Conversation, *, member_count: bool) -> Body:
+    """``conversation_info`` of a conversation read for a read-only answer (never to be changed
+    afterwards); the answer is shared, so callers must not change it either."""
+    key = (id(conversation), member_count)
+    entry = _ENCODED.get(key)
+    if entry is not None and entry[0] is conversation:
+        return entry[1]
+    info = conversation_info(conversation, member_count=member_count)
+    if len(_ENCODED) >= _ENCODED_MAX:
+        del _ENCODED[next(iter(_ENCODED))]
+    _ENCODED[key] = (conversation, info)
+    return info
+
+
 def _typed_list(body: Body, name: str, kind: type, what: str, required: bool) -> list[Any]:
     value = body.get(name)
     if value is None:

@@ -4,6 +4,7 @@ user's conversations, and the marks of live groups."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -167,22 +168,15 @@ class SqlConversations:
     ) -> list[Conversation]:
         """The conversations of (id, version) pairs, in their order: kept ones as they are, the
         others read in one statement (at their newest version) and kept."""
-        found: list[Conversation | int] = []
-        missing: list[int] = []
-        for conversation_id, version in versions:
-            conversation = kept.get(conversation_id, version)
-            if conversation is None:
-                missing.append(conversation_id)
-                found.append(conversation_id)
-            else:
-                found.append(conversation)
+        found, missing = kept.resolve(versions)
+        if not missing:
+            return cast(list[Conversation], found)
         read: dict[int, Conversation] = {}
-        if missing:
-            statement = sized(_SELECT_MANY_VERSIONED, "ids", len(missing))
-            for row in self._session.read(statement, sized_params("ids", missing)):
-                conversation = MAPPER.load(row[1:])
-                kept.put(conversation.id, row[0], conversation)
-                read[conversation.id] = conversation
+        statement = sized(_SELECT_MANY_VERSIONED, "ids", len(missing))
+        for row in self._session.read(statement, sized_params("ids", missing)):
+            conversation = MAPPER.load(row[1:])
+            kept.put(conversation.id, row[0], conversation)
+            read[conversation.id] = conversation
         # A row gone between the two reads is left out, as if the first had not seen it.
         return [
             item if isinstance(item, Conversation) else read[item]

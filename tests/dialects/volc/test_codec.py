@@ -1,0 +1,33 @@
+"""The wire form of a kept conversation is the wire form of the conversation, byte for byte."""
+
+from __future__ import annotations
+
+import orjson
+
+from convhub.dialects.volc import codec
+from convhub.domain.models import Conversation, ConversationType
+
+
+def _conversation(name: str, other: str | None = None) -> Conversation:
+    return Conversation(
+        id=7_000_000_000_000_000_001, app_id=1, inbox_type=0, type=ConversationType.GROUP,
+        owner="10001", creator="10001", other=other, create_time=1, modify_time=2, name=name,
+        member_count=3, ext={"k": "v"},
+    )  # fmt: skip
+
+
+def test_a_kept_conversation_encodes_exactly_as_any_other() -> None:
+    for conversation in (_conversation("a"), _conversation("b", other="alice")):
+        for member_count in (False, True):
+            kept = codec.kept_conversation_info(conversation, member_count=member_count)
+            again = codec.kept_conversation_info(conversation, member_count=member_count)
+            plain = codec.conversation_info(conversation, member_count=member_count)
+            assert orjson.dumps(kept) == orjson.dumps(plain) == orjson.dumps(again)
+
+
+def test_a_newer_read_of_the_same_conversation_is_encoded_afresh() -> None:
+    """A changed conversation comes back from the store as a new object with the same ID."""
+    first, renamed = _conversation("before"), _conversation("after")
+    assert codec.kept_conversation_info(first, member_count=False)["Name"] == "before"
+    assert codec.kept_conversation_info(renamed, member_count=False)["Name"] == "after"
+    assert codec.kept_conversation_info(first, member_count=False)["Name"] == "before"
