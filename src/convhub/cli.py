@@ -26,6 +26,8 @@ def _database_url(args: argparse.Namespace) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from convhub.edge import HttpToolsProtocol
+
     url = _database_url(args)
     if args.rate_limits:
         parse_rate_limits(args.rate_limits)  # fail here, not in every worker
@@ -64,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=HttpToolsProtocol,
         access_log=args.access_log,
         log_level=args.log_level,
         lifespan="on",

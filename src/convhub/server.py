@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from convhub import edge
 from convhub.config import Settings
 from convhub.dialects.asgi import Receive, Scope, Send, respond
 from convhub.dialects.coze.app import CozeDialect
@@ -27,8 +28,6 @@ from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
-
-_NOT_FOUND = b'{"error":"not found"}'
 
 
 class Convhub:
@@ -103,7 +102,7 @@ class Convhub:
                                      "problems": problems})  # fmt: skip
                 await respond(send, 503 if problems else 200, body)
             else:
-                await respond(send, 404, _NOT_FOUND)
+                await edge.not_found(send, path)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
