@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +22,12 @@ from convhub.store.unit_of_work import transaction
 
 def _database_url(args: argparse.Namespace) -> str:
     return str(args.database_url or os.environ.get("CONVHUB_DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    # uvicorn raises SIGTERM again once it has stopped gracefully; that stop is a success, so end
+    # the way it ends a Ctrl-C, by the KeyboardInterrupt uvicorn.run catches, and exit 0.
+    raise KeyboardInterrupt
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -60,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
             "convhub: warning: several workers without --redis-url count rate limits per worker",
             file=sys.stderr,
         )
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "convhub.server:app_from_env",
         factory=True,
@@ -70,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         log_level=args.log_level,
         lifespan="on",
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
     return 0
 
@@ -188,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take before they are cancelled",
+    )
     serve.set_defaults(run=_serve)
 
     db = sub.add_parser("db", help="schema migrations").add_subparsers(dest="verb", required=True)

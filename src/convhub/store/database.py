@@ -15,7 +15,8 @@ paid four round trips, SQLAlchemy's per-statement cost and a commit).
 Lifecycle: the queue is bounded, and a write that finds it full is refused at once (OVERLOADED)
 rather than kept in memory. If the writer thread dies, every queued and later write fails at once
 (UNAVAILABLE). ``aclose`` stops taking writes, lets the writer finish what is queued, and waits
-for it off the event loop.
+for it off the event loop. A queued write is answered with what became of it even if its request
+is cancelled meanwhile (by the end of the server's grace period on shutdown).
 """
 
 from __future__ import annotations
@@ -128,7 +129,13 @@ class GroupCommitDatabase:
             ) from None
         if self._failure is not None:  # the writer died while we queued: nobody will answer
             self._fail_queued()
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The request was cancelled (the server's grace period on shutdown ran out) after its
+            # write was queued: the writer commits it or refuses it all the same, and shutdown
+            # drains the queue, so wait for that and answer what became of it.
+            return await future
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         reader = self._reader
