@@ -182,6 +182,24 @@ def test_an_unknown_path_under_v1_is_the_coze_404(edge: Edge, path: str) -> None
     assert payload["detail"]["logid"] == answer.headers["x-tt-logid"]
 
 
+UPGRADE = (
+    "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+)
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(edge: Edge) -> None:
+    """convhub has no WebSockets: an upgrade request is answered like any request to its path
+    (uvicorn's own answer would be a plain-text 500)."""
+    answer = exchange(edge.port, f"GET /foo HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+    assert_edge_envelope(answer, 404, "InvalidActionOrVersion", 100008, 4200)
+    answer = exchange(edge.port, f"GET / HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+    assert (answer.status, answer.headers["content-type"]) == (400, "application/json")
+    assert answer.json()["ResponseMetadata"]["Error"]["Code"] == "MissingParameter"
+    answer = exchange(edge.port, f"GET /v1/x HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n".encode())
+    assert (answer.status, answer.json()["code"]) == (404, 4200)
+
+
 def test_head_answers_the_envelope_headers_without_a_body(edge: Edge) -> None:
     get = exchange(edge.port, b"GET /foo HTTP/1.1\r\nHost: x\r\n\r\n")
     head = exchange(edge.port, b"HEAD /foo HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -75,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         http=HttpToolsProtocol,
+        ws="none",  # no WebSockets here: an upgrade request is answered as plain HTTP
         access_log=args.access_log,
         log_level=args.log_level,
         lifespan="on",
