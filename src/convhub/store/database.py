@@ -120,7 +120,7 @@ class GroupCommitDatabase:
     async def write(self, work: Callable[[UnitOfWork], T]) -> T:
         self._check_open()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = _Pending(loop=loop)
         try:
             self._queue.put_nowait((work, future, loop))
         except queue.Full:
@@ -130,12 +130,12 @@ class GroupCommitDatabase:
         if self._failure is not None:  # the writer died while we queued: nobody will answer
             self._fail_queued()
         try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The request was cancelled (the server's grace period on shutdown ran out) after its
-            # write was queued: the writer commits it or refuses it all the same, and shutdown
-            # drains the queue, so wait for that and answer what became of it.
             return await future
+        except asyncio.CancelledError:
+            # The request was cancelled after its write was queued (the server's grace period on
+            # shutdown ran out). The future refused the cancel, so the task woke only once the
+            # writer had answered: answer what became of the write, as the database says.
+            return future.result()
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         reader = self._reader
@@ -359,6 +359,15 @@ class GroupCommitDatabase:
         # The commit itself failed: nobody's write is durable, everybody hears so.
         log.error("group commit of %d writes failed: %s", len(batch), exc)
         return [(False, unavailable(exc))] * len(batch)
+
+
+class _Pending(asyncio.Future[Any]):
+    """A queued write's answer, which cancelling the request that waits for it does not cancel:
+    the writer commits or refuses the write all the same (shutdown drains the queue), so the
+    request hears what became of it. Cheaper than ``asyncio.shield``: no second future."""
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
 
 
 class _Retry(Exception):
