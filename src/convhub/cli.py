@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -60,6 +61,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of seconds, 0 or more")
+    return int(text)
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: use 1 or more worker processes")
@@ -100,6 +107,12 @@ def _command(url: str, words: str) -> str:
 
 
 # --------------------------------------------------------------------------- serve
+
+
+def _stopped(signum: int, frame: object) -> None:
+    # uvicorn raises SIGTERM again once it has stopped gracefully; that stop is a success, so end
+    # the way it ends a Ctrl-C, by the KeyboardInterrupt uvicorn.run catches, and exit 0.
+    raise KeyboardInterrupt
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -186,6 +199,7 @@ def _bootstrap_and_serve(
     import uvicorn
 
     from convhub import observe
+    from convhub.edge import HttpToolsProtocol
 
     log_config = observe.logging_config(
         log_format=overrides["CONVHUB_LOG_FORMAT"], level=args.log_level, access_log=args.access_log
@@ -195,6 +209,7 @@ def _bootstrap_and_serve(
     metrics: AbstractContextManager[object] = (
         observe.multiprocess_directory() if args.workers > 1 else nullcontext()
     )
+    signal.signal(signal.SIGTERM, _stopped)
     with metrics:
         uvicorn.run(
             "convhub.server:app_from_env",
@@ -202,10 +217,13 @@ def _bootstrap_and_serve(
             host=args.host,
             port=args.port,
             workers=args.workers,
+            http=HttpToolsProtocol,
+            ws="none",  # no WebSockets here: an upgrade request is answered as plain HTTP
             access_log=False,  # convhub logs each request itself (convhub.access)
             log_config=log_config,
             log_level=args.log_level,
             lifespan="on",
+            timeout_graceful_shutdown=args.graceful_timeout,
         )
 
 
@@ -446,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-level", default="info", choices=_LOG_LEVELS, help="debug also shows tracebacks"
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=30,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take before they are cancelled",
     )
     serve.set_defaults(run=_serve)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from convhub import edge
 from convhub.config import Settings
 from convhub.dialects.asgi import Receive, Scope, Send, respond
 from convhub.dialects.coze.app import CozeDialect
@@ -29,8 +30,6 @@ from convhub.ratelimit.limiter import RateLimiter
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
-
-_NOT_FOUND = b'{"error":"not found"}'
 
 
 class Convhub:
@@ -123,7 +122,7 @@ class Convhub:
             elif path == "/metrics":
                 await self.observer.serve_metrics(send)
             else:
-                await respond(send, 404, _NOT_FOUND)
+                await edge.not_found(send, path)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

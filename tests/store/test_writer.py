@@ -156,6 +156,30 @@ def test_close_drains_the_queue_then_refuses_without_blocking_the_loop(writer: W
     assert writer.stored(written) == set(written)
 
 
+def test_a_cancelled_request_still_hears_what_became_of_its_queued_write(writer: Writer) -> None:
+    """Shutdown cancels requests still running when its grace period ends; one whose write is
+    queued is committed all the same, so it must answer the commit, not a failure."""
+    blocker, started, release = writer.hold()
+
+    async def scenario() -> tuple[int, int, bool]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        new_id, work = writer.insert()
+        queued = asyncio.ensure_future(writer.db.write(work))
+        await asyncio.sleep(0.01)
+        cancelled = queued.cancel()
+        await asyncio.sleep(0.05)
+        waited = not queued.done()  # for the writer, not given up
+        release.set()
+        await first
+        return new_id, await asyncio.wait_for(queued, timeout=10), cancelled and waited
+
+    new_id, answered, waited = asyncio.run(scenario())
+    assert waited
+    assert answered == new_id
+    assert writer.stored([new_id]) == {new_id}
+
+
 def test_a_unit_that_fails_before_writing_fails_alone_without_a_replay(writer: Writer) -> None:
     blocker, started, release = writer.hold()
     runs: list[int] = []

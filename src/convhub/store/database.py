@@ -15,7 +15,8 @@ paid four round trips, SQLAlchemy's per-statement cost and a commit).
 Lifecycle: the queue is bounded, and a write that finds it full is refused at once (OVERLOADED)
 rather than kept in memory. If the writer thread dies, every queued and later write fails at once
 (UNAVAILABLE). ``aclose`` stops taking writes, lets the writer finish what is queued, and waits
-for it off the event loop.
+for it off the event loop. A queued write is answered with what became of it even if its request
+is cancelled meanwhile (by the end of the server's grace period on shutdown).
 
 A database that cannot be reached (refused, dropped, timed out) is the service being unavailable
 for a moment: every such failure is answered as UNAVAILABLE, never as an internal error, and
@@ -156,7 +157,7 @@ class GroupCommitDatabase:
     async def write(self, work: Callable[[UnitOfWork], T]) -> T:
         self._check_open()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = _Pending(loop=loop)
         try:
             self._queue.put_nowait((work, future, loop))
         except queue.Full:
@@ -165,7 +166,13 @@ class GroupCommitDatabase:
             ) from None
         if self._failure is not None:  # the writer died while we queued: nobody will answer
             self._fail_queued()
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # The request was cancelled after its write was queued (the server's grace period on
+            # shutdown ran out). The future refused the cancel, so the task woke only once the
+            # writer had answered: answer what became of the write, as the database says.
+            return future.result()
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         reader = self._reader
@@ -396,6 +403,15 @@ class GroupCommitDatabase:
         # The commit itself failed: nobody's write is durable, everybody hears so.
         log.error("group commit of %d writes failed: %s", len(batch), exc)
         return [(False, self._database_error("write", exc))] * len(batch)
+
+
+class _Pending(asyncio.Future[Any]):
+    """A queued write's answer, which cancelling the request that waits for it does not cancel:
+    the writer commits or refuses the write all the same (shutdown drains the queue), so the
+    request hears what became of it. Cheaper than ``asyncio.shield``: no second future."""
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
 
 
 class _Retry(Exception):

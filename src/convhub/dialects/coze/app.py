@@ -9,6 +9,7 @@ writes nothing. Every answer carries the header ``x-tt-logid: L``, where cozepy 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -36,6 +37,8 @@ from convhub.errors import ConvhubError, ErrorCode
 
 log = logging.getLogger(__name__)
 
+_STOPPED = "the server stopped before this request was finished; retry it"
+
 
 class CozeDialect:
     def __init__(
@@ -58,6 +61,9 @@ class CozeDialect:
             result = await self._handle(scope, receive, exchange)
         except ConvhubError as error:
             await self._error(send, exchange, error)
+            return exchange
+        except asyncio.CancelledError:  # shutdown's grace period ran out; nothing was written
+            await self._error(send, exchange, ConvhubError(ErrorCode.UNAVAILABLE, _STOPPED))
             return exchange
         except Exception:
             log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))

@@ -6,6 +6,7 @@ action itself. Anything that fails answers ``{ResponseMetadata: {…, Error}}`` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ from convhub.domain.services import Services
 from convhub.errors import ConvhubError, ErrorCode
 
 log = logging.getLogger(__name__)
+
+_STOPPED = "the server stopped before this request was finished; retry it"
 
 SERVICE = "rtc"
 
@@ -81,6 +84,11 @@ class VolcDialect:
             result = await self._handle(scope, receive, query, action, version, metadata, exchange)
         except ConvhubError as error:
             await self._error(send, metadata, error, exchange)
+            return exchange
+        except asyncio.CancelledError:  # shutdown's grace period ran out; nothing was written
+            await self._error(
+                send, metadata, ConvhubError(ErrorCode.UNAVAILABLE, _STOPPED), exchange
+            )
             return exchange
         except Exception:
             log.exception("unexpected error in %s", exchange.action)
