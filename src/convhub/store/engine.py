@@ -84,6 +84,10 @@ def create_database_engine(url: str, *, pool_size: int = 16) -> Engine:
     )
 
 
+SQLITE_MMAP_BYTES = 1 << 34  # address space, not memory: pages are shared with the OS cache
+SQLITE_CACHE_KIB = 32_768  # per connection
+
+
 def _make_sqlite_durable(engine: Engine) -> None:
     # pysqlite's own transaction handling cannot express BEGIN IMMEDIATE or savepoints, so it is
     # switched off and SQLAlchemy's begin emits the statement itself (the SQLAlchemy recipe).
@@ -96,6 +100,11 @@ def _make_sqlite_durable(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Reads of a big file come from mapped memory, not a read() per page: with the default
+        # 2 MB page cache and no mapping, BatchGet(100) over 1 million conversations spent its
+        # time in system calls (426 req/s, against 1,626 over 10,000).
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

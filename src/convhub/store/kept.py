@@ -10,6 +10,7 @@ the answer is the same as a full read, in one process or in many. Only read-only
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -27,7 +28,9 @@ class KeptRows(Generic[K, V]):
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         self._capacity = capacity
-        self._rows: dict[K, tuple[int, V]] = {}
+        # An OrderedDict: dropping a plain dict's first entry again and again leaves holes
+        # that each later ``next(iter(...))`` walks over (evictions grew slower and slower).
+        self._rows: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: K, version: int) -> V | None:
@@ -53,7 +56,7 @@ class KeptRows(Generic[K, V]):
         with self._lock:
             rows = self._rows
             if key not in rows and len(rows) >= self._capacity:
-                del rows[next(iter(rows))]
+                rows.popitem(last=False)
             rows[key] = (version, value)
 
     def __len__(self) -> int:
