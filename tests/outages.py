@@ -10,11 +10,25 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from tests.support import free_port
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = 10) -> T:
+    """``probe()`` once ``done`` says so, polled every 50 ms; a failure after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = probe()
+        if done(found):
+            return found
+        assert time.monotonic() < deadline, f"still {found!r} after {seconds} s"
+        time.sleep(0.05)
 
 
 class PrivateRedis:

@@ -82,6 +82,15 @@ def new_tenant(database_url: str) -> Tenant:
     return Tenant(account, app_id, key.access_key, key.secret_key)
 
 
+def new_token(database_url: str, account: str, *, user: str) -> str:
+    """A Coze token of ``user`` in the account's first app."""
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        return admin.create_token(engine, account, user=user).token
+    finally:
+        engine.dispose()
+
+
 def migrated(database_url: str) -> str:
     migrate.upgrade(database_url)
     return database_url

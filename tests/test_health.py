@@ -6,9 +6,7 @@ PostgreSQL, cut and restored; the machine's PostgreSQL itself is never stopped."
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import httpx
 import sqlalchemy as sa
@@ -17,20 +15,10 @@ from convhub.config import Settings, parse_rate_limits
 from convhub.store.engine import create_database_engine
 from tests import admin
 from tests.metrics import scrape, series, value
-from tests.outages import TcpProxy
+from tests.outages import TcpProxy, eventually
 from tests.support import NO_LIMITS, LiveServer, VolcClient, new_tenant, required_postgres
 
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = 15) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = probe()
-        if done(found):
-            return found
-        assert time.monotonic() < deadline, f"still {found!r} after {seconds} s"
-        time.sleep(0.05)
+RECOVERY = 15.0  # seconds this test waits for each change it causes
 
 
 def test_a_postgres_outage_is_503_and_not_ready_and_both_end_when_it_is_back() -> None:
@@ -76,7 +64,9 @@ def test_a_postgres_outage_is_503_and_not_ready_and_both_end_when_it_is_back() -
                 assert http.get("/readyz").status_code == 200
 
                 proxy.cut()
-                ready = eventually(lambda: http.get("/readyz"), lambda r: r.status_code == 503)
+                ready = eventually(
+                    lambda: http.get("/readyz"), lambda r: r.status_code == 503, RECOVERY
+                )
                 assert ready.json()["problems"] == [
                     "the database is unreachable (OperationalError)"
                 ], ready.text
@@ -96,8 +86,8 @@ def test_a_postgres_outage_is_503_and_not_ready_and_both_end_when_it_is_back() -
                 assert value(samples, "convhub_database_errors_total", operation="read") > 0
 
                 proxy.restore()
-                eventually(lambda: http.get("/readyz").status_code, lambda s: s == 200)
-                eventually(lambda: calls[0]().status_code, lambda s: s == 200)
+                eventually(lambda: http.get("/readyz").status_code, lambda s: s == 200, RECOVERY)
+                eventually(lambda: calls[0]().status_code, lambda s: s == 200, RECOVERY)
                 assert [call().status_code for call in calls] == [200] * len(calls)
                 volc.close()
         finally:

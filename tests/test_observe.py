@@ -14,10 +14,15 @@ import pytest
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.observe import JsonFormatter, logging_config
-from convhub.store.engine import create_database_engine
-from tests import admin
 from tests.metrics import scrape, series, value
-from tests.support import NO_LIMITS, LiveServer, Tenant, VolcClient, new_tenant, signed_headers
+from tests.support import (
+    NO_LIMITS,
+    LiveServer,
+    VolcClient,
+    new_tenant,
+    new_token,
+    signed_headers,
+)
 
 VERSION = "2020-12-01"
 
@@ -30,20 +35,12 @@ def live(database_url: str) -> Iterator[LiveServer]:
         yield server
 
 
-def token_for(database_url: str, tenant: Tenant) -> str:
-    engine = create_database_engine(database_url, pool_size=1)
-    try:
-        return admin.create_token(engine, tenant.account, user="ann").token
-    finally:
-        engine.dispose()
-
-
 def test_metrics_and_log_lines_match_a_known_mix_of_requests(
     live: LiveServer, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="convhub.access")
     tenant = new_tenant(database_url)
-    bearer = {"Authorization": f"Bearer {token_for(database_url, tenant)}"}
+    bearer = {"Authorization": f"Bearer {new_token(database_url, tenant.account, user='ann')}"}
     volc = VolcClient(live, tenant)
     http = volc.http
     seen: list[tuple[str, str, str, int, str]] = []  # dialect, action, outcome, status, id

@@ -23,9 +23,8 @@ import sqlalchemy as sa
 
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import conversations, messages, node_leases
-from tests import admin
 from tests.e2e.test_volc_sdks import Served, convhub_serve
-from tests.support import NO_LIMITS, VERSION, Tenant, new_tenant, signed_headers
+from tests.support import NO_LIMITS, VERSION, Tenant, new_tenant, new_token, signed_headers
 
 GRACE = 5  # --graceful-timeout of these servers, seconds
 BOT = "7390000000000000001"
@@ -42,12 +41,7 @@ class Credentials:
 @pytest.fixture
 def credentials(database_url: str) -> Credentials:
     tenant = new_tenant(database_url)
-    engine = create_database_engine(database_url, pool_size=1)
-    try:
-        token = admin.create_token(engine, tenant.account, user="10001").token
-    finally:
-        engine.dispose()
-    return Credentials(tenant, token)
+    return Credentials(tenant, new_token(database_url, tenant.account, user="10001"))
 
 
 @contextmanager

@@ -22,9 +22,7 @@ from typing import Any
 
 import pytest
 
-from convhub.store.engine import create_database_engine
-from tests import admin
-from tests.support import LiveServer, Tenant, VolcClient
+from tests.support import LiveServer, Tenant, VolcClient, new_token
 
 NODE_DIR = Path(__file__).parent / "node"
 INSTALL_HINT = (
@@ -206,19 +204,11 @@ def test_volcengine_openapi(server: LiveServer, tenant: Tenant, volc: VolcClient
 # --------------------------------------------------------------------------- @coze/api
 
 
-def mint_token(database_url: str, account: str) -> str:
-    engine = create_database_engine(database_url, pool_size=1)
-    try:
-        return admin.create_token(engine, account, user=USER).token
-    finally:
-        engine.dispose()
-
-
 def test_coze_api(server: LiveServer, tenant: Tenant, database_url: str) -> None:
     seen = run_script(
         "coze.mjs",
         CONVHUB_BASE_URL=server.base_url,
-        CONVHUB_COZE_TOKEN=mint_token(database_url, tenant.account),
+        CONVHUB_COZE_TOKEN=new_token(database_url, tenant.account, user=USER),
         CONVHUB_BOT_ID=BOT,
     )
     for request in seen["wire"]:

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.ratelimit.limiter import RedisFailure
-from convhub.store.engine import create_database_engine
-from tests import admin
 from tests.metrics import scrape, value
-from tests.outages import PrivateRedis, private_redis, silent_port
-from tests.support import NO_LIMITS, LiveServer, Tenant, VolcClient, new_tenant
+from tests.outages import PrivateRedis, eventually, private_redis, silent_port
+from tests.support import NO_LIMITS, LiveServer, Tenant, VolcClient, new_tenant, new_token
 
-T = TypeVar("T")
 BATCH_GET = "BatchGetConversations"
 
 
@@ -44,26 +40,8 @@ def served(
     )
 
 
-def eventually(probe: Callable[[], T], done: Callable[[T], bool], seconds: float = 10) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = probe()
-        if done(found):
-            return found
-        assert time.monotonic() < deadline, f"still {found!r} after {seconds} s"
-        time.sleep(0.05)
-
-
 def batch_get(tenant: Tenant) -> dict[str, object]:
     return {"AppId": tenant.app_id, "ConversationShortId": [1]}
-
-
-def coze_token(database_url: str, tenant: Tenant) -> str:
-    engine = create_database_engine(database_url, pool_size=1)
-    try:
-        return admin.create_token(engine, tenant.account, user="ann").token
-    finally:
-        engine.dispose()
 
 
 def limiter_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -127,7 +105,7 @@ def test_fail_closed_answers_503_in_both_dialects_while_redis_is_down(
     database_url: str, redis: PrivateRedis
 ) -> None:
     tenant = new_tenant(database_url)
-    token = coze_token(database_url, tenant)
+    token = new_token(database_url, tenant.account, user="ann")
     bearer = {"Authorization": f"Bearer {token}"}
     create = ("/v1/conversation/create", {"bot_id": "bot"})
     with (
