@@ -6,11 +6,13 @@ import json
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +34,12 @@ ENGINES = [
 # Tests that are not about rate limits must never meet one.
 NO_LIMITS = "*=1000000"
 VERSION = "2020-12-01"
+
+
+def convhub_command() -> list[str]:
+    """The installed ``convhub`` beside this Python, or ``python -m convhub.cli``."""
+    script = Path(sys.executable).with_name("convhub")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "convhub.cli"]
 
 
 def free_port() -> int:

@@ -22,12 +22,7 @@ from convhub.domain import directory
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import accounts
 from convhub.store.unit_of_work import run
-from tests.support import VERSION, Tenant, free_port, migrated, signed_headers
-
-
-def convhub() -> list[str]:
-    script = Path(sys.executable).with_name("convhub")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "convhub.cli"]
+from tests.support import VERSION, Tenant, convhub_command, free_port, migrated, signed_headers
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -39,7 +34,7 @@ def shell(
     args: Sequence[str], cwd: Path, *, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*prefix, *convhub(), *args],
+        [*prefix, *convhub_command(), *args],
         cwd=cwd,
         env=env or clean_env(),
         capture_output=True,
@@ -143,7 +138,7 @@ def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
         ])  # fmt: skip
     finally:
         engine.dispose()
-    command = " ".join([*convhub(), "accounts", "list", "--json", "--database-url", url])
+    command = " ".join([*convhub_command(), "accounts", "list", "--json", "--database-url", url])
     done = subprocess.run(
         ["bash", "-c", f"set -o pipefail; {command} | head -1"],
         env=clean_env(),
@@ -186,7 +181,15 @@ def serving(url: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
     out = workdir / "out.txt"
     with out.open("wb") as stdout, (workdir / "err.txt").open("wb") as stderr:
         process = subprocess.Popen(
-            [*convhub(), "serve", "--port", str(port), "--database-url", url, "--no-access-log"],
+            [
+                *convhub_command(),
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                url,
+                "--no-access-log",
+            ],
             cwd=workdir,
             env=clean_env(),
             stdout=stdout,

@@ -9,7 +9,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,15 +25,10 @@ from convhub.domain.models import EntityStatus
 from convhub.store.engine import create_database_engine
 from tests import admin
 from tests.metrics import scrape, series, value
-from tests.support import Tenant, free_port, required_postgres, signed_headers
+from tests.support import Tenant, convhub_command, free_port, required_postgres, signed_headers
 
 VERSION = "2020-12-01"
 DISABLED = EntityStatus.DISABLED
-
-
-def convhub_command() -> list[str]:
-    script = Path(sys.executable).with_name("convhub")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "convhub.cli"]
 
 
 def clean_env(extra: Mapping[str, str] = {}) -> dict[str, str]:

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +45,7 @@ from tests.support import (
     VERSION,
     LiveServer,
     Tenant,
+    convhub_command,
     free_port,
     new_tenant,
     required_postgres,
@@ -764,11 +764,6 @@ class Served:
 
     def log(self) -> str:
         return self.stderr.read_text(errors="replace")
-
-
-def convhub_command() -> list[str]:
-    script = Path(sys.executable).with_name("convhub")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "convhub.cli"]
 
 
 def _clean_env() -> dict[str, str]:
