@@ -146,7 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--workers {args.workers} on SQLite: processes take turns at its one write lock, "
             "and measured with 2 workers writes waited up to 1.2 s (p99) against 70 ms with "
-            "one (README, Benchmark). Serve SQLite with one worker, or PostgreSQL "
+            "one (README, The CLI). Serve SQLite with one worker, or PostgreSQL "
             "(--database-url postgresql://...) with several"
         )
     migrate.upgrade(url)
