@@ -266,7 +266,10 @@ def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
                 )
 
             assert asyncio.run(scenario()) == ["ab", "ba"]
-            assert sorted(attempts) in (["ab", "ab", "ba"], ["ab", "ba", "ba"])  # one reran
+            # PostgreSQL killed one of the two: only its unit ran again (more than once if its
+            # rerun queued behind the survivor's locks long enough to be suspected again).
+            runs = sorted(attempts.count(name) for name in ("ab", "ba"))
+            assert runs[0] == 1 and runs[1] >= 2, attempts
         finally:
             first.db.close()
             second.db.close()
