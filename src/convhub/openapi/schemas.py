@@ -1,0 +1,104 @@
+"""JSON Schema (2020-12) of wire forms (``convhub.wire.kinds``): one walk, shared by both
+documents. A named object is written once into ``components/schemas`` and referred to by
+``$ref`` wherever it appears."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convhub.wire.kinds import Field, Form, object_form
+
+Schema = dict[str, Any]
+
+_INT64_MAX = (1 << 63) - 1
+_JSON_TYPES = {"string": "string", "boolean": "boolean", "integer": "integer"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+class Schemas:
+    """The ``components/schemas`` of one document, filled as forms are walked."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Schema] = {}
+        self._fields: dict[str, tuple[Field, ...]] = {}
+        self._docs: dict[str, str] = {}  # each component's description
+
+    def of_declaration(self, declared: type) -> Schema:
+        """A ``$ref`` to the ``TypedDict`` ``declared``, written into the components."""
+        return self.of(object_form(declared))
+
+    def of(self, form: Form) -> Schema:
+        schema = self._bare(form)
+        if form.nullable:
+            schema = _nullable(schema)
+        if form.doc and not (form.kind == "object" and form.doc == self._docs[form.name]):
+            known = schema.get("description")
+            schema["description"] = f"{form.doc} ({known})" if known else form.doc
+        return schema
+
+    def _bare(self, form: Form) -> Schema:
+        kind = form.kind
+        if kind == "integer":
+            low, high = -(1 << (form.bits - 1)), (1 << (form.bits - 1)) - 1
+            minimum = low if form.minimum is None else max(low, form.minimum)
+            return {
+                "type": "integer",
+                "format": f"int{form.bits}",
+                "minimum": minimum,
+                "maximum": high,
+            }
+        if kind in ("string", "boolean"):
+            return {"type": _JSON_TYPES[kind]}
+        if kind == "string_map":
+            return {"type": "object", "additionalProperties": {"type": "string"}}
+        if kind == "array":
+            assert form.item is not None
+            return {"type": "array", "items": self.of(form.item)}
+        if kind == "object":
+            return self._object(form)
+        if kind == "id":
+            return {
+                "type": ["string", "integer"],
+                "pattern": "^[0-9]{0,19}$",
+                "minimum": 0,
+                "maximum": _INT64_MAX,
+                "description": (
+                    "an ID: a string of ASCII digits or an integer, at most "
+                    f'{_INT64_MAX}; 0, "0" and "" mean none'
+                ),
+            }
+        if kind == "reference":
+            return {"type": ["string", "integer"], "description": "read as a string"}
+        raise TypeError(f"no JSON Schema for the form {kind}")
+
+    def _object(self, form: Form) -> Schema:
+        # Compared by fields: a field's ``Doc`` on an object changes the form's doc, not its
+        # shape, and becomes a description beside the reference.
+        known = self._fields.get(form.name)
+        if known is None:
+            self._fields[form.name] = form.fields
+            self._docs[form.name] = form.doc
+            schema: Schema = {"type": "object"}
+            if form.doc:
+                schema["description"] = form.doc
+            schema["properties"] = {f.name: self.of(f.form) for f in form.fields}
+            required = [f.name for f in form.fields if f.required]
+            if required:
+                schema["required"] = required
+            self.components[form.name] = schema
+        elif known != form.fields:
+            raise ValueError(f"two different declarations are named {form.name}")
+        return ref(form.name)
+
+
+def _nullable(schema: Schema) -> Schema:
+    """``schema`` or ``null``: a type list where there is one, else ``anyOf``."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    if isinstance(kind, list):
+        return {**schema, "type": [*kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
