@@ -307,6 +307,8 @@ class ConversationService:
         connector_id: str = "1024",
     ) -> tuple[list[Conversation], bool]:
         """The caller's own conversations with a bot, a page at a time."""
+        rules.check_text(bot_id, "bot_id")
+        rules.check_text(connector_id, "connector_id")
         if page_num < 1:
             raise ConvhubError(ErrorCode.INVALID_PARAM, "page_num must be at least 1")
         if not 1 <= page_size <= rules.MAX_PAGE_SIZE:

@@ -516,6 +516,7 @@ class MessageService:
     ) -> MessagePage:
         if not 1 <= limit <= rules.MAX_PAGE_SIZE:
             raise ConvhubError(ErrorCode.INVALID_PARAM, f"limit must be 1 to {rules.MAX_PAGE_SIZE}")
+        rules.check_text(chat_id, "chat_id")
         await self._policy.app(caller, app_id)
         after = after_id or None
         before = before_id or None

@@ -431,6 +431,9 @@ def test_list_filters_by_bot_and_connector_and_pages(alice: Coze, client: Client
         {"bot_id": "b", "page_num": "99999999999"},
         {"bot_id": "b", "sort_order": "UP"},
         {"bot_id": ["a", "b"]},
+        # PostgreSQL text cannot hold NUL: a filter holding one is refused, not a 500 (schemathesis)
+        {"bot_id": "b\x00"},
+        {"bot_id": "b", "connector_id": "\x00"},
     ],
 )
 def test_list_refuses_bad_query_parameters(alice: Coze, params: dict[str, Any]) -> None:
@@ -673,6 +676,7 @@ def test_message_list_filters_and_defaults(alice: Coze) -> None:
         {"after_id": 1.5},
         {"after_id": "99999999999999999999"},
         {"chat_id": ["c"]},
+        {"chat_id": "c\x00"},  # NUL: refused on both engines, not a PostgreSQL 500 (schemathesis)
     ],
 )
 def test_message_list_refuses_bad_bodies(alice: Coze, body: Body) -> None:
