@@ -27,8 +27,9 @@ The Volcengine IM server OpenAPI (Version 2020-12-01) as convhub serves it: ever
 Request fields are read strictly: a field has exactly its JSON type or is absent, `null` counts
 as absent, and unknown fields are ignored. Integers are in range for their width (`int32`,
 `int64`) and written as JSON integers: `1`, never `1.0` or `1e0`, which JSON Schema counts as
-integers too but the server refuses, as the official Go SDK does. A request that fails answers the error envelope (`ResponseMetadata.Error`, no
-`Result`) with the HTTP status of its `Code`, and writes nothing.
+integers too but the server refuses, as the official Go SDK does. A request that fails answers
+the error envelope (`ResponseMetadata.Error`, no `Result`) with the HTTP status of its `Code`,
+and writes nothing.
 
 Path keys read `/#Action=<Action>`: the fragment only tells the operations apart (OpenAPI allows
 one operation per path and method) and is never sent.
