@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_DIR := tests/e2e/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 
-.PHONY: serve test check lint typecheck bench
+.PHONY: serve test check lint typecheck bench openapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("convhub needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -39,3 +39,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+# docs/openapi/*.json, regenerated from the declarations (a test fails when they differ).
+openapi: $(STAMP)
+	$(PY) -m convhub.openapi docs/openapi

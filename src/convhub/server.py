@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from convhub import edge
+from convhub import edge, openapi
 from convhub.config import Settings
 from convhub.dialects.asgi import Receive, Scope, Send, respond
 from convhub.dialects.coze.app import CozeDialect
@@ -97,6 +97,7 @@ class Convhub:
         # Each dialect answers with what became of the request; the observer makes it metrics
         # and the request's log line.
         self._volc, self._coze = self.observer.wrap(volc), self.observer.wrap(coze)
+        self._documents = {f"/openapi/{n}": d for n, d in openapi.rendered().items()}
         self._closed = False
         # Everything built so far lives as long as the process: keep it out of the collector's
         # scans, and collect the young generation less often; both shave the latency tail.
@@ -121,6 +122,8 @@ class Convhub:
                 await respond(send, 503 if problems else 200, body)
             elif path == "/metrics":
                 await self.observer.serve_metrics(send)
+            elif path in self._documents:
+                await respond(send, 200, self._documents[path])
             else:
                 await edge.not_found(send, path)
         elif kind == "lifespan":
