@@ -35,6 +35,7 @@ class Outer(TypedDict):
     First: Inner
     Rest: list[Inner]
     Maybe: NotRequired[list[Inner | None]]
+    Extra: NotRequired[Inner]
 
 
 def test_integers_carry_their_width_and_bounds() -> None:
@@ -51,7 +52,7 @@ def test_integers_carry_their_width_and_bounds() -> None:
 
 def test_an_object_is_a_component_referred_to_once_written() -> None:
     schemas = Schemas()
-    assert schemas.of_declaration(Outer) == {"$ref": "#/components/schemas/Outer"}
+    assert schemas.of_declaration(Outer, request=False) == {"$ref": "#/components/schemas/Outer"}
     outer = schemas.components["Outer"]
     assert outer["required"] == ["Count", "Id", "First", "Rest"]
     properties = outer["properties"]
@@ -80,11 +81,30 @@ def test_coze_lenient_forms_allow_both_json_types() -> None:
     assert schemas.of(form_of(FreeReference))["type"] == ["string", "integer"]
 
 
+def test_optional_request_fields_also_allow_null_which_counts_as_absent() -> None:
+    schemas = Schemas()
+    schemas.of_declaration(Outer, request=True)
+    properties = schemas.components["Outer"]["properties"]
+    assert properties["Count"]["type"] == "integer"  # required: null is refused
+    assert properties["Name"] == {"type": ["string", "null"]}
+    assert properties["Users"]["type"] == ["array", "null"]
+    assert properties["Extra"] == {
+        "anyOf": [{"$ref": "#/components/schemas/Inner"}, {"type": "null"}]
+    }
+
+
 def test_two_different_objects_of_one_name_are_refused() -> None:
     class Inner(TypedDict):  # the same name as the module's, another shape
         Other: str
 
     schemas = Schemas()
-    schemas.of_declaration(Outer)
+    schemas.of_declaration(Outer, request=False)
     with pytest.raises(ValueError, match="Inner"):
-        schemas.of_declaration(Inner)
+        schemas.of_declaration(Inner, request=False)
+
+
+def test_an_object_is_either_a_requests_or_an_answers() -> None:
+    schemas = Schemas()
+    schemas.of_declaration(Outer, request=False)
+    with pytest.raises(ValueError, match="Outer is both"):
+        schemas.of_declaration(Outer, request=True)

@@ -106,7 +106,7 @@ def _operation(endpoint: Endpoint, schemas: Schemas, statuses: dict[int, list[in
     ]
     if endpoint.query is not None:
         parameters += [_query_parameter(f) for f in object_form(endpoint.query).fields]
-    answer = {"allOf": [ref("Success"), schemas.of_declaration(endpoint.answer)]}
+    answer = {"allOf": [ref("Success"), schemas.of_declaration(endpoint.answer, request=False)]}
     responses: dict[str, Any] = {
         "200": {
             "description": "success",
@@ -129,7 +129,9 @@ def _operation(endpoint: Endpoint, schemas: Schemas, statuses: dict[int, list[in
     if endpoint.body is not None:
         operation["requestBody"] = {
             "description": "an empty body counts as `{}`",
-            "content": {"application/json": {"schema": schemas.of_declaration(endpoint.body)}},
+            "content": {
+                "application/json": {"schema": schemas.of_declaration(endpoint.body, request=True)}
+            },
         }
     operation["responses"] = responses
     return operation

@@ -1,6 +1,10 @@
 """JSON Schema (2020-12) of wire forms (``convhub.wire.kinds``): one walk, shared by both
 documents. A named object is written once into ``components/schemas`` and referred to by
-``$ref`` wherever it appears."""
+``$ref`` wherever it appears.
+
+In a request, ``null`` counts as absent: an optional field of a request object also allows
+``null``, so the schema says what the readers accept. An object is therefore a request's or an
+answer's, never both."""
 
 from __future__ import annotations
 
@@ -25,13 +29,14 @@ class Schemas:
         self.components: dict[str, Schema] = {}
         self._fields: dict[str, tuple[Field, ...]] = {}
         self._docs: dict[str, str] = {}  # each component's description
+        self._in_request: dict[str, bool] = {}
 
-    def of_declaration(self, declared: type) -> Schema:
+    def of_declaration(self, declared: type, *, request: bool) -> Schema:
         """A ``$ref`` to the ``TypedDict`` ``declared``, written into the components."""
-        return self.of(object_form(declared))
+        return self.of(object_form(declared), request=request)
 
-    def of(self, form: Form) -> Schema:
-        schema = self._bare(form)
+    def of(self, form: Form, *, request: bool = False) -> Schema:
+        schema = self._bare(form, request)
         if form.nullable:
             schema = _nullable(schema)
         if form.doc and not (form.kind == "object" and form.doc == self._docs[form.name]):
@@ -39,7 +44,7 @@ class Schemas:
             schema["description"] = f"{form.doc} ({known})" if known else form.doc
         return schema
 
-    def _bare(self, form: Form) -> Schema:
+    def _bare(self, form: Form, request: bool) -> Schema:
         kind = form.kind
         if kind == "integer":
             low, high = -(1 << (form.bits - 1)), (1 << (form.bits - 1)) - 1
@@ -56,9 +61,9 @@ class Schemas:
             return {"type": "object", "additionalProperties": {"type": "string"}}
         if kind == "array":
             assert form.item is not None
-            return {"type": "array", "items": self.of(form.item)}
+            return {"type": "array", "items": self.of(form.item, request=request)}
         if kind == "object":
-            return self._object(form)
+            return self._object(form, request)
         if kind == "id":
             return {
                 "type": ["string", "integer"],
@@ -74,24 +79,36 @@ class Schemas:
             return {"type": ["string", "integer"], "description": "read as a string"}
         raise TypeError(f"no JSON Schema for the form {kind}")
 
-    def _object(self, form: Form) -> Schema:
+    def _object(self, form: Form, request: bool) -> Schema:
         # Compared by fields: a field's ``Doc`` on an object changes the form's doc, not its
         # shape, and becomes a description beside the reference.
         known = self._fields.get(form.name)
         if known is None:
             self._fields[form.name] = form.fields
             self._docs[form.name] = form.doc
+            self._in_request[form.name] = request
             schema: Schema = {"type": "object"}
             if form.doc:
                 schema["description"] = form.doc
-            schema["properties"] = {f.name: self.of(f.form) for f in form.fields}
+            schema["properties"] = {f.name: self._field(f, request) for f in form.fields}
             required = [f.name for f in form.fields if f.required]
             if required:
                 schema["required"] = required
             self.components[form.name] = schema
         elif known != form.fields:
             raise ValueError(f"two different declarations are named {form.name}")
+        elif self._in_request[form.name] != request:
+            raise ValueError(f"{form.name} is both a request's and an answer's: declare two")
         return ref(form.name)
+
+    def _field(self, field: Field, request: bool) -> Schema:
+        schema = self.of(field.form, request=request)
+        if request and not field.required:
+            described = schema.pop("description", None)
+            schema = _nullable(schema)
+            if described:
+                schema["description"] = described
+        return schema
 
 
 def _nullable(schema: Schema) -> Schema:

@@ -92,7 +92,7 @@ def _operation(action: Action, schemas: Schemas, statuses: dict[int, dict[str, i
         "required": ["ResponseMetadata", "Result"],
         "properties": {
             "ResponseMetadata": ref("ResponseMetadata"),
-            "Result": schemas.of_declaration(action.result),
+            "Result": schemas.of_declaration(action.result, request=False),
         },
     }
     responses: dict[str, Any] = {
@@ -113,7 +113,9 @@ def _operation(action: Action, schemas: Schemas, statuses: dict[int, dict[str, i
         ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": schemas.of_declaration(action.request)}},
+            "content": {
+                "application/json": {"schema": schemas.of_declaration(action.request, request=True)}
+            },
         },
         "responses": responses,
     }
