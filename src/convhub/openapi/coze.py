@@ -162,6 +162,8 @@ def _query_parameter(field: Field) -> Schema:
         schema = {"type": "string", "minLength": 1} if field.required else {"type": "string"}
     else:
         raise TypeError(f"query parameter {field.name}: no query form for {form.kind}")
+    if not field.required and form.kind != "string":
+        schema = {"anyOf": [schema, {"const": ""}]}  # blank: absent
     parameter: Schema = {"name": field.name, "in": "query", "required": field.required}
     if form.doc:
         parameter["description"] = form.doc
