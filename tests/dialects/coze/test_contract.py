@@ -404,6 +404,8 @@ def test_list_filters_by_bot_and_connector_and_pages(alice: Coze, client: Client
     assert alice.list("bot-z") == {"conversations": [], "has_more": False}
     far = alice.list("bot-a", page_num=str((1 << 31) - 1), page_size="50")
     assert far == {"conversations": [], "has_more": False}
+    # A blank parameter counts as absent, as the OpenAPI document says (schemathesis).
+    assert alice.list("bot-a", page_num="", page_size="", sort_order="") == everything
 
     walked: list[str] = []
     page_num = 1
