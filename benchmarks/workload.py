@@ -14,7 +14,7 @@ import orjson
 
 from benchmarks.databases import Tenant
 from benchmarks.http1 import HEAD_END, build_request, content_length, status_code
-from convhub.dialects.volc.signing import sign_request
+from convhub.wire.signing import sign_request
 
 HOST = "127.0.0.1"
 VERSION = "2020-12-01"

@@ -20,10 +20,10 @@ import pytest
 import uvicorn
 
 from convhub.config import Settings
-from convhub.dialects.volc.signing import sign_request
 from convhub.server import Convhub
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
+from convhub.wire.signing import sign_request
 from tests import admin
 from tests.postgres import PostgresMissing, scratch_database
 
