@@ -1,1 +1,4 @@
-"""The wire contract: declarations and signing that the server and the client share (stdlib only)."""
+"""The wire contract that the server and the client share: declarations and signing.
+
+Standard library only: ``convhub.client`` ships this package without the server.
+"""

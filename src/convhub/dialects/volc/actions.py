@@ -1,18 +1,23 @@
 """The Volcengine actions, each declared once: its name, QPS and summary with its handler.
 
-A handler reads the body into a command, calls the core as the authenticated caller, and shapes
-``Result``. Routing, rate limits and the README's action table all follow from ``ACTIONS``.
-To add an action: write one decorated handler here, its service method, and its repository
-method if it needs a new query.
+A handler's signature names its request and result declarations (``convhub.wire.volc``): the
+dispatcher reads the body through the request's reader before the handler sees it, so a handler
+only applies the rules the declaration cannot say. Routing, rate limits, the README's action table
+and the OpenAPI document all follow from ``ACTIONS``. To add an action: declare its request and
+result in ``convhub.wire.volc``, write one decorated handler here, its service method, and its
+repository method if it needs a new query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import typing
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from convhub.dialects.fields import reader
 from convhub.dialects.volc import codec
-from convhub.dialects.volc.codec import INT32, Body
+from convhub.dialects.volc.codec import Body
 from convhub.domain import commands
 from convhub.domain.caller import Caller
 from convhub.domain.limits import SEND_RATE
@@ -20,12 +25,58 @@ from convhub.domain.participants import MemberChange
 from convhub.domain.ports import UserOrder
 from convhub.domain.services import Services
 from convhub.domain.settings import ADD_MARKS, SettingChange
-from convhub.domain.users import user_number
+from convhub.domain.users import canonical_user, user_number
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.wire.volc import (
+    BatchAddConversationParticipantRequest,
+    BatchDeleteConversationParticipantRequest,
+    BatchGetConversationParticipantRequest,
+    BatchGetConversationsRequest,
+    BatchGetConversationsResult,
+    BatchModifyConversationParticipantRequest,
+    ConversationRequest,
+    CreateConversationRequest,
+    CreateConversationResult,
+    DeleteConversationMessageRequest,
+    DeleteMessageRequest,
+    DestroyConversationRequest,
+    Empty,
+    FailedUsers,
+    GetConversationMessagesRequest,
+    GetConversationMessagesResult,
+    GetConversationSettingRequest,
+    GetConversationSettingResult,
+    GetConversationUserCountResult,
+    GetMessagesRequest,
+    GetParticipantReadIndexResult,
+    GetUserConversationsRequest,
+    GetUserConversationsResult,
+    IsUserInConversationRequest,
+    IsUserInConversationResult,
+    MarkConversationRequest,
+    MarkTypes,
+    Messages,
+    ModifyConversationRequest,
+    ModifyConversationSettingRequest,
+    ModifyMessageRequest,
+    ModifyParticipantReadIndexRequest,
+    NewParticipantInfo,
+    ParticipantInfoChange,
+    Participants,
+    RecallMessageRequest,
+    ScanConversationParticipantListRequest,
+    ScanConversationParticipantListResult,
+    SendMessageRequest,
+    SendMessageResult,
+)
 
 VERSION = "2020-12-01"
 
-Handler = Callable[[Services, Caller, Body], Awaitable[Body]]
+Handler = Callable[[Services, Caller, Any], Awaitable[Mapping[str, Any]]]
+H = TypeVar("H", bound=Handler)
+
+# A bad element of BatchGetConversations' ID list has a code of its own.
+_ELEMENT_CODES = {"ConversationShortId": ErrorCode.INVALID_CONVERSATION_ID_ELEMENT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +85,9 @@ class Action:
     handler: Handler
     qps: int  # per account, the QPS its Volcengine page documents
     summary: str
+    request: type  # the TypedDict its body is read as
+    result: type  # the TypedDict its Result is
+    read: Callable[[Body], Any]
     also_counts: tuple[str, ...] = ()  # account-wide limits it counts toward (SEND_RATE)
 
 
@@ -42,88 +96,53 @@ ACTIONS: dict[str, Action] = {}
 
 def action(
     name: str, *, qps: int, summary: str, also_counts: tuple[str, ...] = ()
-) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
+) -> Callable[[H], H]:
+    def register(handler: H) -> H:
         if name in ACTIONS:
             raise ValueError(f"action {name} is declared twice")
-        ACTIONS[name] = Action(name, handler, qps, summary, also_counts)
+        hints = typing.get_type_hints(handler)
+        request, result = hints["body"], hints["return"]
+        read = reader(request, element_codes=_ELEMENT_CODES)
+        ACTIONS[name] = Action(name, handler, qps, summary, request, result, read, also_counts)
         return handler
 
     return register
 
 
-def _app_id(body: Body) -> int:
-    value = codec.integer(body, "AppId", width=INT32, required=True)
-    assert value is not None
-    return value
+def _user(body: Mapping[str, Any], name: str) -> str | None:
+    """The canonical user of ``name`` and its ``nameStr`` twin."""
+    return canonical_user(body.get(name), body.get(name + "Str"), field=name)
 
 
-def _required_int(body: Body, name: str) -> int:
-    value = codec.integer(body, name, required=True)
-    assert value is not None
-    return value
-
-
-def _required_int_32(body: Body, name: str) -> int:
-    value = codec.integer(body, name, width=INT32, required=True)
-    assert value is not None
-    return value
-
-
-def _required_string(body: Body, name: str) -> str:
-    value = codec.string(body, name, required=True)
-    assert value is not None
-    return value
-
-
-def _positive(body: Body, name: str) -> int:
-    value = _required_int(body, name)
-    if value <= 0:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, f"{name} must be a positive user ID")
-    return value
-
-
-def _required_user(body: Body, name: str) -> str:
-    user = codec.user(body, name)
+def _required_user(body: Mapping[str, Any], name: str) -> str:
+    user = _user(body, name)
     if user is None:
         raise ConvhubError(ErrorCode.INVALID_PARAM, f"{name} is required and must be positive")
     return user
 
 
-def _operator(body: Body) -> str:
+def _operator(body: Mapping[str, Any]) -> str:
     """The user who makes a member change; recorded, not checked (as documented)."""
     return _required_user(body, "Operator")
 
 
-def _conversation_id(body: Body) -> int:
-    value = codec.integer(body, "ConversationShortId", required=True)
-    assert value is not None
-    if value <= 0:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "ConversationShortId must be positive")
-    return value
-
-
 @action("CreateConversation", qps=50, summary="single chat (1), group (2) or live group (100)")
-async def create_conversation(services: Services, caller: Caller, body: Body) -> Body:
-    core = codec.obj(body, "ConversationCoreInfo", required=True)
-    assert core is not None
-    kind = codec.integer(core, "ConversationType", width=INT32, required=True)
-    assert kind is not None
-    owner = codec.user(body, "OwnerUserId")
-    if owner is None:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "OwnerUserId is required and must be positive")
+async def create_conversation(
+    services: Services, caller: Caller, body: CreateConversationRequest
+) -> CreateConversationResult:
+    core = body["ConversationCoreInfo"]
     command = commands.CreateConversation(
-        app_id=_app_id(body),
-        owner=owner,
-        other=codec.user(body, "OtherUserId"),
-        type=kind,
-        inbox_type=codec.integer(body, "InboxType", width=INT32) or 0,
-        idempotent_id=codec.string(body, "IdempotentId"),
-        name=codec.string(core, "Name"),
-        avatar_url=codec.string(core, "AvatarUrl"),
-        description=codec.string(core, "Description"),
-        notice=codec.string(core, "Notice"),
-        ext=codec.string_map(core, "Ext"),
+        app_id=body["AppId"],
+        owner=_required_user(body, "OwnerUserId"),
+        other=_user(body, "OtherUserId"),
+        type=core["ConversationType"],
+        inbox_type=body.get("InboxType") or 0,
+        idempotent_id=body.get("IdempotentId"),
+        name=core.get("Name"),
+        avatar_url=core.get("AvatarUrl"),
+        description=core.get("Description"),
+        notice=core.get("Notice"),
+        ext=core.get("Ext"),
     )
     created = await services.conversations.create_conversation(caller, command)
     conversation = created.conversation
@@ -136,31 +155,32 @@ async def create_conversation(services: Services, caller: Caller, body: Body) ->
 
 
 @action("ModifyConversation", qps=50, summary="change the fields sent, transfer the owner")
-async def modify_conversation(services: Services, caller: Caller, body: Body) -> Body:
-    app_id = _app_id(body)
-    core = codec.obj(body, "ConversationCoreInfo", required=True)
-    assert core is not None
+async def modify_conversation(
+    services: Services, caller: Caller, body: ModifyConversationRequest
+) -> Empty:
+    core = body["ConversationCoreInfo"]
     command = commands.ModifyConversation(
-        app_id=app_id,
-        conversation_id=_conversation_id(core),
-        name=codec.string(core, "Name"),
-        avatar_url=codec.string(core, "AvatarUrl"),
-        description=codec.string(core, "Description"),
-        notice=codec.string(core, "Notice"),
-        ext=codec.string_map(core, "Ext"),
-        owner=codec.user(core, "OwnerUserId"),
+        app_id=body["AppId"],
+        conversation_id=core["ConversationShortId"],
+        name=core.get("Name"),
+        avatar_url=core.get("AvatarUrl"),
+        description=core.get("Description"),
+        notice=core.get("Notice"),
+        ext=core.get("Ext"),
+        owner=_user(core, "OwnerUserId"),
     )
     await services.conversations.modify_conversation(caller, command)
     return {}
 
 
 @action("BatchGetConversations", qps=100, summary="up to 100 conversations by ID")
-async def batch_get_conversations(services: Services, caller: Caller, body: Body) -> Body:
-    app_id = _app_id(body)
-    ids = codec.integer_list(body, "ConversationShortId", required=True)
-    skip = codec.boolean(body, "SkipMemberCount")
-    found = await services.conversations.batch_get_conversations(caller, app_id, tuple(ids))
-    with_count = skip is False  # the page's default is true: counts only when asked for
+async def batch_get_conversations(
+    services: Services, caller: Caller, body: BatchGetConversationsRequest
+) -> BatchGetConversationsResult:
+    found = await services.conversations.batch_get_conversations(
+        caller, body["AppId"], tuple(body["ConversationShortId"])
+    )
+    with_count = body.get("SkipMemberCount") is False  # the page's default is true
     return {
         "ConversationCoreInfos": [
             codec.kept_conversation_info(c, member_count=with_count) for c in found
@@ -169,11 +189,15 @@ async def batch_get_conversations(services: Services, caller: Caller, body: Body
 
 
 @action("DestroyConversation", qps=50, summary="dissolve a group or live group (owner only)")
-async def destroy_conversation(services: Services, caller: Caller, body: Body) -> Body:
-    app_id = _app_id(body)
-    conversation_id = _conversation_id(body)
-    owner = _required_user(body, "OwnerUserId")
-    await services.conversations.destroy_conversation(caller, app_id, conversation_id, owner=owner)
+async def destroy_conversation(
+    services: Services, caller: Caller, body: DestroyConversationRequest
+) -> Empty:
+    await services.conversations.destroy_conversation(
+        caller,
+        body["AppId"],
+        body["ConversationShortId"],
+        owner=_required_user(body, "OwnerUserId"),
+    )
     return {}
 
 
@@ -186,22 +210,22 @@ _ORDERS = {order.value: order for order in UserOrder}
     summary="a user's conversations, 20 a page, by recent activity (0), creation (1) or own live "
     "groups (2)",
 )
-async def get_user_conversations(services: Services, caller: Caller, body: Body) -> Body:
-    app_id = _app_id(body)
-    data_type = codec.integer(body, "DataType", width=INT32) or 0
-    order = _ORDERS.get(data_type)
+async def get_user_conversations(
+    services: Services, caller: Caller, body: GetUserConversationsRequest
+) -> GetUserConversationsResult:
+    order = _ORDERS.get(body.get("DataType") or 0)
     if order is None:
         raise ConvhubError(ErrorCode.INVALID_PARAM, "DataType must be 0, 1 or 2")
     page = await services.conversations.user_conversations(
         caller,
-        app_id,
-        codec.user(body, "ParticipantUserId"),
+        body["AppId"],
+        _user(body, "ParticipantUserId"),
         order=order,
-        cursor=_required_int(body, "Cursor"),
-        limit=_required_int(body, "Limit"),
-        inbox_type=codec.integer(body, "InboxType", width=INT32) or 0,
+        cursor=body["Cursor"],
+        limit=body["Limit"],
+        inbox_type=body.get("InboxType") or 0,
     )
-    with_count = codec.boolean(body, "SkipMemberCount") is not True  # default false here
+    with_count = body.get("SkipMemberCount") is not True  # default false here
     return {
         "ConversationInfos": [
             codec.kept_conversation_info(c, member_count=with_count) for c in page.conversations
@@ -212,61 +236,76 @@ async def get_user_conversations(services: Services, caller: Caller, body: Body)
 
 
 @action("GetConversationUserCount", qps=100, summary="how many members it has")
-async def get_conversation_user_count(services: Services, caller: Caller, body: Body) -> Body:
-    count = await services.participants.count(caller, _app_id(body), _conversation_id(body))
+async def get_conversation_user_count(
+    services: Services, caller: Caller, body: ConversationRequest
+) -> GetConversationUserCountResult:
+    count = await services.participants.count(caller, body["AppId"], body["ConversationShortId"])
     return {"Count": count}
 
 
 @action("IsUserInConversation", qps=100, summary="whether a user is a current member")
-async def is_user_in_conversation(services: Services, caller: Caller, body: Body) -> Body:
-    app_id, conversation_id = _app_id(body), _conversation_id(body)
-    user_id = _required_int(body, "ParticipantUserId")
-    member = await services.participants.is_member(caller, app_id, conversation_id, user_id)
+async def is_user_in_conversation(
+    services: Services, caller: Caller, body: IsUserInConversationRequest
+) -> IsUserInConversationResult:
+    member = await services.participants.is_member(
+        caller, body["AppId"], body["ConversationShortId"], body["ParticipantUserId"]
+    )
     return {"IsUserInConversation": member}
 
 
-def _changes(body: Body, *, add: bool) -> list[MemberChange]:
-    changes = []
-    for item in codec.object_list(body, "ParticipantInfos", required=True):
-        changes.append(
-            MemberChange(
-                user_id=_required_int(item, "ParticipantUserId"),
-                nick_name=codec.string(item, "NickName"),
-                level=codec.integer(item, "Level", width=INT32),
-                role=codec.integer(item, "Role"),
-                ext=codec.string_map(item, "Ext"),
-                read_index=codec.integer(item, "ReadIndex") if add else None,
-                block_time=None if add else codec.integer(item, "BlockTime"),
-            )
+def _added(infos: list[NewParticipantInfo]) -> list[MemberChange]:
+    return [
+        MemberChange(
+            user_id=item["ParticipantUserId"],
+            nick_name=item.get("NickName"),
+            level=item.get("Level"),
+            role=item.get("Role"),
+            ext=item.get("Ext"),
+            read_index=item.get("ReadIndex"),
         )
-    return changes
+        for item in infos
+    ]
+
+
+def _changed(infos: list[ParticipantInfoChange]) -> list[MemberChange]:
+    return [
+        MemberChange(
+            user_id=item["ParticipantUserId"],
+            nick_name=item.get("NickName"),
+            level=item.get("Level"),
+            role=item.get("Role"),
+            ext=item.get("Ext"),
+            block_time=item.get("BlockTime"),
+        )
+        for item in infos
+    ]
 
 
 @action("BatchAddConversationParticipant", qps=50, summary="add up to 100 members")
 async def batch_add_conversation_participant(
-    services: Services, caller: Caller, body: Body
-) -> Body:
+    services: Services, caller: Caller, body: BatchAddConversationParticipantRequest
+) -> FailedUsers:
     failed = await services.participants.batch_add(
         caller,
-        _app_id(body),
-        _conversation_id(body),
+        body["AppId"],
+        body["ConversationShortId"],
         operator=_operator(body),
-        changes=_changes(body, add=True),
-        barrier=codec.boolean(body, "Barrier") or False,
+        changes=_added(body["ParticipantInfos"]),
+        barrier=body.get("Barrier") or False,
     )
     return {"FailedUserIds": failed}
 
 
 @action("BatchDeleteConversationParticipant", qps=50, summary="remove up to 100 members")
 async def batch_delete_conversation_participant(
-    services: Services, caller: Caller, body: Body
-) -> Body:
+    services: Services, caller: Caller, body: BatchDeleteConversationParticipantRequest
+) -> FailedUsers:
     failed = await services.participants.batch_delete(
         caller,
-        _app_id(body),
-        _conversation_id(body),
+        body["AppId"],
+        body["ConversationShortId"],
         operator=_operator(body),
-        user_ids=codec.integer_list(body, "ParticipantUserIds", required=True),
+        user_ids=body["ParticipantUserIds"],
     )
     return {"FailedUserIds": failed}
 
@@ -277,27 +316,24 @@ async def batch_delete_conversation_participant(
     summary="change up to 100 members' role, nick name, level, ext, mute time",
 )
 async def batch_modify_conversation_participant(
-    services: Services, caller: Caller, body: Body
-) -> Body:
+    services: Services, caller: Caller, body: BatchModifyConversationParticipantRequest
+) -> FailedUsers:
     failed = await services.participants.batch_modify(
         caller,
-        _app_id(body),
-        _conversation_id(body),
+        body["AppId"],
+        body["ConversationShortId"],
         operator=_operator(body),
-        changes=_changes(body, add=False),
+        changes=_changed(body["ParticipantInfos"]),
     )
     return {"FailedUserIds": failed}
 
 
 @action("BatchGetConversationParticipant", qps=100, summary="up to 100 members by user ID")
 async def batch_get_conversation_participant(
-    services: Services, caller: Caller, body: Body
-) -> Body:
+    services: Services, caller: Caller, body: BatchGetConversationParticipantRequest
+) -> Participants:
     found = await services.participants.batch_get(
-        caller,
-        _app_id(body),
-        _conversation_id(body),
-        codec.integer_list(body, "ParticipantUserIds", required=True),
+        caller, body["AppId"], body["ConversationShortId"], body["ParticipantUserIds"]
     )
     return {"Participants": [codec.participant_info(p) for p in found]}
 
@@ -308,18 +344,18 @@ async def batch_get_conversation_participant(
     summary="page through the members in join order, either way",
 )
 async def scan_conversation_participant_list(
-    services: Services, caller: Caller, body: Body
-) -> Body:
-    only_ids = codec.boolean(body, "OnlyUserIds") or False
+    services: Services, caller: Caller, body: ScanConversationParticipantListRequest
+) -> ScanConversationParticipantListResult:
+    only_ids = body.get("OnlyUserIds") or False
     page = await services.participants.scan(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        cursor=_required_int(body, "Cursor"),
-        limit=_required_int(body, "Limit"),
-        reverse=codec.boolean(body, "Reverse") or False,
+        body["AppId"],
+        body["ConversationShortId"],
+        cursor=body["Cursor"],
+        limit=body["Limit"],
+        reverse=body.get("Reverse") or False,
         only_user_ids=only_ids,
-        online=codec.boolean(body, "ScanOnlineParticipant") or False,
+        online=body.get("ScanOnlineParticipant") or False,
     )
     return {
         "Participants": [codec.participant_info(p, only_user_id=only_ids) for p in page.members],
@@ -333,61 +369,60 @@ async def scan_conversation_participant_list(
     qps=50,
     summary="one member's mute, pin, favourite and ext",
 )
-async def modify_conversation_setting(services: Services, caller: Caller, body: Body) -> Body:
-    app_id = _app_id(body)
-    info = codec.obj(body, "ConversationSettingInfo", required=True)
-    assert info is not None
+async def modify_conversation_setting(
+    services: Services, caller: Caller, body: ModifyConversationSettingRequest
+) -> Empty:
+    info = body["ConversationSettingInfo"]
     change = SettingChange(
-        is_mute=codec.boolean(info, "IsMute"),
-        set_stick_top=codec.boolean(info, "IsStickTop") or False,
-        stick_top_time=codec.integer(info, "StickTopTime") or 0,
-        set_favorite=codec.boolean(info, "IsSetFavorite") or False,
-        favorite_time=codec.integer(info, "SetFavoriteTime") or 0,
-        ext=codec.string_map(info, "Ext"),
+        is_mute=info.get("IsMute"),
+        set_stick_top=info.get("IsStickTop") or False,
+        stick_top_time=info.get("StickTopTime") or 0,
+        set_favorite=info.get("IsSetFavorite") or False,
+        favorite_time=info.get("SetFavoriteTime") or 0,
+        ext=info.get("Ext"),
     )
     await services.settings.modify_setting(
-        caller, app_id, _conversation_id(info), codec.user(info, "ParticipantUserId"), change
+        caller, body["AppId"], info["ConversationShortId"], _user(info, "ParticipantUserId"), change
     )
     return {}
 
 
 @action("GetConversationSetting", qps=100, summary="one member's settings and read index")
-async def get_conversation_setting(services: Services, caller: Caller, body: Body) -> Body:
+async def get_conversation_setting(
+    services: Services, caller: Caller, body: GetConversationSettingRequest
+) -> GetConversationSettingResult:
     conversation, setting = await services.settings.get_setting(
-        caller, _app_id(body), _conversation_id(body), codec.user(body, "ParticipantUserId")
+        caller, body["AppId"], body["ConversationShortId"], _user(body, "ParticipantUserId")
     )
-    read_index = codec.boolean(body, "NoReadIndex") is not True
+    read_index = body.get("NoReadIndex") is not True
     return {
         "ConversationSettingInfo": codec.setting_info(conversation, setting, read_index=read_index)
     }
 
 
 @action("MarkConversation", qps=50, summary="add or remove a live group's mark types")
-async def mark_conversation(services: Services, caller: Caller, body: Body) -> Body:
+async def mark_conversation(
+    services: Services, caller: Caller, body: MarkConversationRequest
+) -> Empty:
     await services.settings.mark_conversation(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        codec.string_list(body, "MarkTypes", required=True),
-        codec.integer(body, "MarkAction", width=INT32) or ADD_MARKS,
+        body["AppId"],
+        body["ConversationShortId"],
+        body["MarkTypes"],
+        body.get("MarkAction") or ADD_MARKS,
     )
     return {}
 
 
 @action("GetConversationMarks", qps=100, summary="a live group's mark types")
-async def get_conversation_marks(services: Services, caller: Caller, body: Body) -> Body:
-    marks = await services.settings.get_marks(caller, _app_id(body), _conversation_id(body))
+async def get_conversation_marks(
+    services: Services, caller: Caller, body: ConversationRequest
+) -> MarkTypes:
+    marks = await services.settings.get_marks(caller, body["AppId"], body["ConversationShortId"])
     return {"MarkTypes": marks}
 
 
 # --- messages ------------------------------------------------------------------------------------
-
-
-def _message_id(body: Body) -> int:
-    value = _required_int(body, "MessageId")
-    if value <= 0:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "MessageId must be positive")
-    return value
 
 
 @action(
@@ -396,23 +431,25 @@ def _message_id(body: Body) -> int:
     summary="a member's message; ClientMsgId makes it idempotent",
     also_counts=(SEND_RATE,),
 )
-async def send_message(services: Services, caller: Caller, body: Body) -> Body:
-    ref = codec.obj(body, "RefMsgInfo")
+async def send_message(
+    services: Services, caller: Caller, body: SendMessageRequest
+) -> SendMessageResult:
+    ref = body.get("RefMsgInfo")
     command = commands.SendMessage(
-        app_id=_app_id(body),
-        conversation_id=_conversation_id(body),
-        sender=codec.user(body, "Sender"),
-        msg_type=_required_int_32(body, "MsgType"),
-        content=_required_string(body, "Content"),
-        client_msg_id=codec.string(body, "ClientMsgId"),
-        create_time=codec.integer(body, "CreateTime"),
-        ext=codec.string_map(body, "Ext"),
+        app_id=body["AppId"],
+        conversation_id=body["ConversationShortId"],
+        sender=_user(body, "Sender"),
+        msg_type=body["MsgType"],
+        content=body["Content"],
+        client_msg_id=body.get("ClientMsgId"),
+        create_time=body.get("CreateTime"),
+        ext=body.get("Ext"),
         mentioned_users=codec.users(body, "MentionedUsers"),
         visible_users=codec.users(body, "VisibleUsers"),
         invisible_users=codec.users(body, "InvisibleUsers"),
-        priority=codec.integer(body, "Priority", width=INT32),
-        ref_message_id=None if ref is None else _required_int(ref, "ReferencedMessageId"),
-        ref_hint=None if ref is None else codec.string(ref, "Hint"),
+        priority=body.get("Priority"),
+        ref_message_id=None if ref is None else ref["ReferencedMessageId"],
+        ref_hint=None if ref is None else ref.get("Hint"),
     )
     sent = await services.messages.send_message(caller, command)
     return {"MessageId": sent.id}
@@ -423,14 +460,16 @@ async def send_message(services: Services, caller: Caller, body: Body) -> Body:
     qps=100,
     summary="page through a conversation's messages by index, either way, 20 a page",
 )
-async def get_conversation_messages(services: Services, caller: Caller, body: Body) -> Body:
+async def get_conversation_messages(
+    services: Services, caller: Caller, body: GetConversationMessagesRequest
+) -> GetConversationMessagesResult:
     page = await services.messages.conversation_messages(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        cursor=_required_int(body, "Cursor"),
-        limit=_required_int(body, "Limit"),
-        reverse=codec.integer(body, "Reverse", width=INT32) == 1,  # anything else is 0
+        body["AppId"],
+        body["ConversationShortId"],
+        cursor=body["Cursor"],
+        limit=body["Limit"],
+        reverse=body.get("Reverse") == 1,  # anything else is 0
     )
     conversation = page.conversation
     return {
@@ -443,25 +482,22 @@ async def get_conversation_messages(services: Services, caller: Caller, body: Bo
 
 
 @action("GetMessages", qps=100, summary="up to 100 messages by ID")
-async def get_messages(services: Services, caller: Caller, body: Body) -> Body:
+async def get_messages(services: Services, caller: Caller, body: GetMessagesRequest) -> Messages:
     conversation, found = await services.messages.get_messages(
-        caller,
-        _app_id(body),
-        _conversation_id(body),
-        codec.integer_list(body, "MessageIds", required=True),
+        caller, body["AppId"], body["ConversationShortId"], body["MessageIds"]
     )
     return {"Messages": [codec.message_body(conversation, q) for q in found]}
 
 
 @action("RecallMessage", qps=50, summary="recall a message (own, or any as owner or admin)")
-async def recall_message(services: Services, caller: Caller, body: Body) -> Body:
+async def recall_message(services: Services, caller: Caller, body: RecallMessageRequest) -> Empty:
     await services.messages.recall_message(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        _message_id(body),
-        user=str(_positive(body, "ParticipantUserId")),
-        role=codec.integer(body, "RecallRole", width=INT32) or 0,
+        body["AppId"],
+        body["ConversationShortId"],
+        body["MessageId"],
+        user=str(body["ParticipantUserId"]),
+        role=body.get("RecallRole") or 0,
     )
     return {}
 
@@ -471,38 +507,40 @@ async def recall_message(services: Services, caller: Caller, body: Body) -> Body
     qps=50,
     summary="delete a message for everyone (0) or all but its sender (1)",
 )
-async def delete_conversation_message(services: Services, caller: Caller, body: Body) -> Body:
+async def delete_conversation_message(
+    services: Services, caller: Caller, body: DeleteConversationMessageRequest
+) -> Empty:
     await services.messages.delete_conversation_message(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        _message_id(body),
-        codec.integer(body, "DeleteType", width=INT32) or 0,
+        body["AppId"],
+        body["ConversationShortId"],
+        body["MessageId"],
+        body.get("DeleteType") or 0,
     )
     return {}
 
 
 @action("DeleteMessage", qps=50, summary="delete a message for one member")
-async def delete_message(services: Services, caller: Caller, body: Body) -> Body:
+async def delete_message(services: Services, caller: Caller, body: DeleteMessageRequest) -> Empty:
     await services.messages.delete_message_for(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        _message_id(body),
-        str(_positive(body, "ParticipantUserId")),
+        body["AppId"],
+        body["ConversationShortId"],
+        body["MessageId"],
+        str(body["ParticipantUserId"]),
     )
     return {}
 
 
 @action("ModifyMessage", qps=50, summary="merge a message's Ext, replace its Content")
-async def modify_message(services: Services, caller: Caller, body: Body) -> Body:
+async def modify_message(services: Services, caller: Caller, body: ModifyMessageRequest) -> Empty:
     await services.messages.modify_volc_message(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        _message_id(body),
-        ext=codec.string_map(body, "Ext"),
-        content=codec.string(body, "Content"),
+        body["AppId"],
+        body["ConversationShortId"],
+        body["MessageId"],
+        ext=body.get("Ext"),
+        content=body.get("Content"),
     )
     return {}
 
@@ -512,13 +550,15 @@ async def modify_message(services: Services, caller: Caller, body: Body) -> Body
     qps=50,
     summary="move a member's read index forward (QPS undocumented: convhub's, as writes)",
 )
-async def modify_participant_read_index(services: Services, caller: Caller, body: Body) -> Body:
+async def modify_participant_read_index(
+    services: Services, caller: Caller, body: ModifyParticipantReadIndexRequest
+) -> Empty:
     await services.messages.set_read_index(
         caller,
-        _app_id(body),
-        _conversation_id(body),
-        codec.user(body, "ParticipantUserId"),
-        _required_int(body, "ReadIndex"),
+        body["AppId"],
+        body["ConversationShortId"],
+        _user(body, "ParticipantUserId"),
+        body["ReadIndex"],
     )
     return {}
 
@@ -528,8 +568,10 @@ async def modify_participant_read_index(services: Services, caller: Caller, body
     qps=100,
     summary="the members' read indexes (QPS undocumented: convhub's, as reads)",
 )
-async def get_participant_read_index(services: Services, caller: Caller, body: Body) -> Body:
-    found = await services.messages.read_indexes(caller, _app_id(body), _conversation_id(body))
+async def get_participant_read_index(
+    services: Services, caller: Caller, body: ConversationRequest
+) -> GetParticipantReadIndexResult:
+    found = await services.messages.read_indexes(caller, body["AppId"], body["ConversationShortId"])
     return {
         "ReadIndexes": [
             {"ParticipantUserId": user_number(user), "ParticipantUserIdStr": user,

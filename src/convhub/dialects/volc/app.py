@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -108,7 +108,7 @@ class VolcDialect:
         version: str,
         metadata: dict[str, Any],
         exchange: Exchange,
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
         if not action or not version:
             missing = "Action" if not action else "Version"
             raise ConvhubError(ErrorCode.MISSING_PARAMETER, f"the parameter {missing} is missing")
@@ -126,7 +126,7 @@ class VolcDialect:
         await self._limiter.acquire(caller.account_id, action)
         for shared in declared.also_counts:
             await self._limiter.acquire(caller.account_id, shared)
-        return await declared.handler(self._services, caller, parse_json_object(raw))
+        return await declared.handler(self._services, caller, declared.read(parse_json_object(raw)))
 
     async def _authenticate(
         self, headers: dict[str, str], query: bytes, body: bytes, metadata: dict[str, Any]

@@ -1,82 +1,24 @@
-"""Volcengine wire <-> core: strict decoding of request fields, encoding of results.
+"""Volcengine core -> wire: the results, shaped as ``convhub.wire.volc`` declares them.
 
-JSON types are checked exactly: an ID must be a JSON integer (not a float, string or boolean)
-within its declared width. ``null`` counts as absent, because the Go SDK sends null for unset
-arrays and maps.
+Requests are read by the readers compiled from the same declarations (``fields.reader``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
-# Re-exported: each dialect's codec is the one place its handlers read fields from.
 from convhub.dialects.fields import Body as Body
-from convhub.dialects.fields import bad as bad
-from convhub.dialects.fields import obj as obj
-from convhub.dialects.fields import string as string
-from convhub.dialects.fields import string_map as string_map
 from convhub.domain.messages import Quoted
 from convhub.domain.models import Conversation, ConversationSetting, Participant
 from convhub.domain.users import canonical_user, user_number
-from convhub.errors import ConvhubError, ErrorCode
-
-INT32 = (-(1 << 31), (1 << 31) - 1)
-INT64 = (-(1 << 63), (1 << 63) - 1)
+from convhub.wire import volc
 
 
-def integer(
-    body: Body, name: str, *, width: tuple[int, int] = INT64, required: bool = False
-) -> int | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad(f"{name} is required")
-        return None
-    if type(value) is not int:
-        raise bad(f"{name} must be an integer")
-    if not width[0] <= value <= width[1]:
-        bits = 32 if width == INT32 else 64
-        raise bad(f"{name} is out of range for a {bits}-bit integer")
-    return value
-
-
-def boolean(body: Body, name: str) -> bool | None:
-    value = body.get(name)
-    if value is None or type(value) is bool:
-        return value
-    raise bad(f"{name} must be a boolean")
-
-
-def integer_list(body: Body, name: str, *, required: bool = False) -> list[int]:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad(f"{name} is required")
-        return []
-    if type(value) is not list:
-        raise bad(f"{name} must be an array of integers")
-    for item in value:
-        if type(item) is not int:
-            raise ConvhubError(
-                ErrorCode.INVALID_CONVERSATION_ID_ELEMENT
-                if name == "ConversationShortId"
-                else ErrorCode.INVALID_PARAM,
-                f"{name} must hold only integers",
-            )
-        if not INT64[0] <= item <= INT64[1]:
-            raise bad(f"{name} holds a value out of range for a 64-bit integer")
-    return value
-
-
-def user(body: Body, name: str) -> str | None:
-    """The canonical user for ``name`` and its ``nameStr`` twin."""
-    return canonical_user(integer(body, name), string(body, name + "Str"), field=name)
-
-
-def conversation_info(conversation: Conversation, *, member_count: bool) -> Body:
+def conversation_info(conversation: Conversation, *, member_count: bool) -> volc.ConversationInfo:
     c = conversation
-    info: Body = {
+    info: volc.ConversationInfo = {
         "ConversationShortId": c.id,
         "ConversationId": str(c.id),
         "AppId": c.app_id,
@@ -109,11 +51,13 @@ def conversation_info(conversation: Conversation, *, member_count: bool) -> Body
 # identity; an entry holds its object, so no other object can take its id while it lives.
 # An OrderedDict, not a dict: dropping a dict's first entry again and again leaves holes that
 # the next ``next(iter(...))`` walks over, which made each eviction slower than the last.
-_ENCODED: OrderedDict[tuple[int, bool], tuple[Conversation, Body]] = OrderedDict()
+_ENCODED: OrderedDict[tuple[int, bool], tuple[Conversation, volc.ConversationInfo]] = OrderedDict()
 _ENCODED_MAX = 32_768
 
 
-def kept_conversation_info(conversation: Conversation, *, member_count: bool) -> Body:
+def kept_conversation_info(
+    conversation: Conversation, *, member_count: bool
+) -> volc.ConversationInfo:
     """``conversation_info`` of a conversation read for a read-only answer (never to be changed
     afterwards); the answer is shared, so callers must not change it either."""
     key = (id(conversation), member_count)
@@ -127,26 +71,7 @@ def kept_conversation_info(conversation: Conversation, *, member_count: bool) ->
     return info
 
 
-def _typed_list(body: Body, name: str, kind: type, what: str, required: bool) -> list[Any]:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad(f"{name} is required")
-        return []
-    if type(value) is not list or not all(type(item) is kind for item in value):
-        raise bad(f"{name} must be an array of {what}")
-    return value
-
-
-def object_list(body: Body, name: str, *, required: bool = False) -> list[Body]:
-    return _typed_list(body, name, dict, "objects", required)
-
-
-def string_list(body: Body, name: str, *, required: bool = False) -> list[str]:
-    return _typed_list(body, name, str, "strings", required)
-
-
-def participant_info(p: Participant, *, only_user_id: bool = False) -> Body:
+def participant_info(p: Participant, *, only_user_id: bool = False) -> volc.Participant:
     """§6.4; with ``only_user_id`` (Scan's OnlyUserIds) the other required fields are zero."""
     if only_user_id:
         return {
@@ -174,7 +99,9 @@ def participant_info(p: Participant, *, only_user_id: bool = False) -> Body:
     }
 
 
-def setting_info(c: Conversation, s: ConversationSetting, *, read_index: bool) -> Body:
+def setting_info(
+    c: Conversation, s: ConversationSetting, *, read_index: bool
+) -> volc.ConversationSettingInfo:
     """§6.6, response form: ``IsStickTop`` and ``IsSetFavorite`` are states here."""
     return {
         "AppId": c.app_id,
@@ -194,37 +121,25 @@ def setting_info(c: Conversation, s: ConversationSetting, *, read_index: bool) -
     }
 
 
-def users(body: Body, name: str) -> tuple[str, ...]:
-    """An array of int64 user IDs and its ``Str`` twin, merged; null elements are skipped."""
+def users(body: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """An array of user IDs and its ``Str`` twin (both read already), merged in order, each user
+    once; ``null`` elements are skipped."""
     found: list[str] = []
-    for item in _list(body, name):
-        if type(item) is not int or not INT64[0] <= item <= INT64[1]:
-            raise bad(f"{name} must hold 64-bit integers")
-        user = canonical_user(item, None, field=name)
+    for item in body.get(name) or ():
+        user = None if item is None else canonical_user(item, None, field=name)
         if user is not None:
             found.append(user)
-    for item in _list(body, name + "Str"):
-        if type(item) is not str:
-            raise bad(f"{name}Str must hold strings")
-        user = canonical_user(None, item, field=name)
+    for item in body.get(name + "Str") or ():
+        user = None if item is None else canonical_user(None, item, field=name)
         if user is not None:
             found.append(user)
     return tuple(dict.fromkeys(found))
 
 
-def _list(body: Body, name: str) -> list[object]:
-    value = body.get(name)
-    if value is None:
-        return []
-    if type(value) is not list:
-        raise bad(f"{name} must be an array")
-    return [item for item in value if item is not None]
-
-
-def message_body(c: Conversation, q: Quoted) -> Body:
+def message_body(c: Conversation, q: Quoted) -> volc.MessageBody:
     """§6.5: a message as the server's view shows it."""
     m = q.message
-    body: Body = {
+    body: volc.MessageBody = {
         "AppId": c.app_id,
         "ConversationShortId": m.conversation_id,
         "ConversationType": int(c.type),

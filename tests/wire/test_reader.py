@@ -1,0 +1,111 @@
+"""The readers compiled from wire declarations: what they accept, refuse and hand on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NotRequired, TypedDict
+
+import pytest
+
+from convhub.dialects.fields import reader
+from convhub.dialects.volc.actions import ACTIONS
+from convhub.errors import ConvhubError, ErrorCode
+from convhub.wire.kinds import DigitsId, FreeReference, Int32, Int64, Minimum, Width, object_form
+
+
+class Inner(TypedDict):
+    Id: Annotated[int, Width(64), Minimum(1)]
+    Note: NotRequired[str]
+
+
+class Outer(TypedDict):
+    Small: Int32
+    Big: NotRequired[Int64]
+    Flag: NotRequired[bool]
+    Ext: NotRequired[dict[str, str]]
+    Inner: NotRequired[Inner]
+    Items: NotRequired[list[Inner]]
+    Users: NotRequired[list[Int64 | None]]
+    Ids: NotRequired[list[Int64]]
+
+
+class Lenient(TypedDict):
+    Id: NotRequired[DigitsId]
+    Bot: NotRequired[FreeReference]
+
+
+read_outer = reader(Outer, element_codes={"Ids": ErrorCode.INVALID_CONVERSATION_ID_ELEMENT})
+
+
+def refused(body: Any) -> ConvhubError:
+    with pytest.raises(ConvhubError) as raised:
+        read_outer(body)
+    return raised.value
+
+
+def test_a_valid_body_is_handed_on_as_it_came() -> None:
+    body = {"Small": 1, "Big": 1 << 62, "Items": [{"Id": 3}], "Users": [7, None], "Unknown": []}
+    assert read_outer(body) is body
+    assert body["Big"] == 1 << 62  # exact: never through a float
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "Small is required"),
+        ({"Small": None}, "Small is required"),  # null counts as absent
+        ({"Small": "1"}, "Small must be an integer"),
+        ({"Small": 1.0}, "Small must be an integer"),
+        ({"Small": True}, "Small must be an integer"),
+        ({"Small": 1 << 31}, "Small is out of range for a 32-bit integer"),
+        ({"Small": 1, "Big": 1 << 63}, "Big is out of range for a 64-bit integer"),
+        ({"Small": 1, "Flag": 0}, "Flag must be a boolean"),
+        ({"Small": 1, "Ext": {"a": 1}}, "Ext must map strings to strings"),
+        ({"Small": 1, "Inner": []}, "Inner must be an object"),
+        ({"Small": 1, "Inner": {}}, "Inner.Id is required"),
+        ({"Small": 1, "Inner": {"Id": 0}}, "Inner.Id must be positive"),
+        ({"Small": 1, "Items": [{"Id": 1}, {"Id": 2, "Note": 5}]},
+         "Items[1].Note must be a string"),
+        ({"Small": 1, "Items": {}}, "Items must be an array of objects"),
+        ({"Small": 1, "Users": [1, "2"]}, "Users must hold only integers"),
+        ({"Small": 1, "Ids": [1, None]}, "Ids must hold only integers"),
+    ],
+)  # fmt: skip
+def test_a_body_that_breaks_its_declaration_is_refused_naming_the_field(
+    body: dict[str, Any], message: str
+) -> None:
+    error = refused(body)
+    assert str(error) == message
+    assert error.code in (ErrorCode.INVALID_PARAM, ErrorCode.INVALID_CONVERSATION_ID_ELEMENT)
+
+
+def test_an_element_of_the_wrong_type_raises_the_fields_own_code() -> None:
+    assert refused({"Small": 1, "Ids": [1, "x"]}).code is ErrorCode.INVALID_CONVERSATION_ID_ELEMENT
+    assert refused({"Small": 1, "Ids": [1 << 63]}).code is ErrorCode.INVALID_PARAM
+    assert refused({"Small": 1, "Users": ["x"]}).code is ErrorCode.INVALID_PARAM
+
+
+def test_lenient_coze_forms_hand_the_handler_one_python_type() -> None:
+    read = reader(Lenient)
+    assert read({"Id": "0012", "Bot": 73}) == {"Id": 12, "Bot": "73"}
+    assert read({"Id": 0})["Id"] is None  # 0, "0" and "" name nothing
+    assert read({"Id": ""})["Id"] is None
+    for bad in ("12a", "9" * 20, 1 << 63, 1.5, -1):
+        with pytest.raises(ConvhubError):
+            read({"Id": bad})
+
+
+def test_a_bare_int_is_not_declarable() -> None:
+    class Vague(TypedDict):
+        Count: int
+
+    with pytest.raises(TypeError, match="Int32 or Int64"):
+        object_form(Vague)
+
+
+def test_every_action_reads_its_body_through_its_declared_request() -> None:
+    for action in ACTIONS.values():
+        assert object_form(action.request).fields, action.name
+        object_form(action.result)  # declarable, widths given
+        with pytest.raises(ConvhubError) as raised:
+            action.read({"AppId": "1"})
+        assert str(raised.value) == "AppId must be an integer", action.name
