@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack, cast
 
 import httpx
 
 from convhub.client.auth import VolcAuth
 from convhub.client.errors import ImError
-from convhub.client.pages import Pager, Walk
+from convhub.client.pages import MESSAGES, PARTICIPANTS, USER_CONVERSATIONS, Pager, Walk
 from convhub.client.retries import DEFAULT_RETRIES, Retries, parse_retry_after
 from convhub.client.wire import (
     DEFAULT_ENDPOINT,
@@ -23,6 +23,7 @@ from convhub.client.wire import (
     encode,
     read_result,
 )
+from convhub.wire import volc
 
 __all__ = ["AsyncImClient"]
 
@@ -71,6 +72,168 @@ class AsyncImClient:
                     raise
             await self._sleep(wait)
             retry += 1
+
+    # --- the actions, one method each (tests/client/test_completeness.py) ---------------------
+
+    async def create_conversation(
+        self, **request: Unpack[volc.CreateConversationRequest]
+    ) -> volc.CreateConversationResult:
+        return cast(volc.CreateConversationResult, await self.call("CreateConversation", request))
+
+    async def modify_conversation(
+        self, **request: Unpack[volc.ModifyConversationRequest]
+    ) -> volc.Empty:
+        return cast(volc.Empty, await self.call("ModifyConversation", request))
+
+    async def batch_get_conversations(
+        self, **request: Unpack[volc.BatchGetConversationsRequest]
+    ) -> volc.BatchGetConversationsResult:
+        return cast(
+            volc.BatchGetConversationsResult, await self.call("BatchGetConversations", request)
+        )
+
+    async def destroy_conversation(
+        self, **request: Unpack[volc.DestroyConversationRequest]
+    ) -> volc.Empty:
+        return cast(volc.Empty, await self.call("DestroyConversation", request))
+
+    async def get_user_conversations(
+        self, **request: Unpack[volc.GetUserConversationsRequest]
+    ) -> volc.GetUserConversationsResult:
+        return cast(
+            volc.GetUserConversationsResult, await self.call("GetUserConversations", request)
+        )
+
+    async def get_conversation_user_count(
+        self, **request: Unpack[volc.ConversationRequest]
+    ) -> volc.GetConversationUserCountResult:
+        return cast(
+            volc.GetConversationUserCountResult,
+            await self.call("GetConversationUserCount", request),
+        )
+
+    async def is_user_in_conversation(
+        self, **request: Unpack[volc.IsUserInConversationRequest]
+    ) -> volc.IsUserInConversationResult:
+        return cast(
+            volc.IsUserInConversationResult, await self.call("IsUserInConversation", request)
+        )
+
+    async def batch_add_conversation_participant(
+        self, **request: Unpack[volc.BatchAddConversationParticipantRequest]
+    ) -> volc.FailedUsers:
+        return cast(volc.FailedUsers, await self.call("BatchAddConversationParticipant", request))
+
+    async def batch_delete_conversation_participant(
+        self, **request: Unpack[volc.BatchDeleteConversationParticipantRequest]
+    ) -> volc.FailedUsers:
+        return cast(
+            volc.FailedUsers, await self.call("BatchDeleteConversationParticipant", request)
+        )
+
+    async def batch_modify_conversation_participant(
+        self, **request: Unpack[volc.BatchModifyConversationParticipantRequest]
+    ) -> volc.FailedUsers:
+        return cast(
+            volc.FailedUsers, await self.call("BatchModifyConversationParticipant", request)
+        )
+
+    async def batch_get_conversation_participant(
+        self, **request: Unpack[volc.BatchGetConversationParticipantRequest]
+    ) -> volc.Participants:
+        return cast(volc.Participants, await self.call("BatchGetConversationParticipant", request))
+
+    async def scan_conversation_participant_list(
+        self, **request: Unpack[volc.ScanConversationParticipantListRequest]
+    ) -> volc.ScanConversationParticipantListResult:
+        return cast(
+            volc.ScanConversationParticipantListResult,
+            await self.call("ScanConversationParticipantList", request),
+        )
+
+    async def modify_conversation_setting(
+        self, **request: Unpack[volc.ModifyConversationSettingRequest]
+    ) -> volc.Empty:
+        return cast(volc.Empty, await self.call("ModifyConversationSetting", request))
+
+    async def get_conversation_setting(
+        self, **request: Unpack[volc.GetConversationSettingRequest]
+    ) -> volc.GetConversationSettingResult:
+        return cast(
+            volc.GetConversationSettingResult, await self.call("GetConversationSetting", request)
+        )
+
+    async def mark_conversation(
+        self, **request: Unpack[volc.MarkConversationRequest]
+    ) -> volc.Empty:
+        return cast(volc.Empty, await self.call("MarkConversation", request))
+
+    async def get_conversation_marks(
+        self, **request: Unpack[volc.ConversationRequest]
+    ) -> volc.MarkTypes:
+        return cast(volc.MarkTypes, await self.call("GetConversationMarks", request))
+
+    async def send_message(
+        self, **request: Unpack[volc.SendMessageRequest]
+    ) -> volc.SendMessageResult:
+        return cast(volc.SendMessageResult, await self.call("SendMessage", request))
+
+    async def get_conversation_messages(
+        self, **request: Unpack[volc.GetConversationMessagesRequest]
+    ) -> volc.GetConversationMessagesResult:
+        return cast(
+            volc.GetConversationMessagesResult, await self.call("GetConversationMessages", request)
+        )
+
+    async def get_messages(self, **request: Unpack[volc.GetMessagesRequest]) -> volc.Messages:
+        return cast(volc.Messages, await self.call("GetMessages", request))
+
+    async def recall_message(self, **request: Unpack[volc.RecallMessageRequest]) -> volc.Empty:
+        return cast(volc.Empty, await self.call("RecallMessage", request))
+
+    async def delete_conversation_message(
+        self, **request: Unpack[volc.DeleteConversationMessageRequest]
+    ) -> volc.Empty:
+        return cast(volc.Empty, await self.call("DeleteConversationMessage", request))
+
+    async def delete_message(self, **request: Unpack[volc.DeleteMessageRequest]) -> volc.Empty:
+        return cast(volc.Empty, await self.call("DeleteMessage", request))
+
+    async def modify_message(self, **request: Unpack[volc.ModifyMessageRequest]) -> volc.Empty:
+        return cast(volc.Empty, await self.call("ModifyMessage", request))
+
+    async def modify_participant_read_index(
+        self, **request: Unpack[volc.ModifyParticipantReadIndexRequest]
+    ) -> volc.Empty:
+        return cast(volc.Empty, await self.call("ModifyParticipantReadIndex", request))
+
+    async def get_participant_read_index(
+        self, **request: Unpack[volc.ConversationRequest]
+    ) -> volc.GetParticipantReadIndexResult:
+        return cast(
+            volc.GetParticipantReadIndexResult, await self.call("GetParticipantReadIndex", request)
+        )
+
+    # --- pages, walked to the end: the same request, Cursor moved on after each page ------------
+
+    def iter_user_conversations(
+        self, **request: Unpack[volc.GetUserConversationsRequest]
+    ) -> AsyncIterator[volc.ConversationInfo]:
+        """The user's conversations from ``Cursor`` on (0 for the first), ``Limit`` a page."""
+        return self._walk(USER_CONVERSATIONS, request)
+
+    def iter_conversation_participant_list(
+        self, **request: Unpack[volc.ScanConversationParticipantListRequest]
+    ) -> AsyncIterator[volc.Participant]:
+        """The members from ``Cursor`` on (0 for the first), ``Limit`` a page."""
+        return self._walk(PARTICIPANTS, request)
+
+    def iter_conversation_messages(
+        self, **request: Unpack[volc.GetConversationMessagesRequest]
+    ) -> AsyncIterator[volc.MessageBody]:
+        """The messages from index ``Cursor`` on (with ``Reverse`` 1, down from it; 0 for the
+        newest), ``Limit`` a page."""
+        return self._walk(MESSAGES, request)
 
     async def _walk(self, walk: Walk, request: Mapping[str, Any]) -> AsyncIterator[Any]:
         pager = Pager(walk, request)
