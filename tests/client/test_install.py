@@ -36,6 +36,17 @@ def test_the_client_installs_and_imports_without_the_server(client_only_python: 
     assert "site-packages" in where.stdout  # the installed copy, not this checkout
 
 
+def test_the_wire_package_needs_nothing_but_the_standard_library(client_only_python: Path) -> None:
+    probe = (
+        "import sys, convhub.wire.kinds, convhub.wire.signing, convhub.wire.volc; "
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in {'httpx', 'httpcore'}))"
+    )
+    done = subprocess.run(
+        [client_only_python, "-c", probe], capture_output=True, text=True, env=clean_env()
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
 def test_the_command_without_the_server_says_so_in_one_line(client_only_python: Path) -> None:
     command = client_only_python.with_name("convhub")
     done = subprocess.run(
