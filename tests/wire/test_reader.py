@@ -6,9 +6,12 @@ from typing import Annotated, Any, NotRequired, TypedDict
 
 import pytest
 
+from convhub.dialects.coze import codec as coze_codec
+from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.fields import reader
 from convhub.dialects.volc.actions import ACTIONS
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.wire.coze import ListConversationsQuery, MessageQuery
 from convhub.wire.kinds import DigitsId, FreeReference, Int32, Int64, Minimum, Width, object_form
 
 
@@ -109,3 +112,41 @@ def test_every_action_reads_its_body_through_its_declared_request() -> None:
         with pytest.raises(ConvhubError) as raised:
             action.read({"AppId": "1"})
         assert str(raised.value) == "AppId must be an integer", action.name
+
+
+def test_coze_query_strings_are_read_through_their_declarations() -> None:
+    read = coze_codec.query_reader(ListConversationsQuery)
+    assert read({"bot_id": ["b"], "page_size": ["7"], "sort_order": [""]}) == {
+        "bot_id": "b",
+        "page_size": 7,
+    }  # a blank value counts as absent
+    for query, message in [
+        ({}, "bot_id is required"),
+        ({"bot_id": ["b", "c"]}, "bot_id is given more than once"),
+        ({"bot_id": ["b"], "page_num": ["-1"]}, "page_num must be a non-negative 32-bit integer"),
+        ({"bot_id": ["b"], "page_num": [str(1 << 31)]},
+         "page_num must be a non-negative 32-bit integer"),
+    ]:  # fmt: skip
+        with pytest.raises(ConvhubError) as raised:
+            read(query)
+        assert str(raised.value) == message
+    ids = coze_codec.query_reader(MessageQuery)
+    assert ids({"conversation_id": ["0042"], "message_id": ["7"]}) == {
+        "conversation_id": 42,
+        "message_id": 7,
+    }
+    for bad in ("0", "x1", "9" * 20):
+        with pytest.raises(ConvhubError):
+            ids({"conversation_id": [bad], "message_id": ["7"]})
+
+
+def test_every_coze_endpoint_declares_what_it_reads_and_answers() -> None:
+    by_operation = {e.operation: e for e in ENDPOINTS}
+    for endpoint in ENDPOINTS:
+        object_form(endpoint.answer)
+        assert endpoint.reads_body == (endpoint.body is not None)
+    assert by_operation["CreateConversation"].reads_body
+    assert not by_operation["RetrieveConversation"].reads_body
+    assert by_operation["RetrieveMessage"].query is MessageQuery
+    with pytest.raises(ConvhubError, match="role is required"):
+        by_operation["CreateMessage"].read_body({"content": "hi"})

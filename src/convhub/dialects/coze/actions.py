@@ -1,27 +1,49 @@
 """The Coze endpoints, each declared once: method, path, operation, permission, QPS and summary
-with its handler. Routing, permissions, rate limits and the README's endpoint table all follow
-from ``ENDPOINTS``.
+with its handler. Routing, permissions, rate limits, the README's endpoint table and the OpenAPI
+document all follow from ``ENDPOINTS``.
 
-A handler reads query, path and body into core calls and shapes the answer.
-
-A handler returns the part of the envelope after ``code``, ``msg`` and ``detail``: ``{"data": …}``
-for most, ``{"message": …}`` for modify (where cozepy reads it), and the top-level ``data``,
-``first_id``, ``last_id`` and ``has_more`` of the message list.
+A handler's signature names the declarations (``convhub.wire.coze``) of its query parameters, its
+body and its answer: the dispatcher reads the query string and the body through readers compiled
+from them, so the handler only applies the rules a declaration cannot say. The answer is the part
+of the envelope after ``code``, ``msg`` and ``detail``: ``{"data": …}`` for most, ``{"message": …}``
+for modify (where cozepy reads it), and the top-level ``data``, ``first_id``, ``last_id`` and
+``has_more`` of the message list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import typing
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from convhub.dialects.coze import codec
 from convhub.dialects.coze.codec import Body, Query
+from convhub.dialects.fields import reader
 from convhub.domain.caller import Caller
 from convhub.domain.commands import CreateConversation, ModifyConversation, NewMessage
 from convhub.domain.limits import SEND_RATE
 from convhub.domain.permissions import Permission
 from convhub.domain.services import Services
-from convhub.errors import ConvhubError
+from convhub.wire.coze import (
+    ConversationAnswer,
+    ConversationListAnswer,
+    ConversationQuery,
+    CreateConversationBody,
+    CreateMessageBody,
+    FeedbackBody,
+    ListConversationsQuery,
+    ListMessagesBody,
+    MessageAnswer,
+    MessageListAnswer,
+    MessageQuery,
+    ModifiedMessageAnswer,
+    ModifyMessageBody,
+    Nothing,
+    NothingAnswer,
+    RenameConversationBody,
+    SectionAnswer,
+)
 
 API_CONNECTOR = "1024"  # Coze's connector ID of the API channel, the default everywhere
 GROUP = 2  # a Coze conversation is kept as a group conversation with its creator as owner
@@ -32,11 +54,10 @@ class Request:
     caller: Caller
     app_id: int  # the app the token acts in
     path: tuple[str, ...]  # the path segments that the route's ":name" parts matched
-    query: Query
-    body: Body  # {} for an endpoint without a body
 
 
-Handler = Callable[[Services, Request], Awaitable[Body]]
+Handler = Callable[[Services, Request, Any, Any], Awaitable[Mapping[str, Any]]]
+H = TypeVar("H", bound=Handler)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +68,17 @@ class Endpoint:
     handler: Handler
     permission: Permission
     qps: int  # per account; Coze publishes none: convhub holds writes to 50, reads to 100
-    reads_body: bool
     summary: str
+    query: type | None  # the TypedDict its query string is read as; None: it reads none
+    body: type | None  # the TypedDict its JSON body is read as; None: it reads none
+    answer: type  # the TypedDict of its answer
+    read_query: Callable[[Query], Any]
+    read_body: Callable[[Body], Any]
     also_counts: tuple[str, ...] = ()  # account-wide limits it counts toward (SEND_RATE)
+
+    @property
+    def reads_body(self) -> bool:
+        return self.body is not None
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -64,12 +93,14 @@ def endpoint(
     permission: Permission,
     qps: int,
     summary: str,
-    reads_body: bool = False,
     also_counts: tuple[str, ...] = (),
-) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
+) -> Callable[[H], H]:
+    def register(handler: H) -> H:
         if any(e.operation == operation for e in ENDPOINTS):
             raise ValueError(f"operation {operation} is declared twice")
+        hints = typing.get_type_hints(handler)
+        query = None if hints["query"] is Nothing else hints["query"]
+        body = None if hints["body"] is Nothing else hints["body"]
         ENDPOINTS.append(
             Endpoint(
                 method,
@@ -78,8 +109,12 @@ def endpoint(
                 handler,
                 permission,
                 qps,
-                reads_body,
                 summary,
+                query,
+                body,
+                hints["return"],
+                codec.query_reader(query or Nothing),
+                reader(body or Nothing),
                 also_counts,
             )
         )
@@ -88,26 +123,12 @@ def endpoint(
     return register
 
 
+def _path_ids(request: Request) -> tuple[int, ...]:
+    names = ("conversation_id", "message_id")
+    return tuple(codec.path_id(segment, n) for segment, n in zip(request.path, names, strict=False))
+
+
 # --- conversations --------------------------------------------------------------------------------
-
-
-def _enter_message(index: int, item: Body) -> NewMessage:
-    try:
-        return NewMessage(
-            role=_required_string(item, "role"),
-            content=codec.string(item, "content") or "",
-            content_type=codec.string(item, "content_type") or "text",
-            meta_data=codec.meta_data(item),
-            type=codec.string(item, "type") or None,
-        )
-    except ConvhubError as error:
-        raise ConvhubError(error.code, f"messages[{index}]: {error.message}") from None
-
-
-def _required_string(body: Body, name: str) -> str:
-    value = codec.string(body, name, required=True)
-    assert value is not None
-    return value
 
 
 @endpoint(
@@ -116,28 +137,31 @@ def _required_string(body: Body, name: str) -> str:
     operation="CreateConversation",
     permission=Permission.CREATE_CONVERSATION,
     qps=WRITE_QPS,
-    reads_body=True,
     summary="bot_id, name (≤ 100), meta_data, connector_id (default 1024), initial messages",
 )
-async def create_conversation(services: Services, request: Request) -> Body:
-    body, caller = request.body, request.caller
-    name = codec.string(body, "name")
-    bot_id = codec.reference(body, "bot_id")
-    connector_id = codec.reference(body, "connector_id")
-    meta_data = codec.meta_data(body)
+async def create_conversation(
+    services: Services, request: Request, query: Nothing, body: CreateConversationBody
+) -> ConversationAnswer:
+    caller = request.caller
     messages = tuple(
-        _enter_message(index, item)
-        for index, item in enumerate(codec.object_list(body, "messages"))
+        NewMessage(
+            role=item["role"],
+            content=item.get("content") or "",
+            content_type=item.get("content_type") or "text",
+            meta_data=item.get("meta_data"),
+            type=item.get("type") or None,
+        )
+        for item in body.get("messages") or ()
     )
     command = CreateConversation(
         app_id=request.app_id,
         owner=caller.user,
         other=None,
         type=GROUP,
-        name=name,
-        meta_data=meta_data,
-        bot_id=bot_id,
-        connector_id=connector_id or API_CONNECTOR,
+        name=body.get("name"),
+        meta_data=body.get("meta_data"),
+        bot_id=body.get("bot_id"),
+        connector_id=body.get("connector_id") or API_CONNECTOR,
         messages=messages,
     )
     created = await services.conversations.create_conversation(caller, command)
@@ -152,10 +176,11 @@ async def create_conversation(services: Services, request: Request) -> Body:
     qps=READ_QPS,
     summary="one conversation (`?conversation_id=`)",
 )
-async def retrieve_conversation(services: Services, request: Request) -> Body:
-    conversation_id = codec.query_id(request.query, "conversation_id")
+async def retrieve_conversation(
+    services: Services, request: Request, query: ConversationQuery, body: Nothing
+) -> ConversationAnswer:
     found = await services.conversations.get_conversation(
-        request.caller, request.app_id, conversation_id
+        request.caller, request.app_id, query["conversation_id"]
     )
     return {"data": codec.conversation(found)}
 
@@ -172,25 +197,20 @@ _SORT_ORDERS = {"ASC": False, "DESC": True}
     summary="the caller's conversations with a bot (`?bot_id=&page_num=&page_size=&sort_order="
     "&connector_id=`), newest first by default, pages of ≤ 50, `has_more`",
 )
-async def list_conversations(services: Services, request: Request) -> Body:
-    query = request.query
-    bot_id = codec.query_value(query, "bot_id", required=True)
-    assert bot_id is not None
-    page_num = codec.query_int(query, "page_num", default=1)
-    page_size = codec.query_int(query, "page_size", default=50)
-    sort_order = codec.query_value(query, "sort_order") or "DESC"
-    descending = _SORT_ORDERS.get(sort_order.upper())
+async def list_conversations(
+    services: Services, request: Request, query: ListConversationsQuery, body: Nothing
+) -> ConversationListAnswer:
+    descending = _SORT_ORDERS.get((query.get("sort_order") or "DESC").upper())
     if descending is None:
         raise codec.bad("sort_order must be ASC or DESC")
-    connector_id = codec.query_value(query, "connector_id") or API_CONNECTOR
     found, has_more = await services.conversations.list_conversations(
         request.caller,
         request.app_id,
-        bot_id=bot_id,
-        page_num=page_num,
-        page_size=page_size,
+        bot_id=query["bot_id"],
+        page_num=query.get("page_num", 1),
+        page_size=query.get("page_size", 50),
         descending=descending,
-        connector_id=connector_id,
+        connector_id=query.get("connector_id") or API_CONNECTOR,
     )
     return {
         "data": {
@@ -206,13 +226,15 @@ async def list_conversations(services: Services, request: Request) -> Body:
     operation="UpdateConversation",
     permission=Permission.EDIT_CONVERSATION,
     qps=WRITE_QPS,
-    reads_body=True,
     summary="rename",
 )
-async def rename_conversation(services: Services, request: Request) -> Body:
-    conversation_id = codec.path_id(request.path[0], "conversation_id")
-    name = codec.string(request.body, "name")
-    command = ModifyConversation(app_id=request.app_id, conversation_id=conversation_id, name=name)
+async def rename_conversation(
+    services: Services, request: Request, query: Nothing, body: RenameConversationBody
+) -> ConversationAnswer:
+    (conversation_id,) = _path_ids(request)
+    command = ModifyConversation(
+        app_id=request.app_id, conversation_id=conversation_id, name=body.get("name")
+    )
     renamed = await services.conversations.modify_conversation(request.caller, command)
     return {"data": codec.conversation(renamed)}
 
@@ -225,8 +247,10 @@ async def rename_conversation(services: Services, request: Request) -> Body:
     qps=WRITE_QPS,
     summary="delete: dissolves it, for both dialects (its messages stay stored)",
 )
-async def delete_conversation(services: Services, request: Request) -> Body:
-    conversation_id = codec.path_id(request.path[0], "conversation_id")
+async def delete_conversation(
+    services: Services, request: Request, query: Nothing, body: Nothing
+) -> NothingAnswer:
+    (conversation_id,) = _path_ids(request)
     caller = request.caller
     await services.conversations.destroy_conversation(
         caller, request.app_id, conversation_id, owner=services.policy.user(caller)
@@ -242,8 +266,10 @@ async def delete_conversation(services: Services, request: Request) -> Body:
     qps=WRITE_QPS,
     summary="new context section; messages kept; `last_section_id` moves",
 )
-async def clear_conversation(services: Services, request: Request) -> Body:
-    conversation_id = codec.path_id(request.path[0], "conversation_id")
+async def clear_conversation(
+    services: Services, request: Request, query: Nothing, body: Nothing
+) -> SectionAnswer:
+    (conversation_id,) = _path_ids(request)
     section_id = await services.conversations.clear_conversation(
         request.caller, request.app_id, conversation_id
     )
@@ -253,34 +279,26 @@ async def clear_conversation(services: Services, request: Request) -> Body:
 # --- messages -------------------------------------------------------------------------------------
 
 
-def _message_ids(request: Request) -> tuple[int, int]:
-    return (
-        codec.query_id(request.query, "conversation_id"),
-        codec.query_id(request.query, "message_id"),
-    )
-
-
 @endpoint(
     "POST",
     "/v1/conversation/message/create",
     operation="CreateMessage",
     permission=Permission.CREATE_MESSAGE,
     qps=WRITE_QPS,
-    reads_body=True,
     also_counts=(SEND_RATE,),
     summary="role user/assistant, content, content_type text/object_string, meta_data",
 )
-async def create_message(services: Services, request: Request) -> Body:
-    conversation_id = codec.query_id(request.query, "conversation_id")
-    body = request.body
+async def create_message(
+    services: Services, request: Request, query: ConversationQuery, body: CreateMessageBody
+) -> MessageAnswer:
     new = NewMessage(
-        role=_required_string(body, "role"),
-        content=_required_string(body, "content"),
-        content_type=codec.string(body, "content_type") or "text",
-        meta_data=codec.meta_data(body),
+        role=body["role"],
+        content=body["content"],
+        content_type=body.get("content_type") or "text",
+        meta_data=body.get("meta_data"),
     )
     created = await services.messages.create_message(
-        request.caller, request.app_id, conversation_id, new
+        request.caller, request.app_id, query["conversation_id"], new
     )
     return {"data": codec.message(created)}
 
@@ -294,25 +312,23 @@ _MESSAGE_ORDERS = {"asc": False, "desc": True}
     operation="ListMessages",
     permission=Permission.LIST_MESSAGE,
     qps=READ_QPS,
-    reads_body=True,
     summary="order (desc), before_id, after_id, limit 1-50; `first_id`, `last_id`, `has_more`",
 )
-async def list_messages(services: Services, request: Request) -> Body:
-    conversation_id = codec.query_id(request.query, "conversation_id")
-    body = request.body
-    order = codec.string(body, "order") or "desc"
-    descending = _MESSAGE_ORDERS.get(order.lower())
+async def list_messages(
+    services: Services, request: Request, query: ConversationQuery, body: ListMessagesBody
+) -> MessageListAnswer:
+    descending = _MESSAGE_ORDERS.get((body.get("order") or "desc").lower())
     if descending is None:
         raise codec.bad("order must be asc or desc")
-    limit = codec.integer(body, "limit")
+    limit = body.get("limit")
     page = await services.messages.list_messages(
         request.caller,
         request.app_id,
-        conversation_id,
+        query["conversation_id"],
         descending=descending,
-        chat_id=codec.reference(body, "chat_id") or None,
-        before_id=codec.identifier(body, "before_id"),
-        after_id=codec.identifier(body, "after_id"),
+        chat_id=body.get("chat_id") or None,
+        before_id=body.get("before_id"),
+        after_id=body.get("after_id"),
         limit=50 if limit is None else limit,
     )
     return {
@@ -331,10 +347,11 @@ async def list_messages(services: Services, request: Request) -> Body:
     qps=READ_QPS,
     summary="one message (`?conversation_id=&message_id=`)",
 )
-async def retrieve_message(services: Services, request: Request) -> Body:
-    conversation_id, message_id = _message_ids(request)
+async def retrieve_message(
+    services: Services, request: Request, query: MessageQuery, body: Nothing
+) -> MessageAnswer:
     found = await services.messages.get_message(
-        request.caller, request.app_id, conversation_id, message_id
+        request.caller, request.app_id, query["conversation_id"], query["message_id"]
     )
     return {"data": codec.message(found)}
 
@@ -345,20 +362,19 @@ async def retrieve_message(services: Services, request: Request) -> Body:
     operation="ModifyMessage",
     permission=Permission.MODIFY_MESSAGE,
     qps=WRITE_QPS,
-    reads_body=True,
     summary="content, content_type, meta_data (replaces it); answered under `message`",
 )
-async def modify_message(services: Services, request: Request) -> Body:
-    conversation_id, message_id = _message_ids(request)
-    body = request.body
+async def modify_message(
+    services: Services, request: Request, query: MessageQuery, body: ModifyMessageBody
+) -> ModifiedMessageAnswer:
     modified = await services.messages.modify_message(
         request.caller,
         request.app_id,
-        conversation_id,
-        message_id,
-        content=codec.string(body, "content"),
-        content_type=codec.string(body, "content_type"),
-        meta_data=codec.meta_data(body),
+        query["conversation_id"],
+        query["message_id"],
+        content=body.get("content"),
+        content_type=body.get("content_type"),
+        meta_data=body.get("meta_data"),
     )
     return {"message": codec.message(modified)}
 
@@ -371,19 +387,13 @@ async def modify_message(services: Services, request: Request) -> Body:
     qps=WRITE_QPS,
     summary="delete (hidden from everyone, kept stored); answers the deleted message",
 )
-async def delete_message(services: Services, request: Request) -> Body:
-    conversation_id, message_id = _message_ids(request)
+async def delete_message(
+    services: Services, request: Request, query: MessageQuery, body: Nothing
+) -> MessageAnswer:
     deleted = await services.messages.delete_message(
-        request.caller, request.app_id, conversation_id, message_id
+        request.caller, request.app_id, query["conversation_id"], query["message_id"]
     )
     return {"data": codec.message(deleted)}
-
-
-def _feedback_ids(request: Request) -> tuple[int, int]:
-    return (
-        codec.path_id(request.path[0], "conversation_id"),
-        codec.path_id(request.path[1], "message_id"),
-    )
 
 
 @endpoint(
@@ -392,20 +402,20 @@ def _feedback_ids(request: Request) -> tuple[int, int]:
     operation="CreateMessageFeedback",
     permission=Permission.MESSAGE_FEEDBACK,
     qps=WRITE_QPS,
-    reads_body=True,
     summary="like/unlike with reasons and a comment, one per user and message",
 )
-async def create_feedback(services: Services, request: Request) -> Body:
-    conversation_id, message_id = _feedback_ids(request)
-    body = request.body
+async def create_feedback(
+    services: Services, request: Request, query: Nothing, body: FeedbackBody
+) -> NothingAnswer:
+    conversation_id, message_id = _path_ids(request)
     await services.messages.set_feedback(
         request.caller,
         request.app_id,
         conversation_id,
         message_id,
-        feedback_type=_required_string(body, "feedback_type"),
-        reason_types=codec.string_list(body, "reason_types"),
-        comment=codec.string(body, "comment"),
+        feedback_type=body["feedback_type"],
+        reason_types=body.get("reason_types"),
+        comment=body.get("comment"),
     )
     return {"data": {}}
 
@@ -418,8 +428,10 @@ async def create_feedback(services: Services, request: Request) -> Body:
     qps=WRITE_QPS,
     summary="remove the caller's feedback",
 )
-async def delete_feedback(services: Services, request: Request) -> Body:
-    conversation_id, message_id = _feedback_ids(request)
+async def delete_feedback(
+    services: Services, request: Request, query: Nothing, body: Nothing
+) -> NothingAnswer:
+    conversation_id, message_id = _path_ids(request)
     await services.messages.delete_feedback(
         request.caller, request.app_id, conversation_id, message_id
     )

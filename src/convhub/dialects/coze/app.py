@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -27,7 +29,6 @@ from convhub.dialects.asgi import (
 )
 from convhub.dialects.coze import codec
 from convhub.dialects.coze.actions import Request, match
-from convhub.dialects.coze.codec import Body
 from convhub.dialects.coze.errors import COZE_ERRORS, DEFAULT_MESSAGES
 from convhub.domain.authentication import Authenticator
 from convhub.domain.caller import Caller
@@ -74,7 +75,9 @@ class CozeDialect:
         await respond(send, 200, body, [(b"x-tt-logid", log_id.encode())])
         return exchange
 
-    async def _handle(self, scope: Scope, receive: Receive, exchange: Exchange) -> Body:
+    async def _handle(
+        self, scope: Scope, receive: Receive, exchange: Exchange
+    ) -> Mapping[str, Any]:
         path = scope["path"]
         route = match(path)
         if route is None:
@@ -96,13 +99,11 @@ class CozeDialect:
         await self._limiter.acquire(caller.account_id, "coze:" + endpoint.operation)
         for shared in endpoint.also_counts:
             await self._limiter.acquire(caller.account_id, shared)
-        query = codec.parse_query(scope.get("query_string", b""))
-        body = parse_json_object(raw) if endpoint.reads_body and raw else {}
+        query = endpoint.read_query(codec.parse_query(scope.get("query_string", b"")))
+        body = endpoint.read_body(parse_json_object(raw) if endpoint.reads_body and raw else {})
         assert caller.app_id is not None  # a token always acts in one app
-        request = Request(
-            caller=caller, app_id=caller.app_id, path=captured, query=query, body=body
-        )
-        return await endpoint.handler(self._services, request)
+        request = Request(caller=caller, app_id=caller.app_id, path=captured)
+        return await endpoint.handler(self._services, request, query, body)
 
     async def _authenticate(self, authorization: str | None) -> Caller:
         if not authorization:

@@ -1,25 +1,25 @@
-"""Coze wire <-> core: strict decoding of query, path and body fields, encoding of results.
+"""Coze wire <-> core: query strings and path segments read, results encoded.
 
-JSON types are checked exactly: a String field must be a JSON string, a number field a JSON integer
-(never a float, a boolean or a numeric string). IDs (conversation, message, paging positions) are
-accepted as JSON strings of ASCII digits or as JSON integers, within a signed 64-bit range, and are
-always answered as strings: cozepy refuses a JSON number where it expects an ID. Other references
-(``bot_id``, ``connector_id``, ``chat_id``) are free strings, a JSON integer being taken as its
-digits. ``null`` counts as absent, because cozepy sends null for every unset field.
+Bodies are read by readers compiled from the declarations in ``convhub.wire.coze`` (see
+``fields.reader``): JSON types are checked exactly, IDs are accepted as JSON strings of ASCII digits
+or as JSON integers within a signed 64-bit range, free references (``bot_id``, ``connector_id``,
+``chat_id``) as strings or integers, and ``null`` counts as absent because cozepy sends null for
+every unset field. IDs are always answered as strings: cozepy refuses a JSON number there.
 
 Query parameters come from the raw query string; a parameter the endpoint reads may appear once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
-# Re-exported: each dialect's codec is the one place its handlers read fields from.
 from convhub.dialects.fields import Body as Body
 from convhub.dialects.fields import bad as bad
-from convhub.dialects.fields import string as string
-from convhub.dialects.fields import string_map as string_map
 from convhub.domain.models import Conversation, Message
+from convhub.wire.coze import ConversationData, MessageData
+from convhub.wire.kinds import object_form
 
 Query = dict[str, list[str]]
 
@@ -56,23 +56,42 @@ def query_value(query: Query, name: str, *, required: bool = False) -> str | Non
     return value
 
 
-def query_id(query: Query, name: str) -> int:
-    value = query_value(query, name, required=True)
-    assert value is not None
-    return _positive_id(_digits(value, name), name)
+def query_reader(declared: type) -> Callable[[Query], dict[str, Any]]:
+    """A reader of the query parameters that the ``TypedDict`` ``declared`` names: each may appear
+    once, a blank value counts as absent; an ``id`` must be a positive ID written in digits, an
+    integer a non-negative 32-bit one, a string is taken as it is."""
+    fields = [(f.name, f.required, _QUERY_KINDS[f.form.kind]) for f in object_form(declared).fields]
+
+    def read(query: Query) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, required, convert in fields:
+            value = query_value(query, name, required=required)
+            if value is not None:
+                found[name] = convert(value, name)
+        return found
+
+    return read
 
 
-def query_int(query: Query, name: str, *, default: int) -> int:
-    value = query_value(query, name)
-    if value is None:
-        return default
+def _query_int(value: str, name: str) -> int:
     if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > INT32_MAX:
         raise bad(f"{name} must be a non-negative 32-bit integer")
     return int(value)
 
 
+def _query_string(value: str, name: str) -> str:
+    return value
+
+
 def path_id(segment: str, name: str) -> int:
     return _positive_id(_digits(segment, name), name)
+
+
+_QUERY_KINDS: dict[str, Callable[[str, str], Any]] = {
+    "id": path_id,
+    "integer": _query_int,
+    "string": _query_string,
+}
 
 
 def _digits(value: str, name: str) -> int:
@@ -90,77 +109,10 @@ def _positive_id(number: int, name: str) -> int:
     return number
 
 
-# --- body -----------------------------------------------------------------------------------------
-
-
-def reference(body: Body, name: str) -> str | None:
-    """A free-form reference such as ``bot_id``: a JSON string, or a JSON integer as its digits."""
-    value = body.get(name)
-    if value is None or type(value) is str:
-        return value
-    if type(value) is int:
-        return str(value)
-    raise bad(f"{name} must be a string")
-
-
-def identifier(body: Body, name: str) -> int | None:
-    """An ID given as a string of digits or as an integer; 0, "0" and "" mean "none"."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if type(value) is int:
-        if not 0 <= value <= INT64_MAX:
-            raise bad(f"{name} is out of range for a 64-bit ID")
-        number = value
-    elif type(value) is str:
-        if value == "":
-            return None
-        number = _digits(value, name)
-    else:
-        raise bad(f"{name} must be a string of digits")
-    return number or None
-
-
-def integer(body: Body, name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if type(value) is not int:
-        raise bad(f"{name} must be an integer")
-    if not -INT32_MAX - 1 <= value <= INT32_MAX:
-        raise bad(f"{name} is out of range for a 32-bit integer")
-    return value
-
-
-def meta_data(body: Body, name: str = "meta_data") -> dict[str, str] | None:
-    return string_map(body, name)
-
-
-def string_list(body: Body, name: str) -> list[str] | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if type(value) is not list or not all(type(v) is str for v in value):
-        raise bad(f"{name} must be an array of strings")
-    return value
-
-
-def object_list(body: Body, name: str) -> list[Body]:
-    value = body.get(name)
-    if value is None:
-        return []
-    if type(value) is not list:
-        raise bad(f"{name} must be an array of objects")
-    for item in value:
-        if type(item) is not dict:
-            raise bad(f"{name} must hold only objects")
-    return value
-
-
 # --- results --------------------------------------------------------------------------------------
 
 
-def conversation(c: Conversation) -> Body:
+def conversation(c: Conversation) -> ConversationData:
     return {
         "id": str(c.id),
         "name": c.name,
@@ -174,7 +126,7 @@ def conversation(c: Conversation) -> Body:
     }
 
 
-def message(m: Message) -> Body:
+def message(m: Message) -> MessageData:
     return {
         "id": str(m.id),
         "conversation_id": str(m.conversation_id),
