@@ -38,7 +38,8 @@ def test_the_client_installs_and_imports_without_the_server(client_only_python: 
 
 def test_the_wire_package_needs_nothing_but_the_standard_library(client_only_python: Path) -> None:
     probe = (
-        "import sys, convhub.wire.kinds, convhub.wire.signing, convhub.wire.volc; "
+        "import sys, convhub.wire.coze, convhub.wire.kinds, convhub.wire.signing; "
+        "import convhub.wire.volc; "
         "print(sorted(m for m in sys.modules if m.partition('.')[0] in {'httpx', 'httpcore'}))"
     )
     done = subprocess.run(
