@@ -238,6 +238,7 @@ def test_flow_limit_exceeded_is_retried_until_the_call_succeeds(
         ]
     assert counts == [{"Count": 1}] * 3
     assert waits, "three calls in a row under a limit of one a second were never refused"
+    assert set(waits) == {1.0}  # the server's Retry-After (limits count per second), not backoff
 
 
 def test_without_retries_the_refusal_is_raised(limited: tuple[LiveServer, Tenant]) -> None:
