@@ -14,7 +14,7 @@ import orjson
 
 from benchmarks.databases import Tenant
 from benchmarks.http1 import HEAD_END, build_request, content_length, status_code
-from convhub.dialects.volc.signing import sign_request
+from convhub.wire.signing import sign_request
 
 HOST = "127.0.0.1"
 VERSION = "2020-12-01"
@@ -76,7 +76,9 @@ class Targets:
 
 
 def signed_call(tenant: Tenant, port: int, action: str, body: dict[str, Any], now: float) -> bytes:
-    """Raw bytes of ``POST /?Action=<action>&Version=2020-12-01`` signed with the tenant's key."""
+    """Raw bytes of ``POST /?Action=<action>&Version=2020-12-01`` signed with the tenant's key
+    by the signer convhub.client uses: the load generator replays bytes built beforehand, so the
+    client's signer is reused, not its HTTP round trip."""
     raw = orjson.dumps(body)
     headers = sign_request(
         method="POST",

@@ -854,14 +854,21 @@ def _two_workers_create_once(database_url: str, tmp_path: Path) -> None:
     args += ["--rate-limits", "*=100000"]
     with convhub_serve(args, tmp_path, ready=lambda _: len(worker_nodes()) == 2) as served:
         make = mixed_clients(served.host, tenant)
-        # First, that both processes take creates: every conversation ID names its minter.
-        loose = run_together(
-            CONCURRENCY, make, "CreateConversation", lambda i: group(tenant, 11001, Name=str(i))
-        )
-        assert all(a.ok for a in loose), [a for a in loose if not a.ok][:3]
-        loose_ids = {a.result["ConversationShortId"] for a in loose if a.result is not None}
-        assert len(loose_ids) == CONCURRENCY
-        assert {node_of(i) for i in loose_ids} == worker_nodes()
+        # First, that both processes take creates: every conversation ID names its minter. The
+        # kernel hands connections to whichever process accepts first, so on a busy machine one
+        # round may all go to one: a few rounds, until both have minted.
+        minters: set[int] = set()
+        rounds = 0
+        while rounds < 5 and minters != worker_nodes():
+            rounds += 1
+            loose = run_together(
+                CONCURRENCY, make, "CreateConversation", lambda i: group(tenant, 11001, Name=str(i))
+            )
+            assert all(a.ok for a in loose), [a for a in loose if not a.ok][:3]
+            loose_ids = {a.result["ConversationShortId"] for a in loose if a.result is not None}
+            assert len(loose_ids) == CONCURRENCY
+            minters |= {node_of(i) for i in loose_ids}
+        assert minters == worker_nodes()
 
         pair = run_together(
             CONCURRENCY, make, "CreateConversation", lambda i: single(tenant, 11001, 11002)
@@ -874,7 +881,7 @@ def _two_workers_create_once(database_url: str, tmp_path: Path) -> None:
         )
         pair_id, keyed_id = one_conversation(pair), one_conversation(keyed)
         assert pair_id != keyed_id
-        assert count_conversations(database_url, tenant.app_id) == CONCURRENCY + 2
+        assert count_conversations(database_url, tenant.app_id) == rounds * CONCURRENCY + 2
         assert count_participants(database_url, pair_id) == 2
         assert count_participants(database_url, keyed_id) == 1
     assert_stopped_cleanly(served, workers=2)

@@ -69,6 +69,10 @@ class RequestIds:
         return f"{self._stamp}{self._prefix}{sequence}"
 
 
+# Limits count calls per second: a refused caller may try again in the next one.
+RETRY_NEXT_SECOND = ((b"retry-after", b"1"),)
+
+
 async def respond(
     send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:

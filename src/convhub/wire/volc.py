@@ -370,7 +370,7 @@ class GetConversationMessagesRequest(TypedDict):
     ConversationShortId: ConversationRef
     Cursor: Int64
     Limit: Int64
-    Reverse: NotRequired[Annotated[int, _32, Doc("1 oldest first, else 0")]]
+    Reverse: NotRequired[Annotated[int, _32, Doc("0 forward (default), 1 backward: newest first")]]
 
 
 class GetConversationMessagesResult(TypedDict):

@@ -1097,6 +1097,7 @@ def test_rate_limit_is_4008_with_429(
         assert refused, [r.status_code for r in answers]
         for response in refused:
             expect_error(response, 4008, 429)
+            assert response.headers["retry-after"] == "1"  # limits count per second
         assert count(app_id=tenant.app_id) == 3 - len(refused)
         # Other operations are not limited by it.
         frank.ok("GET", "/v1/conversations", params={"bot_id": "b"})

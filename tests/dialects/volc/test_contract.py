@@ -23,12 +23,12 @@ from sqlalchemy import Engine, func, select
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.dialects.volc.errors import VOLC_ERRORS
-from convhub.dialects.volc.signing import sign_request
 from convhub.domain import rules
 from convhub.domain.models import EntityStatus
 from convhub.errors import ErrorCode
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import conversations
+from convhub.wire.signing import sign_request
 from tests import admin
 from tests.support import (
     NO_LIMITS,

@@ -26,9 +26,9 @@ from convhub.dialects.volc.signing import (
     ParsedAuthorization,
     SignatureVerifier,
     parse_authorization,
-    sign_request,
 )
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.wire.signing import sign_request
 
 VECTORS_PATH = (
     Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "volc-signed-requests.jsonl"

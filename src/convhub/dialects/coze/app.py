@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from convhub.dialects.asgi import (
+    RETRY_NEXT_SECOND,
     Exchange,
     Receive,
     RequestIds,
@@ -126,7 +127,10 @@ class CozeDialect:
                 "detail": {"logid": log_id},
             }
         )
-        await respond(send, status, body, [(b"x-tt-logid", log_id.encode())])
+        headers = [(b"x-tt-logid", log_id.encode())]
+        if error.code is ErrorCode.RATE_LIMITED:
+            headers += RETRY_NEXT_SECOND
+        await respond(send, status, body, headers)
 
 
 __all__ = ["CozeDialect"]

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from convhub.dialects.asgi import (
+    RETRY_NEXT_SECOND,
     UNKNOWN_ACTION,
     Exchange,
     Receive,
@@ -157,4 +158,5 @@ class VolcDialect:
         code, code_n, status = VOLC_ERRORS[error.code]
         exchange.failed(error.code, status)
         metadata["Error"] = {"CodeN": code_n, "Code": code, "Message": error.message}
-        await respond(send, status, orjson.dumps({"ResponseMetadata": metadata}))
+        headers = RETRY_NEXT_SECOND if error.code is ErrorCode.RATE_LIMITED else ()
+        await respond(send, status, orjson.dumps({"ResponseMetadata": metadata}), headers)

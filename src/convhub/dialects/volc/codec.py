@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
+
+import orjson
 
 from convhub.dialects.fields import Body as Body
 from convhub.domain.messages import Quoted
@@ -46,12 +48,12 @@ def conversation_info(conversation: Conversation, *, member_count: bool) -> volc
     return info
 
 
-# The wire form of conversations read through the store's kept rows (store/kept.py): those
-# objects are shared and never changed, so each is encoded once while it stays kept. Keyed by
-# identity; an entry holds its object, so no other object can take its id while it lives.
+# The wire form of conversations read through the store's kept rows (store/kept.py), serialized:
+# those objects are shared and never changed, so each is encoded once while it stays kept. Keyed
+# by identity; an entry holds its object, so no other object can take its id while it lives.
 # An OrderedDict, not a dict: dropping a dict's first entry again and again leaves holes that
 # the next ``next(iter(...))`` walks over, which made each eviction slower than the last.
-_ENCODED: OrderedDict[tuple[int, bool], tuple[Conversation, volc.ConversationInfo]] = OrderedDict()
+_ENCODED: OrderedDict[tuple[int, bool], tuple[Conversation, orjson.Fragment]] = OrderedDict()
 _ENCODED_MAX = 32_768
 
 
@@ -59,16 +61,21 @@ def kept_conversation_info(
     conversation: Conversation, *, member_count: bool
 ) -> volc.ConversationInfo:
     """``conversation_info`` of a conversation read for a read-only answer (never to be changed
-    afterwards); the answer is shared, so callers must not change it either."""
+    afterwards), already serialized: an ``orjson.Fragment``, which orjson writes into the answer as
+    it is, byte for byte what the dict would have been. Serializing 100 of them made 55 of the
+    60 µs that a BatchGetConversations answer took to encode. Typed as the dict it stands for:
+    nothing but the answer's serializer reads it."""
     key = (id(conversation), member_count)
     entry = _ENCODED.get(key)
     if entry is not None and entry[0] is conversation:
-        return entry[1]
-    info = conversation_info(conversation, member_count=member_count)
+        return cast(volc.ConversationInfo, entry[1])
+    encoded = orjson.Fragment(
+        orjson.dumps(conversation_info(conversation, member_count=member_count))
+    )
     if len(_ENCODED) >= _ENCODED_MAX:
         _ENCODED.popitem(last=False)
-    _ENCODED[key] = (conversation, info)
-    return info
+    _ENCODED[key] = (conversation, encoded)
+    return cast(volc.ConversationInfo, encoded)
 
 
 def participant_info(p: Participant, *, only_user_id: bool = False) -> volc.Participant:

@@ -1,8 +1,8 @@
-"""Volcengine OpenAPI request signing (HMAC-SHA256, "V4"): server-side verifier, client-side signer.
+"""Volcengine OpenAPI request signing (HMAC-SHA256, "V4"): the server's verifier.
 
-The algorithm is the one in ``shared/reference/signing.md``; both sides share the private
-canonicalisation helpers below, so what :func:`sign_request` produces is exactly what
-:class:`SignatureVerifier` recomputes.
+The algorithm itself lives in ``convhub.wire.signing``, which the client signs with too; this
+module holds the server's policy around it: what an ``Authorization`` header may look like, the
+clock window, the regions and service served, and caches.
 
 Server flow (the caller owns the key lookup)::
 
@@ -19,28 +19,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.wire.signing import (
+    canonical_headers,
+    canonical_query,
+    credential_scope,
+    derive_signing_key,
+    form_pairs,
+    parse_x_date,
+    signature,
+    string_to_sign,
+)
 
 __all__ = [
-    "ALGORITHM",
     "Credential",
     "ParsedAuthorization",
     "SignatureVerifier",
     "parse_authorization",
-    "sign_request",
 ]
 
-ALGORITHM = "HMAC-SHA256"
-_SCOPE_TERMINATOR = "request"
-_CANONICAL_PATH = "/"
-_QUOTE_SAFE = "-_.~"  # RFC 3986 unreserved characters besides ASCII letters and digits
-_CLIENT_SIGNED_HEADERS = "content-type;host;x-content-sha256;x-date"
 _CACHE_MAX_ENTRIES = 4096
 _QUERY_CACHE_MAX_KEY_LEN = 512  # longer query strings are canonicalised but not cached
 
@@ -52,8 +52,6 @@ _AUTHORIZATION_RE = re.compile(
     r"Signature=([0-9a-fA-F]{64})",
     re.ASCII,
 )
-_X_DATE_RE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z", re.ASCII)
-_X_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,90 +89,6 @@ def parse_authorization(value: str) -> ParsedAuthorization:
         signed_headers=tuple(signed.split(";")),
         signature=signature.lower(),
     )
-
-
-# --- canonicalisation shared by the verifier and the signer -------------------------------------
-
-
-def _form_pairs(query_string: bytes) -> list[tuple[bytes, bytes]]:
-    """Split a raw query string with HTML-form rules (``+`` is a space, percent-decoding,
-    blank values kept, empty fields skipped), as ``urllib.parse.parse_qsl(...,
-    keep_blank_values=True)`` does, but on bytes so that no charset guess is involved."""
-    pairs: list[tuple[bytes, bytes]] = []
-    for field in query_string.split(b"&"):
-        if not field:
-            continue
-        name, _, value = field.partition(b"=")
-        pairs.append(
-            (
-                unquote_to_bytes(name.replace(b"+", b" ")),
-                unquote_to_bytes(value.replace(b"+", b" ")),
-            )
-        )
-    return pairs
-
-
-def _canonical_query(pairs: Iterable[tuple[bytes, bytes]]) -> str:
-    """Re-encode each decoded key and value keeping only RFC 3986 unreserved characters (a space
-    becomes ``%20``), sort by (key, value) and join ``k=v`` with ``&``."""
-    encoded = sorted(
-        (quote_from_bytes(key, _QUOTE_SAFE), quote_from_bytes(value, _QUOTE_SAFE))
-        for key, value in pairs
-    )
-    return "&".join([f"{key}={value}" for key, value in encoded])
-
-
-def _canonical_headers(items: Iterable[tuple[str, str]]) -> str:
-    """``name:value\\n`` for each signed header (names already lower-case), value trimmed."""
-    return "".join([f"{name}:{value.strip()}\n" for name, value in items])
-
-
-def _scope(date: str, region: str, service: str) -> str:
-    return f"{date}/{region}/{service}/{_SCOPE_TERMINATOR}"
-
-
-def _string_to_sign(
-    *,
-    method: str,
-    canonical_query: str,
-    canonical_headers: str,
-    signed_headers: str,
-    body_sha256: str,
-    x_date: str,
-    scope: str,
-) -> bytes:
-    # canonical_headers ends in "\n", so a blank line stands before the signed-header list.
-    canonical_request = "\n".join(
-        (method, _CANONICAL_PATH, canonical_query, canonical_headers, signed_headers, body_sha256)
-    )
-    request_hash = hashlib.sha256(canonical_request.encode()).hexdigest()
-    return f"{ALGORITHM}\n{x_date}\n{scope}\n{request_hash}".encode()
-
-
-def _derive_signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
-    key = hmac.digest(secret_key.encode(), date.encode(), "sha256")
-    key = hmac.digest(key, region.encode(), "sha256")
-    key = hmac.digest(key, service.encode(), "sha256")
-    return hmac.digest(key, _SCOPE_TERMINATOR.encode(), "sha256")
-
-
-def _signature(signing_key: bytes, string_to_sign: bytes) -> str:
-    return hmac.digest(signing_key, string_to_sign, "sha256").hex()
-
-
-def _parse_x_date(value: str) -> float | None:
-    """Unix seconds of a compact UTC ``YYYYMMDDTHHMMSSZ`` timestamp, or None when malformed."""
-    match = _X_DATE_RE.fullmatch(value)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(part) for part in match.groups())
-    try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
-    except ValueError:  # month 13, 30 February, hour 24, ...
-        return None
-
-
-# --- server side ---------------------------------------------------------------------------------
 
 
 class SignatureVerifier:
@@ -223,7 +137,7 @@ class SignatureVerifier:
         if last[0] == x_date:
             timestamp = last[1]
         else:
-            parsed = _parse_x_date(x_date)
+            parsed = parse_x_date(x_date)
             if parsed is None:
                 raise ConvhubError(
                     ErrorCode.INVALID_TIMESTAMP,
@@ -268,16 +182,16 @@ class SignatureVerifier:
                 raise _mismatch(f"signed header {name!r} is missing from the request")
             signed_items.append((name, value))
 
-        string_to_sign = _string_to_sign(
+        to_sign = string_to_sign(
             method=method,
             canonical_query=self._canonical_query(query_string),
-            canonical_headers=_canonical_headers(signed_items),
+            canonical_headers=canonical_headers(signed_items),
             signed_headers=";".join(signed_headers),
             body_sha256=body_sha256,
             x_date=x_date,
-            scope=_scope(credential.date, credential.region, credential.service),
+            scope=credential_scope(credential.date, credential.region, credential.service),
         )
-        expected = _signature(self._signing_key(secret_key, credential), string_to_sign)
+        expected = signature(self._signing_key(secret_key, credential), to_sign)
         if not hmac.compare_digest(expected, authorization.signature):
             raise _mismatch("the request signature does not match")
 
@@ -285,7 +199,7 @@ class SignatureVerifier:
         cached = self._query_cache.get(query_string)
         if cached is not None:
             return cached
-        canonical = _canonical_query(_form_pairs(query_string))
+        canonical = canonical_query(form_pairs(query_string))
         if len(query_string) <= _QUERY_CACHE_MAX_KEY_LEN:
             if len(self._query_cache) >= _CACHE_MAX_ENTRIES:
                 self._query_cache.clear()
@@ -296,65 +210,8 @@ class SignatureVerifier:
         cache_key = (secret_key, credential.date, credential.region, credential.service)
         key = self._key_cache.get(cache_key)
         if key is None:
-            key = _derive_signing_key(secret_key, *cache_key[1:])
+            key = derive_signing_key(secret_key, *cache_key[1:])
             if len(self._key_cache) >= _CACHE_MAX_ENTRIES:
                 self._key_cache.clear()
             self._key_cache[cache_key] = key
         return key
-
-
-# --- client side ---------------------------------------------------------------------------------
-
-
-def sign_request(
-    *,
-    method: str,
-    host: str,
-    query: Mapping[str, str] | Sequence[tuple[str, str]],
-    body: bytes,
-    access_key: str,
-    secret_key: str,
-    region: str = "cn-north-1",
-    service: str = "rtc",
-    now: float,
-    content_type: str = "application/json",
-) -> dict[str, str]:
-    """The headers to send with a request, signed like volc-sdk-python's ``Service.json()``:
-    ``content-type;host;x-content-sha256;x-date``.
-
-    ``query`` holds the decoded parameters (Action and Version included); send them with any
-    correct encoding (e.g. ``urllib.parse.urlencode``). ``host`` is signed and sent as given
-    (official clients drop a default ``:80``/``:443`` port before signing).
-    """
-    x_date = time.strftime(_X_DATE_FORMAT, time.gmtime(now))
-    date = x_date[:8]
-    body_sha256 = hashlib.sha256(body).hexdigest()
-    items = query.items() if isinstance(query, Mapping) else query
-    scope = _scope(date, region, service)
-    string_to_sign = _string_to_sign(
-        method=method.upper(),
-        canonical_query=_canonical_query([(key.encode(), value.encode()) for key, value in items]),
-        canonical_headers=_canonical_headers(
-            (
-                ("content-type", content_type),
-                ("host", host),
-                ("x-content-sha256", body_sha256),
-                ("x-date", x_date),
-            )
-        ),
-        signed_headers=_CLIENT_SIGNED_HEADERS,
-        body_sha256=body_sha256,
-        x_date=x_date,
-        scope=scope,
-    )
-    signature = _signature(_derive_signing_key(secret_key, date, region, service), string_to_sign)
-    return {
-        "Host": host,
-        "Content-Type": content_type,
-        "X-Date": x_date,
-        "X-Content-Sha256": body_sha256,
-        "Authorization": (
-            f"{ALGORITHM} Credential={access_key}/{scope}, "
-            f"SignedHeaders={_CLIENT_SIGNED_HEADERS}, Signature={signature}"
-        ),
-    }
