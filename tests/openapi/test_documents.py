@@ -99,6 +99,12 @@ def test_every_coze_error_is_in_the_error_schema_of_its_status() -> None:
         assert set(operation["responses"]) == {"200"} | statuses
 
 
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_rate_limited_answers_document_retry_after(name: str) -> None:
+    headers = DOCUMENTS[name]()["components"]["responses"]["Error429"]["headers"]
+    assert headers["Retry-After"]["schema"] == {"type": "integer", "minimum": 0}
+
+
 def test_optional_request_fields_and_blank_query_parameters_count_as_absent() -> None:
     # schemathesis found both accepted where the documents had said no.
     volc = volcengine_document()["components"]["schemas"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from convhub.dialects.coze.actions import ENDPOINTS, Endpoint
 from convhub.dialects.coze.errors import COZE_ERRORS
-from convhub.openapi.schemas import Schema, Schemas, ref
+from convhub.openapi.schemas import RETRY_AFTER, Schema, Schemas, ref
 from convhub.wire.kinds import Field, object_form
 
 SECURITY = "cozeToken"
@@ -77,7 +77,10 @@ def coze_document() -> dict[str, Any]:
             "responses": {
                 f"Error{status}": {
                     "description": ", ".join(str(code) for code in codes),
-                    "headers": {"x-tt-logid": {"$ref": "#/components/headers/LogId"}},
+                    "headers": {
+                        "x-tt-logid": {"$ref": "#/components/headers/LogId"},
+                        **({"Retry-After": RETRY_AFTER} if status == 429 else {}),
+                    },
                     "content": {"application/json": {"schema": ref(f"Error{status}")}},
                 }
                 for status, codes in statuses.items()

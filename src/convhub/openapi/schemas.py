@@ -18,6 +18,13 @@ _INT64_MAX = (1 << 63) - 1
 _JSON_TYPES = {"string": "string", "boolean": "boolean", "integer": "integer"}
 
 
+# A response header of 429 answers that both dialects send when a per-second limit refused.
+RETRY_AFTER: Schema = {
+    "description": "with a rate limit's refusal: the seconds to wait (limits count per second)",
+    "schema": {"type": "integer", "minimum": 0},
+}
+
+
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 

@@ -16,7 +16,7 @@ from typing import Any
 from convhub.dialects.volc.actions import ACTIONS, VERSION, Action
 from convhub.dialects.volc.app import SERVICE
 from convhub.dialects.volc.errors import VOLC_ERRORS
-from convhub.openapi.schemas import Schema, Schemas, ref
+from convhub.openapi.schemas import RETRY_AFTER, Schema, Schemas, ref
 
 SECURITY = "volcengineSignature"
 
@@ -77,6 +77,7 @@ def volcengine_document() -> dict[str, Any]:
             "responses": {
                 f"Error{status}": {
                     "description": ", ".join(f"`{c}` ({n})" for c, n in codes.items()),
+                    **({"headers": {"Retry-After": RETRY_AFTER}} if status == 429 else {}),
                     "content": {"application/json": {"schema": ref(f"Error{status}")}},
                 }
                 for status, codes in statuses.items()
