@@ -152,11 +152,8 @@ def volcengine_world(server: LiveServer, database_url: str) -> World:
         "ReferencedMessageId": messages,
         "Cursor": [0],
         "Limit": [1, 20, 100],
-        # Enumerations the declarations only describe
-        "ConversationType": [1, 2, 100],
-        "DataType": [0, 1, 2],
-        "DeleteType": [0, 1],
-        "RecallRole": [0, 1, 2],
+        # Enumerations the declarations only describe (MarkAction 0 means add, Reverse any other
+        # value 0: the documents cannot promise a refusal)
         "MarkAction": [1, 2],
         "Reverse": [0, 1],
     }
@@ -190,12 +187,11 @@ def coze_world(server: LiveServer, database_url: str) -> World:
         "after_id": ids,
         "bot_id": ["bot"],
         "limit": [1, 20],
-        # Enumerations the declarations only describe
-        "role": ["user", "assistant"],
+        # Enumerations the declarations only describe ("" is text, and the orders are read
+        # whatever their case: the documents cannot promise a refusal)
         "content_type": ["text", "object_string"],
         "order": ["asc", "desc"],
         "sort_order": ["ASC", "DESC"],
-        "feedback_type": ["like", "unlike"],
     }
     return World(tenant, known, token)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 import pytest
 
@@ -10,7 +10,11 @@ from convhub.dialects.coze import codec as coze_codec
 from convhub.dialects.coze.actions import ENDPOINTS
 from convhub.dialects.fields import reader
 from convhub.dialects.volc.actions import ACTIONS
+from convhub.domain import messages
+from convhub.domain.models import ConversationType
+from convhub.domain.ports import UserOrder
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.wire import coze, volc
 from convhub.wire.coze import ListConversationsQuery, MessageQuery
 from convhub.wire.kinds import DigitsId, FreeReference, Int32, Int64, Minimum, Width, object_form
 
@@ -29,6 +33,11 @@ class Outer(TypedDict):
     Items: NotRequired[list[Inner]]
     Users: NotRequired[list[Int64 | None]]
     Ids: NotRequired[list[Int64]]
+
+
+class Choices(TypedDict):
+    Kind: Annotated[Literal[1, 2, 100], Width(32)]
+    Role: NotRequired[Literal["user", "assistant"]]
 
 
 class Lenient(TypedDict):
@@ -150,3 +159,37 @@ def test_every_coze_endpoint_declares_what_it_reads_and_answers() -> None:
     assert by_operation["RetrieveMessage"].query is MessageQuery
     with pytest.raises(ConvhubError, match="role is required"):
         by_operation["CreateMessage"].read_body({"content": "hi"})
+
+
+def test_a_literal_allows_its_values_only() -> None:
+    read = reader(Choices)
+    assert read({"Kind": 100, "Role": "user"}) == {"Kind": 100, "Role": "user"}
+    for body, message in [
+        ({"Kind": 3}, "Kind must be 1, 2 or 100"),
+        ({"Kind": True}, "Kind must be an integer"),
+        ({"Kind": 1, "Role": "system"}, "Role must be user or assistant"),
+        ({"Kind": 1, "Role": "User"}, "Role must be user or assistant"),
+    ]:
+        with pytest.raises(ConvhubError) as raised:
+            read(body)
+        assert str(raised.value) == message
+
+
+def test_the_wire_enumerations_are_the_domains() -> None:
+    """The client ships the declarations without the domain, so each enumeration is written in
+    both; this keeps the two the same."""
+
+    def values(declared: type, *path: str) -> set[object]:
+        form = object_form(declared)
+        for name in path:
+            field = next(f for f in form.fields if f.name == name)
+            form = field.form if field.form.item is None else field.form.item
+        return set(form.enum)
+
+    assert values(volc.NewConversationCoreInfo, "ConversationType") == set(ConversationType)
+    assert values(volc.GetUserConversationsRequest, "DataType") == {o.value for o in UserOrder}
+    assert values(coze.CreateMessageBody, "role") == set(messages.ROLES)
+    assert values(coze.CreateConversationBody, "messages", "role") == set(messages.ROLES)
+    assert values(coze.FeedbackBody, "feedback_type") == set(messages.FEEDBACK_TYPES)
+    assert values(volc.DeleteConversationMessageRequest, "DeleteType") == {0, 1}
+    assert values(volc.RecallMessageRequest, "RecallRole") == {0, 1, 2}

@@ -65,6 +65,7 @@ def _check(form: Form, name: str, codes: Mapping[str, ErrorCode]) -> _Check:
     if kind == "integer":
         low, high = -(1 << (form.bits - 1)), (1 << (form.bits - 1)) - 1
         minimum = form.minimum
+        allowed = frozenset(form.enum)
 
         def integer(value: Any, label: str) -> Any:
             if type(value) is not int:
@@ -73,15 +74,20 @@ def _check(form: Form, name: str, codes: Mapping[str, ErrorCode]) -> _Check:
                 raise bad(f"{label} is out of range for a {form.bits}-bit integer")
             if minimum is not None and value < minimum:
                 raise bad(f"{label} must be {'positive' if minimum == 1 else f'>= {minimum}'}")
+            if allowed and value not in allowed:
+                raise bad(f"{label} must be {_one_of(form.enum)}")
             return value
 
         return integer
     if kind in ("string", "boolean"):
         expected, what = (str, "a string") if kind == "string" else (bool, "a boolean")
+        values = frozenset(form.enum)
 
         def scalar(value: Any, label: str) -> Any:
             if type(value) is not expected:
                 raise bad(f"{label} must be {what}")
+            if values and value not in values:
+                raise bad(f"{label} must be {_one_of(form.enum)}")
             return value
 
         return scalar
@@ -105,6 +111,11 @@ def _check(form: Form, name: str, codes: Mapping[str, ErrorCode]) -> _Check:
     if kind == "reference":
         return _reference
     raise TypeError(f"no reader for the form {kind}")
+
+
+def _one_of(values: tuple[Any, ...]) -> str:
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 _PLURALS = {"integer": "integers", "string": "strings", "boolean": "booleans", "object": "objects"}

@@ -56,6 +56,8 @@ class Schemas:
         if kind == "integer":
             low, high = -(1 << (form.bits - 1)), (1 << (form.bits - 1)) - 1
             minimum = low if form.minimum is None else max(low, form.minimum)
+            if form.enum:
+                return {"type": "integer", "format": f"int{form.bits}", "enum": list(form.enum)}
             return {
                 "type": "integer",
                 "format": f"int{form.bits}",
@@ -63,6 +65,8 @@ class Schemas:
                 "maximum": high,
             }
         if kind in ("string", "boolean"):
+            if form.enum:
+                return {"type": _JSON_TYPES[kind], "enum": list(form.enum)}
             return {"type": _JSON_TYPES[kind]}
         if kind == "string_map":
             return {"type": "object", "additionalProperties": {"type": "string"}}
@@ -120,6 +124,8 @@ class Schemas:
 
 def _nullable(schema: Schema) -> Schema:
     """``schema`` or ``null``: a type list where there is one, else ``anyOf``."""
+    if "enum" in schema:
+        schema = {**schema, "enum": [*schema["enum"], None]}
     kind = schema.get("type")
     if isinstance(kind, str):
         return {**schema, "type": [kind, "null"]}

@@ -8,7 +8,7 @@ is the part of the envelope after ``code``, ``msg`` and ``detail``. IDs are answ
 
 from __future__ import annotations
 
-from typing import Annotated, NotRequired, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from convhub.wire.kinds import Digits, Doc, FreeReference, Minimum, Reference, Width
 
@@ -113,8 +113,11 @@ class ListConversationsQuery(TypedDict):
     connector_id: NotRequired[Annotated[str, Doc("default 1024, the API channel")]]
 
 
+Role = Literal["user", "assistant"]
+
+
 class EnterMessage(TypedDict):
-    role: Annotated[str, Doc("user or assistant")]
+    role: Role
     content: NotRequired[str]
     content_type: NotRequired[Annotated[str, Doc("text (default) or object_string")]]
     meta_data: NotRequired[dict[str, str]]
@@ -134,7 +137,7 @@ class RenameConversationBody(TypedDict):
 
 
 class CreateMessageBody(TypedDict):
-    role: Annotated[str, Doc("user or assistant")]
+    role: Role
     content: str
     content_type: NotRequired[Annotated[str, Doc("text (default) or object_string")]]
     meta_data: NotRequired[dict[str, str]]
@@ -155,6 +158,6 @@ class ModifyMessageBody(TypedDict):
 
 
 class FeedbackBody(TypedDict):
-    feedback_type: Annotated[str, Doc("like or unlike")]
+    feedback_type: Literal["like", "unlike"]
     reason_types: NotRequired[list[str]]
     comment: NotRequired[str]

@@ -3,6 +3,7 @@
 Requests and results are ``TypedDict`` classes whose annotations use only these forms:
 
 - ``str``, ``bool``, ``Int32``, ``Int64`` (a bare ``int`` is refused: every integer says its width);
+- ``Literal["a", "b"]`` and ``Annotated[Literal[0, 1], Width(32)]``: only those values;
 - ``dict[str, str]`` (an ``Ext`` map);
 - ``list[F]`` of any form, and ``F | None`` as an element (the Go SDK sends ``null`` elements);
 - another ``TypedDict`` (a nested object);
@@ -20,7 +21,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, NotRequired, Required, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_args, get_origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Form:
     fields: tuple[Field, ...] = ()
     minimum: int | None = None
     doc: str = ""
+    enum: tuple[Any, ...] = ()  # the only values allowed (a ``Literal``); () allows any
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,13 @@ def form_of(annotation: Any, *, where: str = "") -> Form:
             elif isinstance(extra, Minimum):
                 form = _replace(form, minimum=extra.value)
         return form
+    if origin is Literal:
+        values = get_args(annotation)
+        if all(type(v) is str for v in values):
+            return Form("string", enum=values)
+        if all(type(v) is int for v in values):
+            return Form("integer", enum=values)  # its width comes from the Annotated around it
+        raise TypeError(f"{where}: a Literal of strings or of integers only")
     if annotation is str:
         return Form("string")
     if annotation is bool:

@@ -8,7 +8,7 @@ a ``*Str`` twin declares both. ``null`` counts as absent in every request field.
 
 from __future__ import annotations
 
-from typing import Annotated, NotRequired, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from convhub.wire.kinds import Doc, Int32, Int64, Minimum, Width
 
@@ -117,7 +117,7 @@ class ReadIndex(TypedDict):
 
 
 class NewConversationCoreInfo(TypedDict):
-    ConversationType: Annotated[int, _32, Doc("1 single chat, 2 group, 100 live")]
+    ConversationType: Annotated[Literal[1, 2, 100], _32, Doc("1 single chat, 2 group, 100 live")]
     Name: NotRequired[str]
     AvatarUrl: NotRequired[str]
     Description: NotRequired[str]
@@ -180,7 +180,7 @@ class GetUserConversationsRequest(TypedDict):
     AppId: Int32
     ParticipantUserId: NotRequired[Int64]
     ParticipantUserIdStr: NotRequired[str]
-    DataType: NotRequired[Annotated[int, _32, Doc("0 recent, 1 created, 2 live")]]
+    DataType: NotRequired[Annotated[Literal[0, 1, 2], _32, Doc("0 recent, 1 created, 2 live")]]
     Cursor: Int64
     Limit: Int64
     InboxType: NotRequired[Int32]
@@ -394,14 +394,14 @@ class RecallMessageRequest(TypedDict):
     ConversationShortId: ConversationRef
     MessageId: MessageRef
     ParticipantUserId: Annotated[int, _64, Minimum(1)]
-    RecallRole: NotRequired[Annotated[int, _32, Doc("0 sender, 1 owner, 2 admin")]]
+    RecallRole: NotRequired[Annotated[Literal[0, 1, 2], _32, Doc("0 sender, 1 owner, 2 admin")]]
 
 
 class DeleteConversationMessageRequest(TypedDict):
     AppId: Int32
     ConversationShortId: ConversationRef
     MessageId: MessageRef
-    DeleteType: NotRequired[Annotated[int, _32, Doc("0 all, 1 all but sender")]]
+    DeleteType: NotRequired[Annotated[Literal[0, 1], _32, Doc("0 all, 1 all but sender")]]
 
 
 class DeleteMessageRequest(TypedDict):

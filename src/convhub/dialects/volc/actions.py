@@ -213,9 +213,7 @@ _ORDERS = {order.value: order for order in UserOrder}
 async def get_user_conversations(
     services: Services, caller: Caller, body: GetUserConversationsRequest
 ) -> GetUserConversationsResult:
-    order = _ORDERS.get(body.get("DataType") or 0)
-    if order is None:
-        raise ConvhubError(ErrorCode.INVALID_PARAM, "DataType must be 0, 1 or 2")
+    order = _ORDERS[body.get("DataType") or 0]  # the declaration allows 0, 1 and 2 only
     page = await services.conversations.user_conversations(
         caller,
         body["AppId"],
