@@ -19,7 +19,8 @@ def bad(message: str) -> ConvhubError:
 
 T = TypeVar("T")
 _Check = Callable[[Any, str], Any]  # (value, label) -> the value the handler sees, or raises
-_INT64_DIGITS = len(str((1 << 63) - 1))
+_INT64_MAX = (1 << 63) - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
 
 
 def reader(
@@ -63,7 +64,7 @@ def _object_check(form: Form, codes: Mapping[str, ErrorCode]) -> _Check:
 def _check(form: Form, name: str, codes: Mapping[str, ErrorCode]) -> _Check:
     kind = form.kind
     if kind == "integer":
-        low, high = -(1 << (form.bits - 1)), (1 << (form.bits - 1)) - 1
+        low, high = form.bounds
         minimum = form.minimum
         allowed = frozenset(form.enum)
 
@@ -127,7 +128,7 @@ def _array_check(item: Form, name: str, codes: Mapping[str, ErrorCode]) -> _Chec
     nullable = item.nullable
     if item.kind in ("integer", "string", "boolean"):
         expected = {"integer": int, "string": str, "boolean": bool}[item.kind]
-        low, high = (-(1 << (item.bits - 1)), (1 << (item.bits - 1)) - 1) if item.bits else (0, 0)
+        low, high = item.bounds if item.bits else (0, 0)
 
         def scalars(value: Any, label: str) -> Any:
             if type(value) is not list:
@@ -158,20 +159,23 @@ def _array_check(item: Form, name: str, codes: Mapping[str, ErrorCode]) -> _Chec
     return elements
 
 
+def digits(value: str, label: str) -> int:
+    """An ID written as a string of ASCII digits, within the signed 64-bit range."""
+    if not (value.isascii() and value.isdigit()) or len(value) > _INT64_DIGITS:
+        raise bad(f"{label} must be a string of at most {_INT64_DIGITS} digits")
+    number = int(value)
+    if number > _INT64_MAX:
+        raise bad(f"{label} is out of range for a 64-bit ID")
+    return number
+
+
 def _digits_id(value: Any, label: str) -> int | None:
     if type(value) is int:
-        if not 0 <= value <= (1 << 63) - 1:
+        if not 0 <= value <= _INT64_MAX:
             raise bad(f"{label} is out of range for a 64-bit ID")
         return value or None
     if type(value) is str:
-        if value == "":
-            return None
-        if not (value.isascii() and value.isdigit()) or len(value) > _INT64_DIGITS:
-            raise bad(f"{label} must be a string of at most {_INT64_DIGITS} digits")
-        number = int(value)
-        if number > (1 << 63) - 1:
-            raise bad(f"{label} is out of range for a 64-bit ID")
-        return number or None
+        return (digits(value, label) or None) if value else None
     raise bad(f"{label} must be a string of digits")
 
 

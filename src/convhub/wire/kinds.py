@@ -81,6 +81,12 @@ class Form:
     doc: str = ""
     enum: tuple[Any, ...] = ()  # the only values allowed (a ``Literal``); () allows any
 
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """An integer's lowest and highest value, by its width."""
+        width = Width(self.bits)
+        return width.low, width.high
+
 
 @dataclass(frozen=True, slots=True)
 class Field:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from convhub.dialects.fields import Body as Body
 from convhub.dialects.fields import bad as bad
+from convhub.dialects.fields import digits
 from convhub.domain.models import Conversation, Message
 from convhub.wire.coze import ConversationData, MessageData
 from convhub.wire.kinds import object_form
@@ -24,8 +25,6 @@ from convhub.wire.kinds import object_form
 Query = dict[str, list[str]]
 
 INT32_MAX = (1 << 31) - 1
-INT64_MAX = (1 << 63) - 1
-_MAX_ID_DIGITS = len(str(INT64_MAX))
 
 
 # --- query and path -------------------------------------------------------------------------------
@@ -84,7 +83,7 @@ def _query_string(value: str, name: str) -> str:
 
 
 def path_id(segment: str, name: str) -> int:
-    return _positive_id(_digits(segment, name), name)
+    return _positive_id(digits(segment, name), name)
 
 
 _QUERY_KINDS: dict[str, Callable[[str, str], Any]] = {
@@ -92,15 +91,6 @@ _QUERY_KINDS: dict[str, Callable[[str, str], Any]] = {
     "integer": _query_int,
     "string": _query_string,
 }
-
-
-def _digits(value: str, name: str) -> int:
-    if not (value.isascii() and value.isdigit()) or len(value) > _MAX_ID_DIGITS:
-        raise bad(f"{name} must be a string of at most {_MAX_ID_DIGITS} digits")
-    number = int(value)
-    if number > INT64_MAX:
-        raise bad(f"{name} is out of range for a 64-bit ID")
-    return number
 
 
 def _positive_id(number: int, name: str) -> int:
