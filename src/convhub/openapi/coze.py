@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from importlib.metadata import version
 from typing import Any
 
 from convhub.dialects.coze.actions import ENDPOINTS, Endpoint
 from convhub.dialects.coze.errors import COZE_ERRORS
-from convhub.openapi.schemas import RETRY_AFTER, Schema, Schemas, ref
+from convhub.openapi.schemas import RETRY_AFTER, Schema, Schemas, document, integer, ref
 from convhub.wire.kinds import Field, object_form
 
 SECURITY = "cozeToken"
@@ -59,35 +58,25 @@ def coze_document() -> dict[str, Any]:
         paths.setdefault(path, {})[endpoint.method.lower()] = _operation(
             endpoint, schemas, statuses
         )
-    return {
-        "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "info": {
-            "title": "convhub: Coze conversation API",
-            "version": version("convhub"),
-            "description": _DESCRIPTION,
+    return document(
+        title="convhub: Coze conversation API",
+        description=_DESCRIPTION,
+        security=(SECURITY, {"type": "http", "scheme": "bearer", "description": _TOKEN}),
+        paths=paths,
+        headers={"LogId": {"required": True, "schema": {"type": "string"}}},
+        responses={
+            f"Error{status}": {
+                "description": ", ".join(str(code) for code in codes),
+                "headers": {
+                    "x-tt-logid": {"$ref": "#/components/headers/LogId"},
+                    **({"Retry-After": RETRY_AFTER} if status == 429 else {}),
+                },
+                "content": {"application/json": {"schema": ref(f"Error{status}")}},
+            }
+            for status, codes in statuses.items()
         },
-        "security": [{SECURITY: []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                SECURITY: {"type": "http", "scheme": "bearer", "description": _TOKEN}
-            },
-            "headers": {"LogId": {"required": True, "schema": {"type": "string"}}},
-            "responses": {
-                f"Error{status}": {
-                    "description": ", ".join(str(code) for code in codes),
-                    "headers": {
-                        "x-tt-logid": {"$ref": "#/components/headers/LogId"},
-                        **({"Retry-After": RETRY_AFTER} if status == 429 else {}),
-                    },
-                    "content": {"application/json": {"schema": ref(f"Error{status}")}},
-                }
-                for status, codes in statuses.items()
-            },
-            "schemas": dict(sorted(schemas.components.items())),
-        },
-    }
+        schemas=schemas,
+    )
 
 
 def _openapi_path(path: str) -> str:
@@ -154,13 +143,7 @@ def _query_parameter(field: Field) -> Schema:
     if form.kind == "id":
         schema = _positive_id()
     elif form.kind == "integer":
-        minimum = form.minimum if form.minimum is not None else -(1 << (form.bits - 1))
-        schema = {
-            "type": "integer",
-            "format": f"int{form.bits}",
-            "minimum": minimum,
-            "maximum": (1 << (form.bits - 1)) - 1,
-        }
+        schema = integer(form)
     elif form.kind == "string":
         schema = {"type": "string", "minLength": 1} if field.required else {"type": "string"}
     else:

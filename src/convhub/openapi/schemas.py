@@ -8,6 +8,7 @@ answer's, never both."""
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from convhub.wire.kinds import Field, Form, object_form
@@ -23,6 +24,43 @@ RETRY_AFTER: Schema = {
     "description": "with a rate limit's refusal: the seconds to wait (limits count per second)",
     "schema": {"type": "integer", "minimum": 0},
 }
+
+
+def document(
+    *,
+    title: str,
+    description: str,
+    security: tuple[str, Schema],
+    paths: dict[str, Any],
+    responses: dict[str, Schema],
+    schemas: Schemas,
+    headers: dict[str, Schema] | None = None,
+) -> dict[str, Any]:
+    """An OpenAPI 3.1 document: one security scheme that every operation needs, the paths, and
+    the components (``headers`` when given, the shared ``responses``, the walked ``schemas``)."""
+    name, scheme = security
+    components: dict[str, Any] = {"securitySchemes": {name: scheme}}
+    if headers is not None:
+        components["headers"] = headers
+    components["responses"] = responses
+    components["schemas"] = dict(sorted(schemas.components.items()))
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {"title": title, "version": version("convhub"), "description": description},
+        "security": [{name: []}],
+        "paths": paths,
+        "components": components,
+    }
+
+
+def integer(form: Form) -> Schema:
+    """An integer of its width, bounded by its declared minimum, or one of its values."""
+    if form.enum:
+        return {"type": "integer", "format": f"int{form.bits}", "enum": list(form.enum)}
+    low, high = form.bounds
+    minimum = low if form.minimum is None else max(low, form.minimum)
+    return {"type": "integer", "format": f"int{form.bits}", "minimum": minimum, "maximum": high}
 
 
 def ref(name: str) -> Schema:
@@ -54,16 +92,7 @@ class Schemas:
     def _bare(self, form: Form, request: bool) -> Schema:
         kind = form.kind
         if kind == "integer":
-            low, high = -(1 << (form.bits - 1)), (1 << (form.bits - 1)) - 1
-            minimum = low if form.minimum is None else max(low, form.minimum)
-            if form.enum:
-                return {"type": "integer", "format": f"int{form.bits}", "enum": list(form.enum)}
-            return {
-                "type": "integer",
-                "format": f"int{form.bits}",
-                "minimum": minimum,
-                "maximum": high,
-            }
+            return integer(form)
         if kind in ("string", "boolean"):
             if form.enum:
                 return {"type": _JSON_TYPES[kind], "enum": list(form.enum)}

@@ -10,13 +10,12 @@ query parameters, each a ``const``, say what is sent. A key with a query string 
 from __future__ import annotations
 
 from collections import defaultdict
-from importlib.metadata import version
 from typing import Any
 
 from convhub.dialects.volc.actions import ACTIONS, VERSION, Action
 from convhub.dialects.volc.app import SERVICE
 from convhub.dialects.volc.errors import VOLC_ERRORS
-from convhub.openapi.schemas import RETRY_AFTER, Schema, Schemas, ref
+from convhub.openapi.schemas import RETRY_AFTER, Schema, Schemas, document, ref
 
 SECURITY = "volcengineSignature"
 
@@ -55,36 +54,22 @@ def volcengine_document() -> dict[str, Any]:
     paths = {
         f"/#Action={a.name}": {"post": _operation(a, schemas, statuses)} for a in ACTIONS.values()
     }
-    return {
-        "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "info": {
-            "title": "convhub: Volcengine IM server OpenAPI",
-            "version": version("convhub"),
-            "description": _DESCRIPTION,
+    signing = {"type": "apiKey", "in": "header", "name": "Authorization", "description": _SIGNING}
+    return document(
+        title="convhub: Volcengine IM server OpenAPI",
+        description=_DESCRIPTION,
+        security=(SECURITY, signing),
+        paths=paths,
+        responses={
+            f"Error{status}": {
+                "description": ", ".join(f"`{c}` ({n})" for c, n in codes.items()),
+                **({"headers": {"Retry-After": RETRY_AFTER}} if status == 429 else {}),
+                "content": {"application/json": {"schema": ref(f"Error{status}")}},
+            }
+            for status, codes in statuses.items()
         },
-        "security": [{SECURITY: []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                SECURITY: {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "Authorization",
-                    "description": _SIGNING,
-                }
-            },
-            "responses": {
-                f"Error{status}": {
-                    "description": ", ".join(f"`{c}` ({n})" for c, n in codes.items()),
-                    **({"headers": {"Retry-After": RETRY_AFTER}} if status == 429 else {}),
-                    "content": {"application/json": {"schema": ref(f"Error{status}")}},
-                }
-                for status, codes in statuses.items()
-            },
-            "schemas": dict(sorted(schemas.components.items())),
-        },
-    }
+        schemas=schemas,
+    )
 
 
 def _operation(action: Action, schemas: Schemas, statuses: dict[int, dict[str, int]]) -> Schema:
