@@ -11,7 +11,7 @@ repository method if it needs a new query.
 from __future__ import annotations
 
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -251,7 +251,12 @@ async def is_user_in_conversation(
     return {"IsUserInConversation": member}
 
 
-def _added(infos: list[NewParticipantInfo]) -> list[MemberChange]:
+def _member_changes(
+    infos: Sequence[NewParticipantInfo] | Sequence[ParticipantInfoChange], *, add: bool
+) -> list[MemberChange]:
+    # ReadIndex is declared (so read and checked) for an add only, BlockTime for a change only:
+    # the other is left unread whatever the body holds.
+    items: Sequence[Mapping[str, Any]] = infos
     return [
         MemberChange(
             user_id=item["ParticipantUserId"],
@@ -259,23 +264,10 @@ def _added(infos: list[NewParticipantInfo]) -> list[MemberChange]:
             level=item.get("Level"),
             role=item.get("Role"),
             ext=item.get("Ext"),
-            read_index=item.get("ReadIndex"),
+            read_index=item.get("ReadIndex") if add else None,
+            block_time=None if add else item.get("BlockTime"),
         )
-        for item in infos
-    ]
-
-
-def _changed(infos: list[ParticipantInfoChange]) -> list[MemberChange]:
-    return [
-        MemberChange(
-            user_id=item["ParticipantUserId"],
-            nick_name=item.get("NickName"),
-            level=item.get("Level"),
-            role=item.get("Role"),
-            ext=item.get("Ext"),
-            block_time=item.get("BlockTime"),
-        )
-        for item in infos
+        for item in items
     ]
 
 
@@ -288,7 +280,7 @@ async def batch_add_conversation_participant(
         body["AppId"],
         body["ConversationShortId"],
         operator=_operator(body),
-        changes=_added(body["ParticipantInfos"]),
+        changes=_member_changes(body["ParticipantInfos"], add=True),
         barrier=body.get("Barrier") or False,
     )
     return {"FailedUserIds": failed}
@@ -321,7 +313,7 @@ async def batch_modify_conversation_participant(
         body["AppId"],
         body["ConversationShortId"],
         operator=_operator(body),
-        changes=_changed(body["ParticipantInfos"]),
+        changes=_member_changes(body["ParticipantInfos"], add=False),
     )
     return {"FailedUserIds": failed}
 
