@@ -35,6 +35,10 @@ ENGINES = [
 # Tests that are not about rate limits must never meet one.
 NO_LIMITS = "*=1000000"
 VERSION = "2020-12-01"
+# Real signed requests of the official clients, beside the repository (../shared).
+SIGNING_VECTORS = (
+    Path(__file__).resolve().parents[2] / "shared" / "vectors" / "volc-signed-requests.jsonl"
+)
 
 
 def convhub_command() -> list[str]:

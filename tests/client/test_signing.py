@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from convhub.client import VolcAuth
 from convhub.wire.signing import parse_x_date, sign_headers
+from tests.support import SIGNING_VECTORS
 
-VECTORS_PATH = (
-    Path(__file__).resolve().parents[2].parent / "shared/vectors/volc-signed-requests.jsonl"
-)
+VECTORS_PATH = SIGNING_VECTORS
 COMPUTED = {"x-date", "x-content-sha256", "authorization"}
 
 

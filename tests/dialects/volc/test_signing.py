@@ -16,7 +16,6 @@ import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
@@ -29,10 +28,9 @@ from convhub.dialects.volc.signing import (
 )
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.wire.signing import sign_request
+from tests.support import SIGNING_VECTORS
 
-VECTORS_PATH = (
-    Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "volc-signed-requests.jsonl"
-)
+VECTORS_PATH = SIGNING_VECTORS
 EXPECTED_VECTOR_COUNT = 23
 MINUTE = 60.0
 CRAFTED_SECRET = "CraftedSecret=="
