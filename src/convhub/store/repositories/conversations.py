@@ -16,7 +16,7 @@ from convhub.domain.models import (
     ParticipantStatus,
 )
 from convhub.domain.ports import UserOrder
-from convhub.store.driver import fast, sized, sized_params
+from convhub.store.driver import InList, fast
 from convhub.store.kept import KeptRows
 from convhub.store.mapping import JSON, Mapper, enum
 from convhub.store.session import Session
@@ -48,12 +48,10 @@ _LOCK_ONE = fast(_SELECT.where(c.id == bindparam("id")).with_for_update())
 # By primary key alone, the app checked by the caller: given "AND app_id = ?", both planners
 # (PostgreSQL without fresh statistics, SQLite with a BIGINT key) chose the (app, inbox, key)
 # index and read every conversation of the app.
-_SELECT_MANY = _SELECT.where(c.id.in_(bindparam("ids", expanding=True)))
+_SELECT_MANY = InList(_SELECT.where, c.id, "ids")
 # The read side's two steps (see store/kept.py): the versions, then only the rows not kept.
-_VERSIONS = select(c.id, c.version).where(c.id.in_(bindparam("ids", expanding=True)))
-_SELECT_MANY_VERSIONED = select(c.version, *MAPPER.columns).where(
-    c.id.in_(bindparam("ids", expanding=True))
-)
+_VERSIONS = InList(select(c.id, c.version).where, c.id, "ids")
+_SELECT_MANY_VERSIONED = InList(select(c.version, *MAPPER.columns).where, c.id, "ids")
 _INSERT = fast(conversations.insert())
 # The keyed insert must answer at once; RETURNING, not rowcount, tells whether it wrote: with
 # SQLAlchemy 2.1 and psycopg an INSERT's rowcount reads -1.
@@ -154,13 +152,12 @@ class SqlConversations:
         if not conversation_ids:
             return []
         kept = self._kept
+        dialect = self._session.dialect
         if kept is None:
-            statement = sized(_SELECT_MANY, "ids", len(conversation_ids))
-            rows = self._session.read(statement, sized_params("ids", conversation_ids))
+            rows = self._session.read(*_SELECT_MANY.bind(dialect, conversation_ids))
             return [MAPPER.load(row) for row in rows]
-        statement = sized(_VERSIONS, "ids", len(conversation_ids))
         return self._kept_or_read(
-            kept, self._session.read(statement, sized_params("ids", conversation_ids))
+            kept, self._session.read(*_VERSIONS.bind(dialect, conversation_ids))
         )
 
     def _kept_or_read(
@@ -172,8 +169,8 @@ class SqlConversations:
         if not missing:
             return cast(list[Conversation], found)
         read: dict[int, Conversation] = {}
-        statement = sized(_SELECT_MANY_VERSIONED, "ids", len(missing))
-        for row in self._session.read(statement, sized_params("ids", missing)):
+        statement = _SELECT_MANY_VERSIONED.bind(self._session.dialect, missing)
+        for row in self._session.read(*statement):
             conversation = MAPPER.load(row[1:])
             kept.put(conversation.id, row[0], conversation)
             read[conversation.id] = conversation

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 
 from convhub.domain.models import Feedback, Message, MessageStatus
-from convhub.store.driver import fast
+from convhub.store.driver import InList, fast
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import message_feedback, message_hides, messages
@@ -36,9 +36,8 @@ _SELECT = select(*MAPPER.columns)
 _SELECT_ONE = fast(
     _SELECT.where(m.id == bindparam("id"), m.conversation_id == bindparam("conversation_id"))
 )
-_SELECT_MANY = _SELECT.where(
-    m.conversation_id == bindparam("conversation_id"),
-    m.id.in_(bindparam("ids", expanding=True)),
+_SELECT_MANY = InList(
+    _SELECT.where(m.conversation_id == bindparam("conversation_id")).where, m.id, "ids"
 )
 _BY_CLIENT_ID = fast(
     _SELECT.where(
@@ -128,8 +127,12 @@ class SqlMessages:
         return None if row is None else MAPPER.load(row)
 
     def get_many(self, conversation_id: int, message_ids: Sequence[int]) -> list[Message]:
-        params = {"conversation_id": conversation_id, "ids": list(message_ids)}
-        return [MAPPER.load(row) for row in self._session.read(_SELECT_MANY, params)]
+        if not message_ids:
+            return []
+        statement = _SELECT_MANY.bind(
+            self._session.dialect, message_ids, conversation_id=conversation_id
+        )
+        return [MAPPER.load(row) for row in self._session.read(*statement)]
 
     def by_client_id(self, conversation_id: int, client_msg_id: str) -> Message | None:
         params = {"conversation_id": conversation_id, "client_msg_id": client_msg_id}

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select, update
 
 from convhub.domain.models import Participant, ParticipantStatus, Role
-from convhub.store.driver import fast
+from convhub.store.driver import InList, fast
 from convhub.store.mapping import FLAG, JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import participants
@@ -31,9 +31,8 @@ _SELECT = select(*MAPPER.columns)
 _SELECT_ONE = fast(
     _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.user_id == bindparam("user"))
 )
-_SELECT_MANY = _SELECT.where(
-    p.conversation_id == bindparam("conversation_id"),
-    p.user_id.in_(bindparam("users", expanding=True)),
+_SELECT_MANY = InList(
+    _SELECT.where(p.conversation_id == bindparam("conversation_id")).where, p.user_id, "users"
 )
 _UPDATE = fast(
     update(participants).where(
@@ -62,15 +61,14 @@ _COUNT_USER_GROUPS = fast(
         p.in_group_limit == 1,
     )
 )
-_COUNT_GROUPS = (
-    select(p.user_id, func.count())
-    .where(
-        p.app_id == bindparam("app_id"),
-        p.user_id.in_(bindparam("users", expanding=True)),
-        p.status == _NORMAL,
-        p.in_group_limit == 1,
-    )
-    .group_by(p.user_id)
+_COUNT_GROUPS = InList(
+    lambda users: (
+        select(p.user_id, func.count())
+        .where(p.app_id == bindparam("app_id"), users, p.status == _NORMAL, p.in_group_limit == 1)
+        .group_by(p.user_id)
+    ),
+    p.user_id,
+    "users",
 )
 
 
@@ -89,8 +87,10 @@ class SqlParticipants:
         return None if row is None else MAPPER.load(row)
 
     def get_many(self, conversation_id: int, users: Sequence[str]) -> list[Participant]:
-        params = {"conversation_id": conversation_id, "users": list(users)}
-        return [MAPPER.load(row) for row in self._session.read(_SELECT_MANY, params)]
+        if not users:
+            return []
+        statement = _SELECT_MANY.bind(self._session.dialect, users, conversation_id=conversation_id)
+        return [MAPPER.load(row) for row in self._session.read(*statement)]
 
     def update(self, member: Participant, fields: tuple[str, ...]) -> None:
         values = MAPPER.dump(member, fields)
@@ -140,8 +140,8 @@ class SqlParticipants:
             counts = {users[0]: found} if found else {}
         else:
             self._session.flush()  # adding members: not the hot path
-            params = {"app_id": app_id, "users": list(users)}
-            rows = self._session.read(_COUNT_GROUPS, params)
+            statement = _COUNT_GROUPS.bind(self._session.dialect, users, app_id=app_id)
+            rows = self._session.read(*statement)
             counts = {user: count for user, count in rows}
         wanted = set(users)
         for row in self._session.held(_INSERT):
