@@ -232,6 +232,80 @@ def test_a_unit_that_fails_after_holding_rows_leaves_none_of_them(writer: Writer
     assert writer.stored([a_id, lost_id]) == {a_id}
 
 
+def _rename(conversation_id: int, *names: str | None) -> Callable[[UnitOfWork], str | None]:
+    """A unit that renames a conversation to each of ``names`` in turn (``None`` breaks the
+    NOT NULL of the column: only the database refuses it) and reads back what it holds."""
+
+    def work(uow: UnitOfWork) -> str | None:
+        conversation = uow.conversations.get(conversation_id, lock=True)
+        assert conversation is not None
+        for name in names:
+            conversation.name = name  # type: ignore[assignment]
+            uow.conversations.update(conversation, ("name",))
+        again = uow.conversations.get(conversation_id)
+        return None if again is None else again.name
+
+    return work
+
+
+@pytest.fixture
+def roomy_writer(database_url: str) -> Iterator[Writer]:
+    made = Writer(database_url, max_queue=64)
+    try:
+        yield made
+    finally:
+        made.db.close()
+        made.checker.dispose()
+
+
+def test_a_change_the_database_refuses_fails_its_own_unit_alone(roomy_writer: Writer) -> None:
+    """On PostgreSQL a change is sent without waiting for its answer, so its error arrives
+    during a later unit's statement; the batch is rerun unit by unit and only the unit that
+    made the change fails, with all of its changes undone. Every unit reads its own changes
+    and those of the units before it."""
+    writer = roomy_writer
+    made = [writer.insert()[1] for _ in range(4)]
+
+    async def setup() -> list[int]:
+        return list(await asyncio.gather(*(writer.db.write(unit) for unit in made)))
+
+    x, y, z, w = asyncio.run(setup())
+    blocker, started, release = writer.hold()
+
+    def read_name(conversation_id: int) -> Callable[[UnitOfWork], str | None]:
+        def work(uow: UnitOfWork) -> str | None:
+            found = uow.conversations.get(conversation_id)
+            return None if found is None else found.name
+
+        return work
+
+    units = [
+        _rename(x, "x1"),
+        read_name(x),  # sees x1, written by the unit before it in the same transaction
+        _rename(y, "y1", None),  # refused by the database at its second change
+        _rename(z, "z1", "z2"),
+        read_name(z),
+        _rename(w, "w1"),
+    ]
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        tasks = [asyncio.ensure_future(writer.db.write(unit)) for unit in units]
+        await asyncio.sleep(0)
+        assert writer.db.queued == len(units)  # one batch
+        release.set()
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())[1:]
+    assert outcomes[:2] == ["x1", "x1"]
+    assert isinstance(outcomes[2], sa.exc.IntegrityError), outcomes[2]
+    assert outcomes[3:] == ["z2", "z2", "w1"]
+    with writer.checker.connect() as conn:
+        names = dict(conn.execute(sa.select(conversations.c.id, conversations.c.name)).all())
+    assert (names[x], names[y], names[z], names[w]) == ("x1", "", "z2", "w1")
+
+
 def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
     """Two writers (as two processes have) whose units lock two conversations in opposite
     orders: PostgreSQL kills one transaction, and its units are run again one by one."""

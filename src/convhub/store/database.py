@@ -368,35 +368,49 @@ class GroupCommitDatabase:
 
     @staticmethod
     def _run_batch(conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
-        results: list[_Outcome] = []
         with conn.begin():
             uow = SqlUnitOfWork(conn)
-            session = uow.session
-            for work, _future, _loop in batch:
-                if not isolate:
-                    mark = session.begin_unit()
-                    try:
-                        results.append((True, work(uow)))
-                    except Exception as exc:
-                        if not session.drop_unit(mark):
-                            raise _Retry from exc
-                        results.append((False, exc))
-                    continue
-                try:
-                    with conn.begin_nested():
-                        value = work(uow)
-                        session.flush()
-                    results.append((True, value))
-                except Exception as exc:
-                    if _conflict(exc):
-                        raise  # a deadlock is not this unit's failure: _commit runs them alone
-                    session.discard()  # the failed unit's held-back rows go with its savepoint
-                    results.append((False, exc))
-            if not isolate:
-                try:
-                    session.flush()
-                except Exception as exc:
+            if isolate:
+                return GroupCommitDatabase._isolated(conn, uow, batch)
+            try:
+                with uow.session.pipelined():
+                    results = GroupCommitDatabase._together(uow, batch)
+                    uow.session.flush()
+            except _Retry:
+                raise
+            except Exception as exc:  # held-back rows, or a pipelined statement, failed
+                raise _Retry from exc
+            return results
+
+    @staticmethod
+    def _together(uow: SqlUnitOfWork, batch: list[_Item]) -> list[_Outcome]:
+        session = uow.session
+        results: list[_Outcome] = []
+        for work, _future, _loop in batch:
+            mark = session.begin_unit()
+            try:
+                results.append((True, work(uow)))
+            except Exception as exc:
+                if not session.drop_unit(mark):
                     raise _Retry from exc
+                results.append((False, exc))
+        return results
+
+    @staticmethod
+    def _isolated(conn: Connection, uow: SqlUnitOfWork, batch: list[_Item]) -> list[_Outcome]:
+        session = uow.session
+        results: list[_Outcome] = []
+        for work, _future, _loop in batch:
+            try:
+                with conn.begin_nested():
+                    value = work(uow)
+                    session.flush()
+                results.append((True, value))
+            except Exception as exc:
+                if _conflict(exc):
+                    raise  # a deadlock is not this unit's failure: _commit runs them alone
+                session.discard()  # the failed unit's held-back rows go with its savepoint
+                results.append((False, exc))
         return results
 
     def _failed(self, batch: list[_Item], exc: Exception) -> list[_Outcome]:

@@ -26,7 +26,8 @@ from sqlalchemy.sql.dml import UpdateBase
 S = TypeVar("S", bound=Executable)
 
 _FAST: dict[int, Executable] = {}  # id -> statement (kept alive, so an id is never reused)
-_Compiled = tuple[str, Sequence[str] | None, dict[str, Any]]
+# SQL, parameter order (positional drivers), literal parameters, whether it gives rows
+_Compiled = tuple[str, Sequence[str] | None, dict[str, Any], bool]
 _COMPILED: dict[tuple[int, str, frozenset[str] | None], _Compiled] = {}
 
 
@@ -130,6 +131,12 @@ class Rows:
         return iter(self._rows)
 
 
+def _gives_rows(statement: Executable) -> bool:
+    if isinstance(statement, UpdateBase):
+        return bool(statement._returning)
+    return True  # a SELECT, or text (SELECT pg_advisory_xact_lock …)
+
+
 def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _Compiled:
     dml = isinstance(statement, UpdateBase)
     names = frozenset(keys) if dml else None
@@ -139,13 +146,13 @@ def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _
         # An IN list of one length: rendered with as many placeholders, once per length.
         name, size = _EXPANDING[id(statement)]
         # Rendering the list needs a value for every parameter: the caller's stay placeholders.
-        values = dict(statement.compile(dialect=conn.dialect).params)
+        values = dict(statement.compile(dialect=conn.dialect).params)  # type: ignore[attr-defined]
         literals = {key: value for key, value in values.items() if value is not None}
         values[name] = list(range(size))
         done = statement.params(values).compile(  # type: ignore[attr-defined]
             dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
         )
-        found = (str(done), done.positiontup, literals)
+        found = (str(done), done.positiontup, literals, _gives_rows(statement))
         _COMPILED[cache_key] = found
     if found is None:
         done = statement.compile(  # type: ignore[attr-defined]
@@ -153,37 +160,24 @@ def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _
         )
         if "POSTCOMPILE" in str(done):
             raise ValueError("a fast statement cannot hold an IN list: write it with or_()")
-        found = (str(done), done.positiontup, dict(done.params))
+        found = (str(done), done.positiontup, dict(done.params), _gives_rows(statement))
         _COMPILED[cache_key] = found
     return found
 
 
 def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
-    _sql, order, literals = compiled
+    _sql, order, literals, _rows = compiled
     values = {**literals, **params} if literals else params
     return [values[name] for name in order] if order is not None else values
 
 
-def execute(
-    conn: Connection,
-    statement: Executable,
-    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-) -> Rows:
-    many = not isinstance(params, Mapping) and params is not None
-    rows_in: Sequence[Mapping[str, Any]] = params if many else [params or {}]  # type: ignore[assignment, list-item]
-    compiled = _compiled(conn, statement, list(rows_in[0]))
-    sql = compiled[0]
-    dbapi_connection = conn.connection.dbapi_connection
-    assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+@contextlib.contextmanager
+def _driver_errors(conn: Connection, sql: str, cursor: Any = None) -> Iterator[None]:
+    """Driver errors as SQLAlchemy's, a lost connection invalidated, as SQLAlchemy does."""
     try:
-        if many:
-            cursor.executemany(sql, [_arguments(compiled, row) for row in rows_in])
-            return Rows([], cursor.rowcount)
-        cursor.execute(sql, _arguments(compiled, rows_in[0]))
-        fetched = list(cursor.fetchall()) if cursor.description is not None else []
-        return Rows(fetched, cursor.rowcount)
+        yield
     except conn.dialect.loaded_dbapi.Error as error:
+        dbapi_connection = conn.connection.dbapi_connection
         lost = conn.dialect.is_disconnect(error, dbapi_connection, cursor)
         if lost:
             conn.invalidate(error)
@@ -195,6 +189,65 @@ def execute(
             connection_invalidated=lost,
             dialect=conn.dialect,
         ) from error
+
+
+def execute(
+    conn: Connection,
+    statement: Executable,
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    *,
+    pipeline: Any = None,
+    answer: bool = True,
+) -> Rows:
+    """Run ``statement``. With a psycopg ``pipeline`` (the connection in pipeline mode), a
+    statement that needs no ``answer`` is sent without waiting for it; one that does waits for
+    its own result and, in the same round trip, for every statement sent before it."""
+    many = not isinstance(params, Mapping) and params is not None
+    rows_in: Sequence[Mapping[str, Any]] = params if many else [params or {}]  # type: ignore[assignment, list-item]
+    compiled = _compiled(conn, statement, list(rows_in[0]))
+    sql = compiled[0]
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        with _driver_errors(conn, sql, cursor):
+            if many:
+                cursor.executemany(sql, [_arguments(compiled, row) for row in rows_in])
+                if pipeline is not None and answer:
+                    pipeline.sync()
+                return Rows([], cursor.rowcount)
+            cursor.execute(sql, _arguments(compiled, rows_in[0]))
+            if pipeline is None:
+                fetched = list(cursor.fetchall()) if cursor.description is not None else []
+            elif not answer:
+                return Rows([], -1)
+            elif compiled[3]:  # a result's rows are fetched as soon as they are asked for
+                fetched = list(cursor.fetchall())
+            else:
+                pipeline.sync()
+                fetched = []
+            return Rows(fetched, cursor.rowcount)
     finally:
         with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # the connection may be gone
             cursor.close()
+
+
+def enter_pipeline(conn: Connection) -> Any:
+    """The connection's driver (psycopg) in pipeline mode; leave it with ``leave_pipeline``."""
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    with _driver_errors(conn, "(pipeline)"):
+        pipeline = dbapi_connection.pipeline()
+        pipeline.__enter__()
+    return pipeline
+
+
+def leave_pipeline(conn: Connection, pipeline: Any, failed: BaseException | None = None) -> None:
+    """Leave pipeline mode: waits for every statement still unanswered and raises the first error
+    among them, unless the caller is already failing (``failed``)."""
+    if failed is not None:
+        with contextlib.suppress(Exception):
+            pipeline.__exit__(type(failed), failed, failed.__traceback__)
+        return
+    with _driver_errors(conn, "(pipeline)"):
+        pipeline.__exit__(None, None, None)

@@ -8,12 +8,21 @@ statements instead of several per create.
 
 The session also knows whether the current unit of work changed anything: a unit that failed
 before it wrote (a "not found", a rule broken) can be dropped alone, without a savepoint.
+
+On PostgreSQL, inside ``pipelined()``, statements whose outcome nobody reads (``change``, the
+advisory locks, the held-back inserts) go out without waiting for their answers: the next
+statement that needs an answer waits for all of them in the same round trip. A group of
+Modify units thus costs one round trip each instead of two. An error in such a statement is
+raised by a later one, maybe another unit's: the session is then ``broken`` and the writer
+reruns the batch with a savepoint around each unit and no pipeline, where every error is its
+own unit's.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Executable, text
@@ -28,7 +37,17 @@ _ADVISORY_LOCKS = fast(
 
 
 class Session:
-    __slots__ = ("_flushes", "_held", "_held_in_unit", "broken", "conn", "dialect", "wrote")
+    __slots__ = (
+        "_flushes",
+        "_held",
+        "_held_in_unit",
+        "_may_pipeline",
+        "_pipeline",
+        "broken",
+        "conn",
+        "dialect",
+        "wrote",
+    )
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -38,6 +57,8 @@ class Session:
         self._held_in_unit = False
         self.wrote = False  # a statement that changes data ran since ``begin_unit``
         self.broken = False  # a statement failed: the transaction cannot go on (PostgreSQL)
+        self._may_pipeline = False
+        self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
 
     def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -73,7 +94,7 @@ class Session:
                 for n in names
             }
         )  # fmt: skip
-        self._execute(_ADVISORY_LOCKS, {"keys": keys})
+        self._execute(_ADVISORY_LOCKS, {"keys": keys}, answer=False)
 
     def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
         """The rows held back for ``statement``, not yet written."""
@@ -86,6 +107,14 @@ class Session:
         self.wrote = True
         return self._execute(statement, params)
 
+    def change(
+        self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> None:
+        """A write whose outcome the caller does not read (an UPDATE by key)."""
+        self.flush()
+        self.wrote = True
+        self._execute(statement, params, answer=False)
+
     def flush(self) -> None:
         if not self._held:
             return
@@ -94,12 +123,45 @@ class Session:
         if self._held_in_unit:  # the current unit's own rows go out now
             self.wrote = True
         for statement, rows in held.items():
-            self._execute(statement, rows)
+            self._execute(statement, rows, answer=False)
 
-    def _execute(self, statement: Executable, params: Any) -> Any:
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Send what needs no answer without waiting for it (PostgreSQL; see the module). On the
+        way out, every statement sent has been answered, and the first error among them is
+        raised."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        self._may_pipeline = True
+        try:
+            yield
+        except BaseException as failed:
+            self._may_pipeline = False
+            self._leave_pipeline(failed)
+            raise
+        self._may_pipeline = False
+        self._leave_pipeline()
+
+    def _leave_pipeline(self, failed: BaseException | None = None) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            try:
+                driver.leave_pipeline(self.conn, pipeline, failed)
+            except Exception:
+                self.broken = True
+                raise
+
+    def _execute(self, statement: Executable, params: Any, *, answer: bool = True) -> Any:
         try:
             if is_fast(statement):
-                return driver.execute(self.conn, statement, params)
+                if self._may_pipeline and self._pipeline is None and not answer:
+                    self._pipeline = driver.enter_pipeline(self.conn)
+                return driver.execute(
+                    self.conn, statement, params, pipeline=self._pipeline, answer=answer
+                )
+            if self._pipeline is not None:  # SQLAlchemy reads a result as soon as it executes
+                self._leave_pipeline()
             return self.conn.execute(statement, params)
         except Exception:
             self.broken = True

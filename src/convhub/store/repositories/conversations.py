@@ -191,14 +191,14 @@ class SqlConversations:
     def update(self, conversation: Conversation, fields: tuple[str, ...]) -> None:
         values = MAPPER.dump(conversation, fields)
         values["b_id"] = conversation.id
-        self._session.write(_UPDATE, values)
+        self._session.change(_UPDATE, values)
 
     def dissolve(self, conversation: Conversation) -> None:
         conversation.status = ConversationStatus.DISSOLVED
         values = MAPPER.dump(conversation, ("status", "modify_time"))
         values["b_id"] = conversation.id
         values["idempotency_key"] = None
-        self._session.write(_UPDATE, values)
+        self._session.change(_UPDATE, values)
 
     def list_created(
         self,
@@ -259,9 +259,9 @@ class SqlConversations:
     def add_marks(self, conversation_id: int, marks: Sequence[str]) -> None:
         rows = [{"conversation_id": conversation_id, "mark_type": mark} for mark in marks]
         if rows:
-            self._session.write(_INSERT_MARK, rows)
+            self._session.change(_INSERT_MARK, rows)
 
     def delete_marks(self, conversation_id: int, marks: Sequence[str]) -> None:
         rows = [{"id": conversation_id, "mark": mark} for mark in marks]
         if rows:
-            self._session.write(_DELETE_MARK, rows)
+            self._session.change(_DELETE_MARK, rows)

@@ -149,7 +149,7 @@ class SqlMessages:
 
     def hide(self, message_id: int, user: str) -> None:
         if not self.hidden_for(user, [message_id]):
-            self._session.write(_HIDE, {"message_id": message_id, "user_id": user})
+            self._session.change(_HIDE, {"message_id": message_id, "user_id": user})
 
     def hidden_for(self, user: str, message_ids: Sequence[int]) -> set[int]:
         if not message_ids:
@@ -182,7 +182,7 @@ class SqlMessages:
     def update(self, message: Message) -> None:
         values = MAPPER.dump(message, _MUTABLE)
         values["b_id"] = message.id
-        self._session.write(_UPDATE, values)
+        self._session.change(_UPDATE, values)
 
     def set_feedback(self, feedback: Feedback) -> None:
         params = {"message_id": feedback.message_id, "user": feedback.user}

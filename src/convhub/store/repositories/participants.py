@@ -96,7 +96,7 @@ class SqlParticipants:
         values = MAPPER.dump(member, fields)
         values["b_conversation_id"] = member.conversation_id
         values["b_user"] = member.user
-        self._session.write(_UPDATE, values)
+        self._session.change(_UPDATE, values)
 
     def update_many(self, members: Sequence[Participant], fields: tuple[str, ...]) -> None:
         rows = []
@@ -106,7 +106,7 @@ class SqlParticipants:
             values["b_user"] = member.user
             rows.append(values)
         if rows:
-            self._session.write(_UPDATE, rows)
+            self._session.change(_UPDATE, rows)
 
     def page(
         self,
@@ -124,7 +124,7 @@ class SqlParticipants:
 
     def leave_group_limit(self, conversation_id: int) -> None:
         params = {"b_conversation_id": conversation_id, "in_group_limit": 0}
-        self._session.write(_UNCOUNT, params)
+        self._session.change(_UNCOUNT, params)
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
         """How many groups that count toward the limit each user is a current member of.

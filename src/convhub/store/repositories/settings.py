@@ -63,4 +63,4 @@ class SqlSettings:
         return [(user, index) for user, index in self._session.read(_READ_INDEXES, params)]
 
     def save(self, setting: ConversationSetting) -> None:
-        self._session.write(_UPSERT[self._session.dialect], MAPPER.dump(setting))
+        self._session.change(_UPSERT[self._session.dialect], MAPPER.dump(setting))
