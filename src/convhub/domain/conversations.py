@@ -282,11 +282,8 @@ class ConversationService:
             )
         await self._policy.app(caller, app_id)
         unique = list(dict.fromkeys(ids))
-        found = {
-            c.id: c
-            for c in await self._db.read(lambda uow: uow.conversations.get_many(unique))
-            if Policy.sees(caller, app_id, c)
-        }
+        read = await self._db.read(lambda uow: uow.conversations.get_many(unique))
+        found = Policy.seen(caller, app_id, read)
         return [found[i] for i in unique if i in found]
 
     async def get_conversation(
@@ -398,7 +395,7 @@ class ConversationService:
                 app_id, user, inbox_type=inbox_type, order=order, cursor=cursor, limit=limit + 1
             )
 
-        found = [c for c in await self._db.read(work) if Policy.sees(caller, app_id, c)]
+        found = list(Policy.seen(caller, app_id, await self._db.read(work)).values())
         page, has_more = found[:limit], len(found) > limit
         if not has_more:
             return ConversationPage(page, has_more=False, next_cursor=-1)

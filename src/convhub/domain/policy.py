@@ -7,7 +7,7 @@ created: to it, anybody else's conversation does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from convhub.domain.cache import TtlCache
 from convhub.domain.caller import Caller
@@ -70,11 +70,20 @@ class Policy:
     @staticmethod
     def sees(caller: Caller, app_id: int, conversation: Conversation) -> bool:
         """Whether ``conversation`` is a live one of the app that the caller may see."""
-        return (
-            conversation.app_id == app_id
-            and conversation.status is ConversationStatus.NORMAL
-            and (caller.user is None or conversation.creator == caller.user)
-        )
+        return bool(Policy.seen(caller, app_id, (conversation,)))
+
+    @staticmethod
+    def seen(
+        caller: Caller, app_id: int, conversations: Iterable[Conversation]
+    ) -> dict[int, Conversation]:
+        """Those of ``conversations`` that are live ones of the app the caller may see, by ID, in
+        their order (one loop for a batch: a call per conversation was 4% of BatchGet(100))."""
+        user, normal = caller.user, ConversationStatus.NORMAL
+        return {
+            c.id: c
+            for c in conversations
+            if c.app_id == app_id and c.status is normal and (user is None or c.creator == user)
+        }
 
     @staticmethod
     def visible(

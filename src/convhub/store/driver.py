@@ -69,6 +69,14 @@ def sized_params(name: str, values: Sequence[Any], **others: Any) -> dict[str, A
     return named
 
 
+def _python_type(column: ColumnElement[Any]) -> type | None:
+    try:
+        found: type = column.type.python_type
+    except NotImplementedError:
+        return None
+    return found
+
+
 class InList:
     """A fast statement with one list of values compared to ``column``.
 
@@ -78,7 +86,7 @@ class InList:
     100 placeholders). SQLite has no arrays: there it is ``column IN (?, …)``, one statement per
     length (``sized``). ``build`` makes the statement from the comparison."""
 
-    __slots__ = ("_expanding", "_name", "_postgresql")
+    __slots__ = ("_expanding", "_integers", "_name", "_postgresql")
 
     def __init__(
         self,
@@ -87,6 +95,7 @@ class InList:
         name: str,
     ) -> None:
         self._name = name
+        self._integers = _python_type(column) is int
         array = cast(bindparam(name), ARRAY(column.type))
         self._postgresql = fast(build(column == any_(array)))
         self._expanding = build(column.in_(bindparam(name, expanding=True)))
@@ -96,7 +105,10 @@ class InList:
     ) -> tuple[Executable, dict[str, Any]]:
         """The statement for ``values`` on ``dialect``, and its parameters."""
         if dialect == "postgresql":
-            return self._postgresql, {**others, self._name: list(values)}
+            # Integers go as the array's text, which the server parses: psycopg adapts a list
+            # item by item in Python (8% of BatchGet(100)'s time).
+            array = "{" + ",".join(map(str, map(int, values))) + "}" if self._integers else values
+            return self._postgresql, {**others, self._name: array}
         statement = sized(self._expanding, self._name, len(values))
         return statement, sized_params(self._name, values, **others)
 
