@@ -19,9 +19,9 @@ def _conversation(name: str, other: str | None = None) -> Conversation:
 def test_a_kept_conversation_encodes_exactly_as_any_other() -> None:
     for conversation in (_conversation("a"), _conversation("b", other="alice")):
         for member_count in (False, True):
-            kept = codec.kept_conversation_info(conversation, member_count=member_count)
-            again = codec.kept_conversation_info(conversation, member_count=member_count)
-            plain = codec.conversation_info(conversation, member_count=member_count)
+            kept = codec.kept_conversation_infos([conversation], member_count=member_count)
+            again = codec.kept_conversation_infos([conversation], member_count=member_count)
+            plain = [codec.conversation_info(conversation, member_count=member_count)]
             assert orjson.dumps(kept) == orjson.dumps(plain) == orjson.dumps(again)
 
 
@@ -30,9 +30,17 @@ def test_a_newer_read_of_the_same_conversation_is_encoded_afresh() -> None:
     first, renamed = _conversation("before"), _conversation("after")
 
     def name(conversation: Conversation) -> str:
-        encoded = orjson.dumps(codec.kept_conversation_info(conversation, member_count=False))
-        return str(orjson.loads(encoded)["Name"])
+        encoded = orjson.dumps(codec.kept_conversation_infos([conversation], member_count=False))
+        return str(orjson.loads(encoded)[0]["Name"])
 
     assert name(first) == "before"
     assert name(renamed) == "after"
     assert name(first) == "before"
+
+
+def test_a_page_keeps_its_order_and_mixes_kept_and_new_encodings() -> None:
+    a, b = _conversation("a"), _conversation("b", other="alice")
+    codec.kept_conversation_infos([b], member_count=True)  # b is kept, a is not yet
+    page = codec.kept_conversation_infos([a, b, a], member_count=True)
+    plain = [codec.conversation_info(c, member_count=True) for c in (a, b, a)]
+    assert orjson.dumps(page) == orjson.dumps(plain)

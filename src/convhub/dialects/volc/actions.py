@@ -181,11 +181,7 @@ async def batch_get_conversations(
         caller, body["AppId"], tuple(body["ConversationShortId"])
     )
     with_count = body.get("SkipMemberCount") is False  # the page's default is true
-    return {
-        "ConversationCoreInfos": [
-            codec.kept_conversation_info(c, member_count=with_count) for c in found
-        ]
-    }
+    return {"ConversationCoreInfos": codec.kept_conversation_infos(found, member_count=with_count)}
 
 
 @action("DestroyConversation", qps=50, summary="dissolve a group or live group (owner only)")
@@ -225,9 +221,9 @@ async def get_user_conversations(
     )
     with_count = body.get("SkipMemberCount") is not True  # default false here
     return {
-        "ConversationInfos": [
-            codec.kept_conversation_info(c, member_count=with_count) for c in page.conversations
-        ],
+        "ConversationInfos": codec.kept_conversation_infos(
+            page.conversations, member_count=with_count
+        ),
         "HasMore": page.has_more,
         "NextCursor": page.next_cursor,
     }

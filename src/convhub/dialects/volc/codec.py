@@ -6,8 +6,8 @@ Requests are read by the readers compiled from the same declarations (``fields.r
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 
@@ -57,25 +57,31 @@ _ENCODED: OrderedDict[tuple[int, bool], tuple[Conversation, orjson.Fragment]] = 
 _ENCODED_MAX = 32_768
 
 
-def kept_conversation_info(
-    conversation: Conversation, *, member_count: bool
-) -> volc.ConversationInfo:
-    """``conversation_info`` of a conversation read for a read-only answer (never to be changed
-    afterwards), already serialized: an ``orjson.Fragment``, which orjson writes into the answer as
-    it is, byte for byte what the dict would have been. Serializing 100 of them made 55 of the
-    60 µs that a BatchGetConversations answer took to encode. Typed as the dict it stands for:
-    nothing but the answer's serializer reads it."""
-    key = (id(conversation), member_count)
-    entry = _ENCODED.get(key)
-    if entry is not None and entry[0] is conversation:
-        return cast(volc.ConversationInfo, entry[1])
-    encoded = orjson.Fragment(
-        orjson.dumps(conversation_info(conversation, member_count=member_count))
-    )
-    if len(_ENCODED) >= _ENCODED_MAX:
-        _ENCODED.popitem(last=False)
-    _ENCODED[key] = (conversation, encoded)
-    return cast(volc.ConversationInfo, encoded)
+def kept_conversation_infos(
+    conversations: Iterable[Conversation], *, member_count: bool
+) -> list[volc.ConversationInfo]:
+    """``conversation_info`` of each conversation read for a read-only answer (never to be
+    changed afterwards), already serialized: an ``orjson.Fragment``, which orjson writes into the
+    answer as it is, byte for byte what the dict would have been. Serializing 100 of them made 55
+    of the 60 µs that a BatchGetConversations answer took to encode. Typed as the dict it stands
+    for: nothing but the answer's serializer reads it. One loop for a page, with the lookups
+    bound once (a call per conversation cost 0.6 µs of the 1 µs each)."""
+    found: list[volc.ConversationInfo] = []
+    append, get, encoded_cache = found.append, _ENCODED.get, _ENCODED
+    for conversation in conversations:
+        key = (id(conversation), member_count)
+        entry = get(key)
+        if entry is not None and entry[0] is conversation:
+            append(entry[1])  # type: ignore[arg-type]
+            continue
+        encoded = orjson.Fragment(
+            orjson.dumps(conversation_info(conversation, member_count=member_count))
+        )
+        if len(encoded_cache) >= _ENCODED_MAX:
+            encoded_cache.popitem(last=False)
+        encoded_cache[key] = (conversation, encoded)
+        append(encoded)  # type: ignore[arg-type]
+    return found
 
 
 def participant_info(p: Participant, *, only_user_id: bool = False) -> volc.Participant:
