@@ -1,0 +1,183 @@
+"""``python -m benchmarks.inprocess``: the Python cost of one request, with no HTTP server and no
+load generator: convhub's ASGI application called directly, in this process, with signed
+requests built beforehand.
+
+The wall-clock figure moves with whatever else the machine does. Under
+``valgrind --tool=callgrind`` the instructions do not: run it with ``--requests`` N and with
+fewer, and the difference of the two totals over the difference of the counts is the
+instructions of one request, the same on a busy machine as on a quiet one (``--instructions``
+does exactly that). Reads are called one after another; writes all at once, so that the writer
+groups them as it does under load (their instruction counts vary with the batches, by ±7%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks import databases
+from benchmarks.workload import signed_call
+from convhub.config import Settings, parse_rate_limits
+from convhub.server import Convhub
+
+OPERATIONS = ("batch-get", "user-conversations", "modify", "create")
+CONVERSATIONS = 300
+PORT = 8000  # only signed into the Host header; nothing listens
+WARM_UP = 40
+
+
+def _scope(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    head, body = raw.split(b"\r\n\r\n", 1)
+    request_line, *lines = head.split(b"\r\n")
+    method, target, _version = request_line.split(b" ")
+    path, _, query = target.partition(b"?")
+    headers = [(name.lower(), value) for name, value in (line.split(b": ", 1) for line in lines)]
+    return {
+        "type": "http", "http_version": "1.1", "method": method.decode(), "scheme": "http",
+        "path": path.decode(), "raw_path": path, "query_string": query, "root_path": "",
+        "headers": headers, "server": ("127.0.0.1", PORT), "client": ("127.0.0.1", 50000),
+    }, body  # fmt: skip
+
+
+async def _call(app: Convhub, raw: bytes) -> tuple[int, bytes]:
+    scope, body = _scope(raw)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _pool(operation: str, tenant: databases.Tenant, ids: list[int]) -> list[bytes]:
+    now = time.time()
+    draw = random.Random(2020_12_01)
+    app_id = tenant.app_id
+    if operation == "batch-get":
+        bodies = [
+            {"AppId": app_id, "ConversationShortId": draw.sample(ids, 100)} for _ in range(50)
+        ]
+        return [signed_call(tenant, PORT, "BatchGetConversations", b, now) for b in bodies]
+    if operation == "user-conversations":
+        # the first page, by recent activity, of the owner of 1 in 40 of the conversations
+        body = {"AppId": app_id, "ParticipantUserId": 1, "Cursor": 0, "Limit": 20, "DataType": 0}
+        return [signed_call(tenant, PORT, "GetUserConversations", body, now)]
+    if operation == "modify":
+        renames = [
+            {"AppId": app_id, "ConversationCoreInfo": {"ConversationShortId": c, "Name": name}}
+            for tag in ("A", "B")
+            for c, name in ((c, f"{tag} {i}") for i, c in enumerate(ids))
+        ]
+        return [signed_call(tenant, PORT, "ModifyConversation", body, now) for body in renames]
+    group = {"AppId": tenant.create_app_id, "ConversationCoreInfo": {"ConversationType": 2}}
+    return [
+        signed_call(tenant, PORT, "CreateConversation", {**group, "OwnerUserId": 10_000 + i}, now)
+        for i in range(2_000)
+    ]
+
+
+async def _measure(engine: str, operation: str, requests: int, rounds: int) -> list[float]:
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        databases.fresh_database(engine, Path(workdir)) as url,
+    ):
+        tenant = databases.prepare(url)
+        settings = Settings(database_url=url, rate_limits=parse_rate_limits("*=100000000"))
+        app = Convhub(settings)
+        try:
+            made = [
+                signed_call(tenant, PORT, "CreateConversation", {"AppId": tenant.app_id,
+                            "OwnerUserId": 1 + i % 40,
+                            "ConversationCoreInfo": {"ConversationType": 2}}, time.time())
+                for i in range(CONVERSATIONS)
+            ]  # fmt: skip
+            ids = []
+            for raw in made:
+                _status, body = await _call(app, raw)
+                ids.append(orjson.loads(body)["Result"]["ConversationShortId"])
+            pool = _pool(operation, tenant, ids)
+            reads = operation in ("batch-get", "user-conversations")
+            calls = iter(range(10**9))
+
+            async def some(count: int) -> None:
+                chosen = [pool[next(calls) % len(pool)] for _ in range(count)]
+                if reads:
+                    answers = [await _call(app, raw) for raw in chosen]
+                else:
+                    answers = await asyncio.gather(*(_call(app, raw) for raw in chosen))
+                bad = [answer for answer in answers if answer[0] != 200 or b'"Error"' in answer[1]]
+                if bad:
+                    raise SystemExit(f"{operation}: {len(bad)} failed, e.g. {bad[0][1][:300]!r}")
+
+            await some(WARM_UP)
+            took = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                await some(requests)
+                took.append((time.perf_counter() - started) / requests * 1e6)
+            return took
+        finally:
+            await app.aclose()
+
+
+def _instructions(args: argparse.Namespace) -> int:
+    """Instructions of one request: callgrind totals of two runs, ``--requests`` and 20."""
+    totals = []
+    for requests in (20, args.requests):
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             "-m", "benchmarks.inprocess", "--engine", args.engine, "--operation", args.operation,
+             "--requests", str(requests), "--rounds", "1"],
+            capture_output=True, text=True, check=True, env={**os.environ},
+        )  # fmt: skip
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            raise SystemExit(f"valgrind printed no total:\n{done.stderr[-2000:]}")
+        totals.append(int(found.group(1).replace(",", "")))
+    per_request: int = (totals[1] - totals[0]) // (args.requests - 20)
+    return per_request
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inprocess", description=__doc__)
+    parser.add_argument("--engine", choices=databases.ENGINES, default="sqlite")
+    parser.add_argument("--operation", choices=OPERATIONS, default="batch-get")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions under valgrind instead"
+    )
+    args = parser.parse_args(argv)
+    if args.instructions:
+        if args.requests <= 20:
+            parser.error("--instructions needs --requests above 20")
+        count = _instructions(args)
+        print(f"{args.operation} {args.engine}: {count:,} instructions a request")
+        return 0
+    took = asyncio.run(_measure(args.engine, args.operation, args.requests, args.rounds))
+    took.sort()
+    print(
+        f"{args.operation} {args.engine}: {took[len(took) // 2]:.0f} µs a request "
+        f"(median of {len(took)} rounds of {args.requests}; fastest {took[0]:.0f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
