@@ -1,0 +1,26 @@
+"""``benchmarks.inprocess`` drives every operation it offers with requests convhub accepts: a
+refused request ends the run (SystemExit) instead of being timed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from benchmarks import inprocess
+
+
+@pytest.mark.parametrize("operation", inprocess.OPERATIONS)
+def test_every_operation_is_answered_200_on_sqlite(operation: str) -> None:
+    took = asyncio.run(inprocess._measure("sqlite", operation, requests=25, rounds=2))
+    assert len(took) == 2 and all(t > 0 for t in took)
+
+
+def test_a_refused_request_ends_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = inprocess._pool
+
+    def broken(operation: str, tenant: object, ids: list[int]) -> list[bytes]:
+        return [raw.replace(b"AppId", b"AppID", 1) for raw in real(operation, tenant, ids)]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inprocess, "_pool", broken)
+    with pytest.raises(SystemExit, match="failed"):
+        asyncio.run(inprocess._measure("sqlite", "batch-get", requests=5, rounds=1))
