@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -67,14 +68,20 @@ class Writer:
         return blocker, started, release
 
 
-@pytest.fixture
-def writer(database_url: str) -> Iterator[Writer]:
-    made = Writer(database_url, max_queue=4)
+@contextmanager
+def _open_writer(database_url: str, *, max_queue: int) -> Iterator[Writer]:
+    made = Writer(database_url, max_queue=max_queue)
     try:
         yield made
     finally:
         made.db.close()
         made.checker.dispose()
+
+
+@pytest.fixture
+def writer(database_url: str) -> Iterator[Writer]:
+    with _open_writer(database_url, max_queue=4) as made:
+        yield made
 
 
 def test_a_full_queue_refuses_at_once_with_overloaded(writer: Writer) -> None:
@@ -250,12 +257,8 @@ def _rename(conversation_id: int, *names: str | None) -> Callable[[UnitOfWork], 
 
 @pytest.fixture
 def roomy_writer(database_url: str) -> Iterator[Writer]:
-    made = Writer(database_url, max_queue=64)
-    try:
+    with _open_writer(database_url, max_queue=64) as made:
         yield made
-    finally:
-        made.db.close()
-        made.checker.dispose()
 
 
 def test_a_change_the_database_refuses_fails_its_own_unit_alone(roomy_writer: Writer) -> None:
