@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import re
 import subprocess
 import sys
@@ -25,10 +24,7 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from benchmarks import databases
-from benchmarks.workload import signed_call
+from benchmarks import databases, workload
 from convhub.config import Settings, parse_rate_limits
 from convhub.server import Convhub
 
@@ -66,30 +62,14 @@ async def _call(app: Convhub, raw: bytes) -> tuple[int, bytes]:
 
 
 def _pool(operation: str, tenant: databases.Tenant, ids: list[int]) -> list[bytes]:
-    now = time.time()
-    draw = random.Random(2020_12_01)
-    app_id = tenant.app_id
+    """The requests ``make bench`` times for the row, from its own pool builders."""
     if operation == "batch-get":
-        bodies = [
-            {"AppId": app_id, "ConversationShortId": draw.sample(ids, 100)} for _ in range(50)
-        ]
-        return [signed_call(tenant, PORT, "BatchGetConversations", b, now) for b in bodies]
+        return workload.batch_get_pool(tenant, PORT, ids, size=50)
     if operation == "user-conversations":
-        # the first page, by recent activity, of the owner of 1 in 40 of the conversations
-        body = {"AppId": app_id, "ParticipantUserId": 1, "Cursor": 0, "Limit": 20, "DataType": 0}
-        return [signed_call(tenant, PORT, "GetUserConversations", body, now)]
+        return workload.user_conversations_pool(tenant, PORT)
     if operation == "modify":
-        renames = [
-            {"AppId": app_id, "ConversationCoreInfo": {"ConversationShortId": c, "Name": name}}
-            for tag in ("A", "B")
-            for c, name in ((c, f"{tag} {i}") for i, c in enumerate(ids))
-        ]
-        return [signed_call(tenant, PORT, "ModifyConversation", body, now) for body in renames]
-    group = {"AppId": tenant.create_app_id, "ConversationCoreInfo": {"ConversationType": 2}}
-    return [
-        signed_call(tenant, PORT, "CreateConversation", {**group, "OwnerUserId": 10_000 + i}, now)
-        for i in range(2_000)
-    ]
+        return workload.modify_pool(tenant, PORT, ids)
+    return workload.create_pool(tenant, PORT, size=2_000)
 
 
 async def _measure(engine: str, operation: str, requests: int, rounds: int) -> list[float]:
@@ -101,16 +81,15 @@ async def _measure(engine: str, operation: str, requests: int, rounds: int) -> l
         settings = Settings(database_url=url, rate_limits=parse_rate_limits("*=100000000"))
         app = Convhub(settings)
         try:
-            made = [
-                signed_call(tenant, PORT, "CreateConversation", {"AppId": tenant.app_id,
-                            "OwnerUserId": 1 + i % 40,
-                            "ConversationCoreInfo": {"ConversationType": 2}}, time.time())
-                for i in range(CONVERSATIONS)
-            ]  # fmt: skip
             ids = []
-            for raw in made:
-                _status, body = await _call(app, raw)
-                ids.append(orjson.loads(body)["Result"]["ConversationShortId"])
+            for raw in workload.create_pool(tenant, PORT, size=CONVERSATIONS, app_id=tenant.app_id):
+                ids.append(int(workload._result(*await _call(app, raw))["ConversationShortId"]))
+            # GetUserConversations lists the groups its user joined, as in make bench's set-up.
+            now = time.time()
+            for group in ids[-workload.LISTER_CONVERSATIONS :]:
+                join = workload._add_call(tenant, PORT, group, workload.LISTER, 1, now)
+                if workload._result(*await _call(app, join)).get("FailedUserIds"):
+                    raise SystemExit(f"set-up: {workload.LISTER} could not join {group}")
             pool = _pool(operation, tenant, ids)
             reads = operation in ("batch-get", "user-conversations")
             calls = iter(range(10**9))
