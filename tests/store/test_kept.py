@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from convhub.domain.ports import UnitOfWork, UserOrder
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.kept import KeptRows
+from tests.support import migrated
 
 APP = 515_151
 
@@ -127,14 +129,83 @@ def test_a_write_units_reads_are_never_kept(database_url: str) -> None:
 
 def test_kept_rows_hold_at_most_their_capacity_and_match_versions() -> None:
     kept: KeptRows[int, str] = KeptRows(2)
-    kept.put(1, 0, "a")
-    kept.put(2, 0, "b")
-    kept.put(1, 1, "a1")  # a newer version replaces, in place
+    since = kept.generation
+    kept.put_many([(1, 0, "a"), (2, 0, "b")], since=since)
+    kept.put_many([(1, 1, "a1")], since=since)  # a newer version replaces, in place
     assert (kept.get(1, 0), kept.get(1, 1)) == (None, "a1")
-    kept.put(3, 0, "c")  # full: the oldest kept (1) goes
+    kept.put_many([(3, 0, "c")], since=since)  # full: the oldest kept (1) goes
     assert (len(kept), kept.get(1, 1), kept.get(2, 0), kept.get(3, 0)) == (2, None, "b", "c")
+    assert kept.resolve_current([3, 9, 2]) == (["c", 9, "b"], [9])
     with pytest.raises(ValueError):
         KeptRows(0)
+
+
+def test_a_reader_that_began_before_a_forget_keeps_nothing() -> None:
+    """A reader's snapshot may predate the writer's commit of a change: what it read must not
+    be kept once the writer has forgotten the row (it would be served as current)."""
+    kept: KeptRows[int, str] = KeptRows(10)
+    kept.put_many([(1, 0, "a"), (2, 0, "b")], since=kept.generation)
+    began = kept.generation  # the reader begins, reads 1 as it was
+    kept.forget([1])  # the writer commits a change of 1 and forgets it
+    kept.put_many([(1, 0, "a, as the reader saw it")], since=began)
+    assert kept.resolve_current([1, 2]) == ([1, "b"], [1])
+    kept.put_many([(1, 1, "a, read after")], since=kept.generation)
+    assert kept.get(1, 1) == "a, read after"
+    kept.forget_all()  # another writer was here
+    assert (len(kept), kept.resolve_current([1, 2])[1]) == (0, [1, 2])
+
+
+def _statements_of_read(db: GroupCommitDatabase, ids: list[int]) -> list[str]:
+    """The SQL a SQLite read of ``ids`` runs on the read connection."""
+    reader = db._reader
+    assert reader is not None
+    raw = reader.session.conn.connection.dbapi_connection
+    assert raw is not None
+    seen: list[str] = []
+    raw.set_trace_callback(seen.append)  # type: ignore[attr-defined]
+    try:
+        _read(db, ids)
+    finally:
+        raw.set_trace_callback(None)  # type: ignore[attr-defined]
+    return [sql for sql in seen if sql.startswith("SELECT")]
+
+
+def test_sqlite_reads_what_its_own_writer_kept_current_without_asking_versions(
+    tmp_path: Path,
+) -> None:
+    """SQLite only: on PostgreSQL several processes write, and readers always ask versions."""
+    db = _database(migrated(f"sqlite:///{tmp_path / 'clock.db'}"), 1000)
+    try:
+        ids = [9_500_000_001, 9_500_000_002]
+        _write(db, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+        assert {c.name for c in _read(db, ids).values()} == {"first"}  # now kept
+        only_clock = _statements_of_read(db, ids)
+        assert len(only_clock) == 1 and "write_clock" in only_clock[0], only_clock
+        _write(db, lambda uow: _changed(uow, ids[0], name="renamed"))
+        # The writer forgot the row it changed: read again, in full, and nothing else.
+        again = _statements_of_read(db, ids)
+        assert len(again) == 2 and "version" not in again[0], again
+        assert _read(db, ids)[ids[0]].name == "renamed"
+        assert len(_statements_of_read(db, ids)) == 1
+    finally:
+        db.close()
+
+
+def test_a_write_by_another_process_on_the_file_is_seen_by_one_that_kept_the_row(
+    two: tuple[GroupCommitDatabase, GroupCommitDatabase],
+) -> None:
+    first, second = two
+    ids = [9_600_000_001, 9_600_000_002]
+    _write(first, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+    assert {c.name for c in _read(first, ids).values()} == {"first"}  # kept by the first
+    _write(second, lambda uow: _changed(uow, ids[0], name="by the second"))
+    assert _read(first, ids)[ids[0]].name == "by the second"
+    # Kept again by the first; the second changes it; then the first writes before it reads:
+    # its writer finds the clock moved by another, and forgets everything it kept.
+    _write(second, lambda uow: _changed(uow, ids[0], name="by the second, again"))
+    _write(first, lambda uow: _changed(uow, ids[1], name="by the first"))
+    seen = _read(first, ids)
+    assert (seen[ids[0]].name, seen[ids[1]].name) == ("by the second, again", "by the first")
 
 
 def test_a_users_conversations_keep_their_order_and_their_newest_values(

@@ -29,8 +29,9 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -46,6 +47,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from convhub.domain.models import Conversation
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.store.clock import WriteClock
 from convhub.store.kept import KeptRows
 from convhub.store.unit_of_work import SqlUnitOfWork
 
@@ -144,11 +146,20 @@ class GroupCommitDatabase:
         self._kept: KeptRows[int, Conversation] | None = (
             KeptRows(kept_conversations) if kept_conversations else None
         )
+        # SQLite's one writer keeps the kept rows current itself (store/clock.py).
+        self._clock = (
+            WriteClock(self._kept)
+            if self._kept is not None and engine.dialect.name == "sqlite"
+            else None
+        )
+        self._touched: set[int] = set()  # conversations the writer's batch changed
         if read_workers:
             self._read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="convhub-read")
         else:
             conn = engine.connect().execution_options(convhub_readonly=True)
             self._reader = SqlUnitOfWork(conn, kept=self._kept)
+        if self._clock is not None:
+            self._start_clock()
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
         self._thread.start()
 
@@ -178,6 +189,7 @@ class GroupCommitDatabase:
         reader = self._reader
         if reader is not None:
             try:
+                reader.begin_read()
                 with reader.session.conn.begin():
                     return work(reader)
             except DBAPIError as error:
@@ -214,6 +226,7 @@ class GroupCommitDatabase:
             with self._read_lock:
                 self._read_connections.append(conn)
         try:
+            uow.begin_read()
             return work(uow)
         except DBAPIError as error:
             if error.connection_invalidated and retry:  # the server went away: one fresh try
@@ -295,7 +308,13 @@ class GroupCommitDatabase:
                         self._in_flight = []
                         self._events.batch(len(batch), self._queue.qsize())
                         continue
-                self._answer(batch, self._commit(conn, batch))
+                try:
+                    outcomes = self._commit(conn, batch)
+                finally:
+                    if self._clock is not None:
+                        self._clock.settle(self._touched)
+                    self._touched.clear()
+                self._answer(batch, outcomes)
                 self._in_flight = []
                 self._events.batch(len(batch), self._queue.qsize())
                 if stop:
@@ -303,6 +322,30 @@ class GroupCommitDatabase:
         finally:
             if conn is not None:
                 conn.close()
+
+    def _start_clock(self) -> None:
+        """Tick once before the writer starts, so that readers trust what they keep from the
+        start rather than from the first write on."""
+        assert self._clock is not None
+        try:
+            with self._engine.connect() as conn, self._transaction(conn):
+                pass
+        except SQLAlchemyError:
+            log.warning("the write clock did not start; readers ask for versions meanwhile")
+        self._clock.settle(())
+
+    @contextmanager
+    def _transaction(self, conn: Connection) -> Iterator[None]:
+        """One of the writer's transactions: the write clock ticks first (SQLite)."""
+        clock = self._clock
+        with conn.begin():
+            seq = None if clock is None else clock.tick(conn)
+            yield
+        if clock is not None:
+            clock.committed(seq)
+
+    def _unit_of_work(self, conn: Connection) -> SqlUnitOfWork:
+        return SqlUnitOfWork(conn, touched=self._touched)
 
     def _fail_queued(self) -> None:
         failure = self._failure
@@ -353,8 +396,8 @@ class GroupCommitDatabase:
         for work, _future, _loop in batch:
             for attempt in range(_ONE_BY_ONE_ATTEMPTS):
                 try:
-                    with conn.begin():
-                        uow = SqlUnitOfWork(conn)
+                    with self._transaction(conn):
+                        uow = self._unit_of_work(conn)
                         value = work(uow)
                         uow.session.flush()
                     results.append((True, value))
@@ -366,10 +409,9 @@ class GroupCommitDatabase:
                     break
         return results
 
-    @staticmethod
-    def _run_batch(conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
-        with conn.begin():
-            uow = SqlUnitOfWork(conn)
+    def _run_batch(self, conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
+        with self._transaction(conn):
+            uow = self._unit_of_work(conn)
             if isolate:
                 return GroupCommitDatabase._isolated(conn, uow, batch)
             try:

@@ -5,13 +5,18 @@ index) and reads in full only the rows whose version it has not kept. Every UPDA
 row's version, so a kept row is used only while it is still exactly what the database holds:
 the answer is the same as a full read, in one process or in many. Only read-only units fill it
 (a write unit may still roll back what it read).
+
+Where one writer makes every change (SQLite: see store/clock.py), that writer forgets each row
+it changed before it answers, and readers skip the versions while the clock says nobody else
+wrote (``valid_at``). A reader that read a row before such a forget must not keep it after:
+each forget raises ``generation``, and a store carries the generation its reader began at.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -20,9 +25,9 @@ V = TypeVar("V")
 
 class KeptRows(Generic[K, V]):
     """At most ``capacity`` values by key, the oldest kept dropped first. Lookups take no lock
-    (a dict read is atomic); the read threads of PostgreSQL serialise only their stores."""
+    (a dict read is atomic); stores and forgets take turns."""
 
-    __slots__ = ("_capacity", "_lock", "_rows")
+    __slots__ = ("_capacity", "_lock", "_rows", "generation", "valid_at")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -32,6 +37,9 @@ class KeptRows(Generic[K, V]):
         # that each later ``next(iter(...))`` walks over (evictions grew slower and slower).
         self._rows: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._lock = threading.Lock()
+        self.generation = 0  # raised by every forget
+        # The write clock at which every row kept is known to be current; None: ask versions.
+        self.valid_at: int | None = None
 
     def get(self, key: K, version: int) -> V | None:
         found = self._rows.get(key)
@@ -52,12 +60,42 @@ class KeptRows(Generic[K, V]):
                 missing.append(key)
         return found, missing
 
-    def put(self, key: K, version: int, value: V) -> None:
+    def resolve_current(self, keys: Sequence[K]) -> tuple[list[V | K], list[K]]:
+        """``resolve`` for keys whose kept values are known current (``valid_at``)."""
+        rows = self._rows
+        found: list[V | K] = []
+        missing: list[K] = []
+        for key in keys:
+            entry = rows.get(key)
+            if entry is not None:
+                found.append(entry[1])
+            else:
+                found.append(key)
+                missing.append(key)
+        return found, missing
+
+    def put_many(self, rows: Iterable[tuple[K, int, V]], *, since: int) -> None:
+        """Keep each (key, version, value), read by a reader that began at generation ``since``:
+        nothing, if a forget came after it began (what it read may be what was forgotten)."""
         with self._lock:
-            rows = self._rows
-            if key not in rows and len(rows) >= self._capacity:
-                rows.popitem(last=False)
-            rows[key] = (version, value)
+            if self.generation != since:
+                return
+            kept = self._rows
+            for key, version, value in rows:
+                if key not in kept and len(kept) >= self._capacity:
+                    kept.popitem(last=False)
+                kept[key] = (version, value)
+
+    def forget(self, keys: Iterable[K]) -> None:
+        with self._lock:
+            self.generation += 1
+            for key in keys:
+                self._rows.pop(key, None)
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._rows.clear()
 
     def __len__(self) -> int:
         return len(self._rows)

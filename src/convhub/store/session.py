@@ -46,11 +46,15 @@ class Session:
         "broken",
         "conn",
         "dialect",
+        "touched",
         "wrote",
     )
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, touched: set[int] | None = None) -> None:
         self.conn = conn
+        # The conversations whose rows this transaction changed (the writer forgets what it
+        # kept of them: store/clock.py).
+        self.touched: set[int] = set() if touched is None else touched
         self.dialect: str = conn.dialect.name
         self._held: dict[Executable, list[Mapping[str, Any]]] = {}
         self._flushes = 0

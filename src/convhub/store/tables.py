@@ -37,6 +37,15 @@ node_leases = Table(
     Column("heartbeat", BigInteger, nullable=False),
 )
 
+# One row: raised by every transaction of a SQLite writer (see store/clock.py), so that the
+# process that serves the file can tell whether anyone but its own writer changed it.
+write_clock = Table(
+    "write_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
 accounts = Table(
     "accounts",
     metadata,

@@ -24,10 +24,15 @@ class SqlUnitOfWork:
     __slots__ = ("access", "conversations", "messages", "participants", "session", "settings")
 
     def __init__(
-        self, conn: Connection, *, kept: KeptRows[int, Conversation] | None = None
+        self,
+        conn: Connection,
+        *,
+        kept: KeptRows[int, Conversation] | None = None,
+        touched: set[int] | None = None,
     ) -> None:
-        """``kept``: conversations the process's read-only units share (never a write unit's)."""
-        self.session = Session(conn)
+        """``kept``: conversations the process's read-only units share (never a write unit's).
+        ``touched``: where a write unit notes the conversations it changes."""
+        self.session = Session(conn, touched=touched)
         self.conversations = SqlConversations(self.session, kept)
         self.participants = SqlParticipants(self.session)
         self.messages = SqlMessages(self.session)
@@ -36,6 +41,10 @@ class SqlUnitOfWork:
 
     def lock(self, *names: str) -> None:
         self.session.lock(*names)
+
+    def begin_read(self) -> None:
+        """A read-only unit begins: before its transaction does (see store/kept.py)."""
+        self.conversations.begin_read()
 
 
 @contextmanager

@@ -3,7 +3,7 @@ user's conversations, and the marks of live groups."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import bindparam, func, select, update
@@ -16,6 +16,7 @@ from convhub.domain.models import (
     ParticipantStatus,
 )
 from convhub.domain.ports import UserOrder
+from convhub.store import clock
 from convhub.store.driver import InList, fast
 from convhub.store.kept import KeptRows
 from convhub.store.mapping import JSON, Mapper, enum
@@ -63,7 +64,8 @@ _INSERT_KEYED = {
     )
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-# The SET list comes from the parameter names at execution; every update raises the version.
+# The SET list comes from the parameter names at execution; every update raises the version,
+# and notes the row in the session's ``touched`` (store/clock.py).
 _BUMP = c.version + 1
 _UPDATE = fast(update(conversations).where(c.id == bindparam("b_id")).values(version=_BUMP))
 _TAKE_INDEXES = fast(
@@ -127,11 +129,16 @@ _DELETE_MARK = fast(
 
 
 class SqlConversations:
-    __slots__ = ("_kept", "_session")
+    __slots__ = ("_kept", "_session", "_since")
 
     def __init__(self, session: Session, kept: KeptRows[int, Conversation] | None = None) -> None:
         self._session = session
         self._kept = kept  # read-only units only
+        self._since = 0 if kept is None else kept.generation
+
+    def begin_read(self) -> None:
+        if self._kept is not None:
+            self._since = self._kept.generation
 
     def add(self, conversation: Conversation, idempotency_key: str | None) -> bool:
         values = MAPPER.dump(conversation)
@@ -152,28 +159,31 @@ class SqlConversations:
         if not conversation_ids:
             return []
         kept = self._kept
-        dialect = self._session.dialect
+        session = self._session
         if kept is None:
-            rows = self._session.read(*_SELECT_MANY.bind(dialect, conversation_ids))
+            rows = session.read(*_SELECT_MANY.bind(session.dialect, conversation_ids))
             return [MAPPER.load(row) for row in rows]
-        return self._kept_or_read(
-            kept, self._session.read(*_VERSIONS.bind(dialect, conversation_ids))
-        )
+        if kept.valid_at is not None and session.read(clock.NOW).scalar() == kept.valid_at:
+            # Nobody but this process's writer wrote, and it forgot what it changed.
+            return self._kept_or_read(kept, *kept.resolve_current(conversation_ids))
+        versions = session.read(*_VERSIONS.bind(session.dialect, conversation_ids))
+        return self._kept_or_read(kept, *kept.resolve(versions))
 
     def _kept_or_read(
-        self, kept: KeptRows[int, Conversation], versions: Iterable[tuple[int, int]]
+        self, kept: KeptRows[int, Conversation], found: list[Conversation | int], missing: list[int]
     ) -> list[Conversation]:
-        """The conversations of (id, version) pairs, in their order: kept ones as they are, the
-        others read in one statement (at their newest version) and kept."""
-        found, missing = kept.resolve(versions)
+        """``found`` in order, its kept conversations as they are, its IDs (``missing``) read
+        in one statement (at their newest version) and kept."""
         if not missing:
             return cast(list[Conversation], found)
         read: dict[int, Conversation] = {}
         statement = _SELECT_MANY_VERSIONED.bind(self._session.dialect, missing)
+        rows = []
         for row in self._session.read(*statement):
             conversation = MAPPER.load(row[1:])
-            kept.put(conversation.id, row[0], conversation)
+            rows.append((conversation.id, row[0], conversation))
             read[conversation.id] = conversation
+        kept.put_many(rows, since=self._since)
         # A row gone between the two reads is left out, as if the first had not seen it.
         return [
             item if isinstance(item, Conversation) else read[item]
@@ -191,6 +201,7 @@ class SqlConversations:
     def update(self, conversation: Conversation, fields: tuple[str, ...]) -> None:
         values = MAPPER.dump(conversation, fields)
         values["b_id"] = conversation.id
+        self._session.touched.add(conversation.id)
         self._session.change(_UPDATE, values)
 
     def dissolve(self, conversation: Conversation) -> None:
@@ -198,6 +209,7 @@ class SqlConversations:
         values = MAPPER.dump(conversation, ("status", "modify_time"))
         values["b_id"] = conversation.id
         values["idempotency_key"] = None
+        self._session.touched.add(conversation.id)
         self._session.change(_UPDATE, values)
 
     def list_created(
@@ -227,6 +239,7 @@ class SqlConversations:
 
     def take_message_indexes(self, conversation_id: int, count: int, activity_key: int) -> int:
         params = {"b_id": conversation_id, "count": count, "activity_key": activity_key}
+        self._session.touched.add(conversation_id)
         last: int = self._session.write(_TAKE_INDEXES, params).scalar_one()
         return last
 
@@ -247,7 +260,8 @@ class SqlConversations:
         kept = self._kept
         if kept is None:
             return [MAPPER.load(row) for row in self._session.read(_BY_ORDER[order], params)]
-        return self._kept_or_read(kept, self._session.read(_BY_ORDER_VERSIONS[order], params))
+        versions = self._session.read(_BY_ORDER_VERSIONS[order], params)
+        return self._kept_or_read(kept, *kept.resolve(versions))
 
     def count_live_groups(self, app_id: int) -> int:
         found: int = self._session.read(_COUNT_LIVE, {"app_id": app_id}).scalar_one()
