@@ -755,6 +755,49 @@ def test_failing_create_among_concurrent_creates_fails_alone(core: Core) -> None
     }
 
 
+def test_group_creates_past_the_limit_in_one_batch_fail_alone(core: Core) -> None:
+    """On PostgreSQL the writer does not wait for a group create's count of its owner's groups
+    (pipeline mode): the counts are checked when the batch's statements have been answered, and
+    a batch with a create past the limit runs again with a savepoint per create, where that
+    create alone fails. On both engines: the first ones in the queue get the room."""
+    limited = ConversationService(
+        db=core.db, ids=core.ids, clock=core.clock, policy=core.policy,
+        limits=ProductLimits(max_user_groups=3),
+    )  # fmt: skip
+    owners = ["crowd"] * 5 + ["u9", "u9"]
+    started, release = threading.Event(), threading.Event()
+
+    def blocker(uow: UnitOfWork) -> int:
+        started.set()
+        assert release.wait(30)
+        return 0
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(core.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)  # the writer waits in the blocker
+        tasks = []
+        for owner in owners:
+            command = core.create_command(owner=owner)
+            tasks.append(asyncio.ensure_future(limited.create_conversation(core.caller, command)))
+            while core.db.queued < len(tasks):  # queued in this order
+                await asyncio.sleep(0.001)
+        release.set()  # the writer takes all seven at once: one batch
+        return await asyncio.wait_for(asyncio.gather(first, *tasks, return_exceptions=True), 10)
+
+    outcomes = run(scenario())[1:]
+    made = [o for o in outcomes if isinstance(o, CreatedConversation)]
+    assert [type(o).__name__ for o in outcomes] == ["CreatedConversation"] * 3 + [
+        "ConvhubError"
+    ] * 2 + ["CreatedConversation"] * 2, outcomes
+    for refused in outcomes[3:5]:
+        assert isinstance(refused, ConvhubError)
+        assert refused.code is ErrorCode.TOO_MANY_USER_CONVERSATIONS
+    assert core.ids_in_table() == {o.conversation.id for o in made}
+    assert [core.roles(o.conversation.id) for o in made] == [{"crowd": Role.OWNER}] * 3 + [
+        {"u9": Role.OWNER}
+    ] * 2
+
+
 def test_the_group_limit_counts_volcengine_groups_not_coze_conversations(core: Core) -> None:
     limited = ConversationService(
         db=core.db, ids=core.ids, clock=core.clock, policy=core.policy,

@@ -139,17 +139,19 @@ class ConversationService:
         ids = self._ids
         limits = self._limits
 
+        def room_for_one_more_group(groups: int) -> None:
+            if groups >= limits.max_user_groups:
+                raise ConvhubError(
+                    ErrorCode.TOO_MANY_USER_CONVERSATIONS,
+                    f"user {owner} is in {limits.max_user_groups} groups already",
+                )
+
         def check_limits(uow: UnitOfWork) -> None:
             # Each limit is counted under a lock of its own, so that creates in several
             # processes take turns rather than each seeing room for one more.
             if kind is ConversationType.GROUP and not command.connector_id:
                 uow.lock(user_groups_lock(command.app_id, owner))
-                groups = uow.participants.groups_of(command.app_id, [owner]).get(owner, 0)
-                if groups >= limits.max_user_groups:
-                    raise ConvhubError(
-                        ErrorCode.TOO_MANY_USER_CONVERSATIONS,
-                        f"user {owner} is in {limits.max_user_groups} groups already",
-                    )
+                uow.participants.check_groups(command.app_id, owner, room_for_one_more_group)
             elif kind is ConversationType.LIVE_GROUP:
                 uow.lock(f"live-groups:{command.app_id}")
                 if uow.conversations.count_live_groups(command.app_id) >= (

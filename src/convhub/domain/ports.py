@@ -121,6 +121,11 @@ class Participants(Protocol):
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]: ...
 
+    def check_groups(self, app_id: int, user: str, check: Callable[[int], None]) -> None:
+        """Call ``check`` with the user's count of groups (as ``groups_of``), now or before the
+        unit's transaction commits: an error it raises fails the unit either way."""
+        ...
+
     def leave_group_limit(self, conversation_id: int) -> None:
         """A dissolved group no longer counts toward its members' limit of groups."""
         ...

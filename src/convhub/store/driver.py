@@ -244,6 +244,36 @@ def execute(
             cursor.close()
 
 
+def send(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
+    """In pipeline mode: send a statement that gives rows without waiting for them. Its cursor
+    is returned, to ``receive`` them from later (in the round trip that answers what follows)."""
+    compiled = _compiled(conn, statement, list(params))
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        with _driver_errors(conn, compiled[0], cursor):
+            cursor.execute(compiled[0], _arguments(compiled, params))
+    except BaseException:
+        forget(conn, cursor)
+        raise
+    return cursor
+
+
+def receive(conn: Connection, cursor: Any) -> Rows:
+    """The rows of a statement ``send`` sent, waiting for them if they have not come yet."""
+    try:
+        with _driver_errors(conn, "(pipelined)", cursor):
+            return Rows(list(cursor.fetchall()), cursor.rowcount)
+    finally:
+        forget(conn, cursor)
+
+
+def forget(conn: Connection, cursor: Any) -> None:
+    with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # the connection may be gone
+        cursor.close()
+
+
 def enter_pipeline(conn: Connection) -> Any:
     """The connection's driver (psycopg) in pipeline mode; leave it with ``leave_pipeline``."""
     dbapi_connection = conn.connection.dbapi_connection

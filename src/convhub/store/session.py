@@ -21,7 +21,7 @@ own unit's.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,6 +38,7 @@ _ADVISORY_LOCKS = fast(
 
 class Session:
     __slots__ = (
+        "_checks",
         "_flushes",
         "_held",
         "_held_in_unit",
@@ -63,6 +64,7 @@ class Session:
         self.broken = False  # a statement failed: the transaction cannot go on (PostgreSQL)
         self._may_pipeline = False
         self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
+        self._checks: list[tuple[Any, Callable[[Any], None]]] = []  # sent, not yet answered
 
     def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -83,6 +85,41 @@ class Session:
         for a caller that accounts for the held rows itself (``held``), because flushing here
         would undo the batching."""
         return self._execute(statement, params).scalar()
+
+    def check_around_held(
+        self, statement: Executable, params: Mapping[str, Any], check: Callable[[Any], None]
+    ) -> None:
+        """``scalar_around_held``, handed to ``check``, which raises the unit's error if the value
+        breaks a rule: at once, or, pipelined, when the batch's statements have all been
+        answered (``_settle``), so that the writer waits no round trip for it. A check that
+        fails there breaks the session: the writer reruns the batch with a savepoint per unit
+        and no pipeline, where each check runs at once and fails its own unit alone."""
+        if not self._may_pipeline:
+            check(self._execute(statement, params).scalar())
+            return
+        assert is_fast(statement)
+        try:
+            if self._pipeline is None:
+                self._pipeline = driver.enter_pipeline(self.conn)
+            cursor = driver.send(self.conn, statement, params)
+        except Exception:
+            self.broken = True
+            raise
+        self._checks.append((cursor, check))
+
+    def _settle(self) -> None:
+        checks, self._checks = self._checks, []
+        for at, (cursor, check) in enumerate(checks):
+            try:
+                check(driver.receive(self.conn, cursor).scalar())
+            except Exception:
+                self.broken = True
+                self._forget(checks[at + 1 :])
+                raise
+
+    def _forget(self, checks: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:
+        for cursor, _check in checks:
+            driver.forget(self.conn, cursor)
 
     def lock(self, *names: str) -> None:
         """Take turns with every other transaction that locks one of ``names`` until this one
@@ -148,6 +185,15 @@ class Session:
         self._leave_pipeline()
 
     def _leave_pipeline(self, failed: BaseException | None = None) -> None:
+        if failed is None:
+            try:
+                self._settle()
+            except BaseException as error:
+                self._leave_pipeline(error)
+                raise
+        else:
+            self._forget(self._checks)
+            self._checks = []
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is not None:
             try:
@@ -173,18 +219,20 @@ class Session:
 
     # --- units of work ---------------------------------------------------------------------------
 
-    def begin_unit(self) -> tuple[int, tuple[int, ...]]:
+    def begin_unit(self) -> tuple[int, tuple[int, ...], int]:
         """Start a unit of work; the mark lets ``drop_unit`` forget what it held back."""
         self.wrote = False
         self._held_in_unit = False
-        return self._flushes, tuple(len(rows) for rows in self._held.values())
+        return self._flushes, tuple(len(rows) for rows in self._held.values()), len(self._checks)
 
-    def drop_unit(self, mark: tuple[int, tuple[int, ...]]) -> bool:
-        """Forget a failed unit's held-back rows; False if it had written (or broken) anything
-        that only a rollback can undo."""
+    def drop_unit(self, mark: tuple[int, tuple[int, ...], int]) -> bool:
+        """Forget a failed unit's held-back rows and waiting checks; False if it had written (or
+        broken) anything that only a rollback can undo."""
         if self.wrote or self.broken:
             return False
-        flushes, lengths = mark
+        flushes, lengths, checks = mark
+        self._forget(self._checks[checks:])
+        del self._checks[checks:]
         if flushes != self._flushes:  # what was held at the mark is written: the rest is ours
             self._held = {}
             return True
@@ -196,4 +244,6 @@ class Session:
 
     def discard(self) -> None:
         self._held = {}
+        self._forget(self._checks)
+        self._checks = []
         self.broken = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -126,6 +126,15 @@ class SqlParticipants:
         params = {"b_conversation_id": conversation_id, "in_group_limit": 0}
         self._session.change(_UNCOUNT, params)
 
+    def check_groups(self, app_id: int, user: str, check: Callable[[int], None]) -> None:
+        """``check`` the user's count of groups (as ``groups_of``), at once or before the batch
+        commits (``Session.check_around_held``): creates of groups need not wait for it."""
+        held = self._held_groups(app_id, {user}).get(user, 0)
+        params = {"app_id": app_id, "user": user}
+        self._session.check_around_held(
+            _COUNT_USER_GROUPS, params, lambda found: check((found or 0) + held)
+        )
+
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
         """How many groups that count toward the limit each user is a current member of.
 
@@ -143,11 +152,17 @@ class SqlParticipants:
             statement = _COUNT_GROUPS.bind(self._session.dialect, users, app_id=app_id)
             rows = self._session.read(*statement)
             counts = {user: count for user, count in rows}
-        wanted = set(users)
+        for user, held in self._held_groups(app_id, set(users)).items():
+            counts[user] = counts.get(user, 0) + held
+        return counts
+
+    def _held_groups(self, app_id: int, users: set[str]) -> dict[str, int]:
+        """The held-back memberships of ``users`` that count toward their limit of groups."""
+        counts: dict[str, int] = {}
         for row in self._session.held(_INSERT):
             user = row["user_id"]
             if (
-                user in wanted
+                user in users
                 and row["app_id"] == app_id
                 and row["in_group_limit"]
                 and row["status"] == _NORMAL
