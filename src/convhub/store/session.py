@@ -87,13 +87,21 @@ class Session:
         return self._execute(statement, params).scalar()
 
     def check_around_held(
-        self, statement: Executable, params: Mapping[str, Any], check: Callable[[Any], None]
+        self,
+        statement: Executable,
+        params: Mapping[str, Any],
+        check: Callable[[Any], None],
+        *,
+        writes: bool = False,
     ) -> None:
         """``scalar_around_held``, handed to ``check``, which raises the unit's error if the value
         breaks a rule: at once, or, pipelined, when the batch's statements have all been
         answered (``_settle``), so that the writer waits no round trip for it. A check that
         fails there breaks the session: the writer reruns the batch with a savepoint per unit
-        and no pipeline, where each check runs at once and fails its own unit alone."""
+        and no pipeline, where each check runs at once and fails its own unit alone.
+        ``writes``: the statement changes data (``drop_unit`` then cannot undo the unit)."""
+        if writes:
+            self.wrote = True
         if not self._may_pipeline:
             check(self._execute(statement, params).scalar())
             return
@@ -106,6 +114,11 @@ class Session:
             self.broken = True
             raise
         self._checks.append((cursor, check))
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether statements may go out without waiting for their answers (``pipelined``)."""
+        return self._may_pipeline
 
     def _settle(self) -> None:
         checks, self._checks = self._checks, []

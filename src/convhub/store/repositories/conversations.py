@@ -128,6 +128,15 @@ _DELETE_MARK = fast(
 )
 
 
+class KeyTaken(Exception):
+    """A keyed insert sent without waiting found its key taken: its batch runs again."""
+
+
+def _inserted(conversation_id: int | None) -> None:
+    if conversation_id is None:
+        raise KeyTaken
+
+
 class SqlConversations:
     __slots__ = ("_kept", "_session", "_since")
 
@@ -146,8 +155,14 @@ class SqlConversations:
         if idempotency_key is None:
             self._session.hold(_INSERT, [values])
             return True
-        # Needs its answer now; it neither depends on nor affects the held-back rows.
+        # It neither depends on nor affects the held-back rows.
         statement = _INSERT_KEYED[self._session.dialect]
+        if self._session.pipelining:
+            # Sent without waiting: when the batch ends it must have inserted. If the key was
+            # taken, the batch runs again unit by unit, where this insert is answered at once
+            # and the unit reads the conversation that holds the key.
+            self._session.check_around_held(statement, values, _inserted, writes=True)
+            return True
         return self._session.write(statement, values).first() is not None
 
     def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
