@@ -41,7 +41,7 @@ from convhub.domain.policy import Policy
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
-from convhub.store.database import GroupCommitDatabase
+from convhub.store.database import CHECKS_AT_ONCE_BATCHES, GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
 from convhub.store.tables import accounts, conversations, participants
@@ -796,6 +796,11 @@ def test_group_creates_past_the_limit_in_one_batch_fail_alone(core: Core) -> Non
     assert [core.roles(o.conversation.id) for o in made] == [{"crowd": Role.OWNER}] * 3 + [
         {"u9": Role.OWNER}
     ] * 2
+    # A batch that ran twice for a failed check makes the next ones answer checks at once.
+    pipelined = not is_sqlite(str(core.engine.url))
+    assert core.db._checks_at_once == (CHECKS_AT_ONCE_BATCHES if pipelined else 0)
+    assert core.create(owner="crowd2").exist is False
+    assert core.db._checks_at_once == (CHECKS_AT_ONCE_BATCHES - 1 if pipelined else 0)
 
 
 def test_the_group_limit_counts_volcengine_groups_not_coze_conversations(core: Core) -> None:

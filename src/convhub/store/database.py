@@ -71,6 +71,10 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+# After a batch ran twice because a check sent without waiting failed (a replayed key, a create
+# past a limit), this many batches answer their checks at once: a stream of replays would
+# otherwise make every batch run twice.
+CHECKS_AT_ONCE_BATCHES = 100
 _CONFLICTS = frozenset({"40P01", "40001"})  # PostgreSQL: deadlock, serialization failure
 _ONE_BY_ONE_ATTEMPTS = 3
 
@@ -153,6 +157,7 @@ class GroupCommitDatabase:
             else None
         )
         self._touched: set[int] = set()  # conversations the writer's batch changed
+        self._checks_at_once = 0  # batches left that answer their checks at once
         if read_workers:
             self._read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="convhub-read")
         else:
@@ -345,7 +350,7 @@ class GroupCommitDatabase:
             clock.committed(seq)
 
     def _unit_of_work(self, conn: Connection) -> SqlUnitOfWork:
-        return SqlUnitOfWork(conn, touched=self._touched)
+        return SqlUnitOfWork(conn, touched=self._touched, defer_checks=self._checks_at_once == 0)
 
     def _fail_queued(self) -> None:
         failure = self._failure
@@ -369,6 +374,8 @@ class GroupCommitDatabase:
                 loop.call_soon_threadsafe(_settle, outcomes)
 
     def _commit(self, conn: Connection, batch: list[_Item]) -> list[_Outcome]:
+        if self._checks_at_once:
+            self._checks_at_once -= 1
         try:
             return self._run_batch(conn, batch, isolate=False)
         except _Retry as retry:
@@ -418,9 +425,11 @@ class GroupCommitDatabase:
                 with uow.session.pipelined():
                     results = GroupCommitDatabase._together(uow, batch)
                     uow.session.flush()
-            except _Retry:
-                raise
             except Exception as exc:  # held-back rows, or a pipelined statement, failed
+                if uow.session.check_failed:
+                    self._checks_at_once = CHECKS_AT_ONCE_BATCHES
+                if isinstance(exc, _Retry):
+                    raise
                 raise _Retry from exc
             return results
 

@@ -39,20 +39,26 @@ _ADVISORY_LOCKS = fast(
 class Session:
     __slots__ = (
         "_checks",
+        "_defer_checks",
         "_flushes",
         "_held",
         "_held_in_unit",
         "_may_pipeline",
         "_pipeline",
         "broken",
+        "check_failed",
         "conn",
         "dialect",
         "touched",
         "wrote",
     )
 
-    def __init__(self, conn: Connection, *, touched: set[int] | None = None) -> None:
+    def __init__(
+        self, conn: Connection, *, touched: set[int] | None = None, defer_checks: bool = True
+    ) -> None:
         self.conn = conn
+        self._defer_checks = defer_checks
+        self.check_failed = False  # a check sent without waiting failed when it was answered
         # The conversations whose rows this transaction changed (the writer forgets what it
         # kept of them: store/clock.py).
         self.touched: set[int] = set() if touched is None else touched
@@ -102,7 +108,7 @@ class Session:
         ``writes``: the statement changes data (``drop_unit`` then cannot undo the unit)."""
         if writes:
             self.wrote = True
-        if not self._may_pipeline:
+        if not self.defers_checks:
             check(self._execute(statement, params).scalar())
             return
         assert is_fast(statement)
@@ -116,9 +122,9 @@ class Session:
         self._checks.append((cursor, check))
 
     @property
-    def pipelining(self) -> bool:
-        """Whether statements may go out without waiting for their answers (``pipelined``)."""
-        return self._may_pipeline
+    def defers_checks(self) -> bool:
+        """Whether ``check_around_held`` sends its statement without waiting for the answer."""
+        return self._may_pipeline and self._defer_checks
 
     def _settle(self) -> None:
         checks, self._checks = self._checks, []
@@ -126,7 +132,7 @@ class Session:
             try:
                 check(driver.receive(self.conn, cursor).scalar())
             except Exception:
-                self.broken = True
+                self.broken = self.check_failed = True
                 self._forget(checks[at + 1 :])
                 raise
 

@@ -29,10 +29,12 @@ class SqlUnitOfWork:
         *,
         kept: KeptRows[int, Conversation] | None = None,
         touched: set[int] | None = None,
+        defer_checks: bool = True,
     ) -> None:
         """``kept``: conversations the process's read-only units share (never a write unit's).
-        ``touched``: where a write unit notes the conversations it changes."""
-        self.session = Session(conn, touched=touched)
+        ``touched``: where a write unit notes the conversations it changes. ``defer_checks``:
+        see ``Session.check_around_held``."""
+        self.session = Session(conn, touched=touched, defer_checks=defer_checks)
         self.conversations = SqlConversations(self.session, kept)
         self.participants = SqlParticipants(self.session)
         self.messages = SqlMessages(self.session)

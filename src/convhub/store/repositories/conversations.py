@@ -157,7 +157,7 @@ class SqlConversations:
             return True
         # It neither depends on nor affects the held-back rows.
         statement = _INSERT_KEYED[self._session.dialect]
-        if self._session.pipelining:
+        if self._session.defers_checks:
             # Sent without waiting: when the batch ends it must have inserted. If the key was
             # taken, the batch runs again unit by unit, where this insert is answered at once
             # and the unit reads the conversation that holds the key.
