@@ -15,7 +15,9 @@ statement that needs an answer waits for all of them in the same round trip. A g
 Modify units thus costs one round trip each instead of two. An error in such a statement is
 raised by a later one, maybe another unit's: the session is then ``broken`` and the writer
 reruns the batch with a savepoint around each unit and no pipeline, where every error is its
-own unit's.
+own unit's. A read whose answer only has to pass a check before the commit (a count under a
+limit, a keyed insert that must have inserted) goes out the same way (``check_around_held``),
+and is checked when the batch's statements have all been answered.
 """
 
 from __future__ import annotations
