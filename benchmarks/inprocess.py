@@ -8,6 +8,10 @@ fewer, and the difference of the two totals over the difference of the counts is
 instructions of one request, the same on a busy machine as on a quiet one (``--instructions``
 does exactly that). Reads are called one after another; writes all at once, so that the writer
 groups them as it does under load (their instruction counts vary with the batches, by ±7%).
+
+``create-single`` creates single chats of pairs never seen before, with ``--replays`` (a share)
+of its requests replaced by creates of pairs made in the set-up: get-or-creates that answer the
+existing chat (``Exist`` true).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from benchmarks import databases, workload
 from convhub.config import Settings, parse_rate_limits
 from convhub.server import Convhub
 
-OPERATIONS = ("batch-get", "user-conversations", "modify", "create")
+OPERATIONS = ("batch-get", "user-conversations", "modify", "create", "create-single")
 CONVERSATIONS = 300
+EXISTING_PAIRS = 300  # single chats made in the set-up, which replays create again
 PORT = 8000  # only signed into the Host header; nothing listens
 WARM_UP = 40
 
@@ -61,8 +66,19 @@ async def _call(app: Convhub, raw: bytes) -> tuple[int, bytes]:
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-def _pool(operation: str, tenant: databases.Tenant, ids: list[int]) -> list[bytes]:
-    """The requests ``make bench`` times for the row, from its own pool builders."""
+def _pool(
+    operation: str, tenant: databases.Tenant, ids: list[int], size: int, replays: float = 0.0
+) -> list[bytes]:
+    """The requests ``make bench`` times for the row, from its own pool builders; at least
+    ``size`` of them where each may be sent once only (single chats of new pairs)."""
+    if operation == "create-single":
+        fresh = workload.create_single_pool(tenant, PORT, EXISTING_PAIRS + 1, size)
+        again = workload.create_single_pool(tenant, PORT, 1, EXISTING_PAIRS)
+        every = round(1 / replays) if replays else 0  # every n-th request is a replay
+        return [
+            again[i % EXISTING_PAIRS] if every and i % every == 0 else raw
+            for i, raw in enumerate(fresh)
+        ]
     if operation == "batch-get":
         return workload.batch_get_pool(tenant, PORT, ids, size=50)
     if operation == "user-conversations":
@@ -72,7 +88,9 @@ def _pool(operation: str, tenant: databases.Tenant, ids: list[int]) -> list[byte
     return workload.create_pool(tenant, PORT, size=2_000)
 
 
-async def _measure(engine: str, operation: str, requests: int, rounds: int) -> list[float]:
+async def _measure(
+    engine: str, operation: str, requests: int, rounds: int, replays: float = 0.0
+) -> list[float]:
     with (
         tempfile.TemporaryDirectory() as workdir,
         databases.fresh_database(engine, Path(workdir)) as url,
@@ -90,7 +108,10 @@ async def _measure(engine: str, operation: str, requests: int, rounds: int) -> l
                 join = workload._add_call(tenant, PORT, group, workload.LISTER, 1, now)
                 if workload._result(*await _call(app, join)).get("FailedUserIds"):
                     raise SystemExit(f"set-up: {workload.LISTER} could not join {group}")
-            pool = _pool(operation, tenant, ids)
+            if operation == "create-single":  # the pairs that replays create again
+                for raw in workload.create_single_pool(tenant, PORT, 1, EXISTING_PAIRS):
+                    workload._result(*await _call(app, raw))
+            pool = _pool(operation, tenant, ids, WARM_UP + requests * rounds, replays)
             reads = operation in ("batch-get", "user-conversations")
             calls = iter(range(10**9))
 
@@ -122,7 +143,7 @@ def _instructions(args: argparse.Namespace) -> int:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
              "-m", "benchmarks.inprocess", "--engine", args.engine, "--operation", args.operation,
-             "--requests", str(requests), "--rounds", "1"],
+             "--requests", str(requests), "--rounds", "1", "--replays", str(args.replays)],
             capture_output=True, text=True, check=True, env={**os.environ},
         )  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
@@ -142,14 +163,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions under valgrind instead"
     )
+    parser.add_argument(
+        "--replays", type=float, default=0.0, help="create-single: share of get-or-creates"
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.replays <= 1:
+        parser.error("--replays is a share, from 0 to 1")
     if args.instructions:
         if args.requests <= 20:
             parser.error("--instructions needs --requests above 20")
         count = _instructions(args)
         print(f"{args.operation} {args.engine}: {count:,} instructions a request")
         return 0
-    took = asyncio.run(_measure(args.engine, args.operation, args.requests, args.rounds))
+    took = asyncio.run(
+        _measure(args.engine, args.operation, args.requests, args.rounds, args.replays)
+    )
     took.sort()
     print(
         f"{args.operation} {args.engine}: {took[len(took) // 2]:.0f} µs a request "

@@ -18,9 +18,19 @@ def test_every_operation_is_answered_200_on_sqlite(operation: str) -> None:
 def test_a_refused_request_ends_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     real = inprocess._pool
 
-    def broken(operation: str, tenant: object, ids: list[int]) -> list[bytes]:
-        return [raw.replace(b"AppId", b"AppID", 1) for raw in real(operation, tenant, ids)]  # type: ignore[arg-type]
+    def broken(
+        operation: str, tenant: object, ids: list[int], size: int, replays: float
+    ) -> list[bytes]:
+        made = real(operation, tenant, ids, size, replays)  # type: ignore[arg-type]
+        return [raw.replace(b"AppId", b"AppID", 1) for raw in made]
 
     monkeypatch.setattr(inprocess, "_pool", broken)
     with pytest.raises(SystemExit, match="failed"):
         asyncio.run(inprocess._measure("sqlite", "batch-get", requests=5, rounds=1))
+
+
+def test_single_chats_with_replays_are_answered_200_on_sqlite() -> None:
+    took = asyncio.run(
+        inprocess._measure("sqlite", "create-single", requests=25, rounds=2, replays=1.0)
+    )
+    assert len(took) == 2 and all(t > 0 for t in took)
