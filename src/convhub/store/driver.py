@@ -230,7 +230,9 @@ def execute(
                 return Rows([], cursor.rowcount)
             cursor.execute(sql, _arguments(compiled, rows_in[0]))
             if pipeline is None:
-                fetched = list(cursor.fetchall()) if cursor.description is not None else []
+                # What the statement is says whether it gives rows: psycopg's cursor.description
+                # builds a Column per column on every call (16 µs for a row of 24).
+                fetched = list(cursor.fetchall()) if compiled[3] else []
             elif not answer:
                 return Rows([], -1)
             elif compiled[3]:  # a result's rows are fetched as soon as they are asked for
