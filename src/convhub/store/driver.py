@@ -203,6 +203,13 @@ def _driver_errors(conn: Connection, sql: str, cursor: Any = None) -> Iterator[N
         ) from error
 
 
+def _cursor(conn: Connection) -> Any:
+    """A new cursor of the connection's driver, in its transaction."""
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    return dbapi_connection.cursor()
+
+
 def execute(
     conn: Connection,
     statement: Executable,
@@ -218,9 +225,7 @@ def execute(
     rows_in: Sequence[Mapping[str, Any]] = params if many else [params or {}]  # type: ignore[assignment, list-item]
     compiled = _compiled(conn, statement, list(rows_in[0]))
     sql = compiled[0]
-    dbapi_connection = conn.connection.dbapi_connection
-    assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    cursor = _cursor(conn)
     try:
         with _driver_errors(conn, sql, cursor):
             if many:
@@ -242,17 +247,14 @@ def execute(
                 fetched = []
             return Rows(fetched, cursor.rowcount)
     finally:
-        with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # the connection may be gone
-            cursor.close()
+        forget(conn, cursor)
 
 
 def send(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
     """In pipeline mode: send a statement that gives rows without waiting for them. Its cursor
     is returned, to ``receive`` them from later (in the round trip that answers what follows)."""
     compiled = _compiled(conn, statement, list(params))
-    dbapi_connection = conn.connection.dbapi_connection
-    assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    cursor = _cursor(conn)
     try:
         with _driver_errors(conn, compiled[0], cursor):
             cursor.execute(compiled[0], _arguments(compiled, params))
@@ -272,6 +274,7 @@ def receive(conn: Connection, cursor: Any) -> Rows:
 
 
 def forget(conn: Connection, cursor: Any) -> None:
+    """Close ``cursor``, whatever is left unread on it."""
     with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # the connection may be gone
         cursor.close()
 

@@ -111,7 +111,7 @@ class Session:
         if writes:
             self.wrote = True
         if not self.defers_checks:
-            check(self._execute(statement, params).scalar())
+            check(self.scalar_around_held(statement, params))
             return
         assert is_fast(statement)
         try:
