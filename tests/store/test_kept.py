@@ -62,6 +62,10 @@ def _write(db: GroupCommitDatabase, work: Callable[[UnitOfWork], object]) -> Non
     _run(db.write(work))
 
 
+def _add(db: GroupCommitDatabase, ids: list[int]) -> None:
+    _write(db, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+
+
 def _changed(uow: UnitOfWork, conversation_id: int, **values: Any) -> None:
     conversation = uow.conversations.get(conversation_id)
     assert conversation is not None
@@ -75,7 +79,7 @@ def test_every_kind_of_update_is_seen_by_a_reader_that_kept_the_row(
 ) -> None:
     writer, _ = two
     ids = [9_100_000_001, 9_100_000_002, 9_100_000_003]
-    _write(writer, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+    _add(writer, ids)
     # Kept by both: the writer's own read side and the other process's.
     for db in two:
         assert {c.name for c in _read(db, ids).values()} == {"first"}
@@ -101,7 +105,7 @@ def test_an_unchanged_row_is_served_from_what_was_kept(
 ) -> None:
     writer, reader = two
     ids = [9_200_000_001, 9_200_000_002]
-    _write(writer, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+    _add(writer, ids)
     before = _read(reader, ids)
     _write(writer, lambda uow: _changed(uow, ids[0], name="other"))
     after = _read(reader, ids)
@@ -177,7 +181,7 @@ def test_sqlite_reads_what_its_own_writer_kept_current_without_asking_versions(
     db = _database(migrated(f"sqlite:///{tmp_path / 'clock.db'}"), 1000)
     try:
         ids = [9_500_000_001, 9_500_000_002]
-        _write(db, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+        _add(db, ids)
         assert {c.name for c in _read(db, ids).values()} == {"first"}  # now kept
         only_clock = _statements_of_read(db, ids)
         assert len(only_clock) == 1 and "write_clock" in only_clock[0], only_clock
@@ -196,7 +200,7 @@ def test_a_write_by_another_process_on_the_file_is_seen_by_one_that_kept_the_row
 ) -> None:
     first, second = two
     ids = [9_600_000_001, 9_600_000_002]
-    _write(first, lambda uow: [uow.conversations.add(_conversation(i), None) for i in ids])
+    _add(first, ids)
     assert {c.name for c in _read(first, ids).values()} == {"first"}  # kept by the first
     _write(second, lambda uow: _changed(uow, ids[0], name="by the second"))
     assert _read(first, ids)[ids[0]].name == "by the second"
