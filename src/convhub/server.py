@@ -39,18 +39,19 @@ class Convhub:
         self.settings = settings
         self.observer = Observer()
         engine = create_database_engine(settings.database_url, pool_size=settings.pool_size)
-        # The lease renews on a connection of its own: on PostgreSQL the read threads and the
-        # writer keep every connection of the main pool, and a renewal that waits for one
-        # would let the lease lapse under load. The readiness probe shares it, for that reason.
+        # The lease renews on a connection of its own: on PostgreSQL the readers and the writer
+        # keep every connection the pool size allows, and a renewal that waits for one would
+        # let the lease lapse under load. The readiness probe shares it, for that reason.
         self._lease_engine = create_database_engine(settings.database_url, pool_size=1)
         self.lease = NodeLease(self._lease_engine)
         self.ids = SnowflakeIds(self.lease.node, held=self.lease.held)
         self.lease.start(on_change=self.ids.rebind)
-        # SQLite reads inline (a local file); PostgreSQL reads on a pool (a network round trip).
-        read_workers = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
+        # SQLite reads inline (a local file); PostgreSQL reads on the event loop, on the
+        # connections the writer leaves (a network round trip).
+        read_connections = 0 if is_sqlite(settings.database_url) else max(1, settings.pool_size - 1)
         self.db = GroupCommitDatabase(
             engine,
-            read_workers=read_workers,
+            read_connections=read_connections,
             max_queue=settings.max_queued_writes,
             kept_conversations=settings.kept_conversations,
             events=self.observer,

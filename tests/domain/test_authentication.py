@@ -40,7 +40,7 @@ class CountingReads:
 @pytest.fixture
 def counted(database_url: str) -> Iterator[CountingReads]:
     engine = create_database_engine(database_url, pool_size=2)
-    db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 1)
+    db = GroupCommitDatabase(engine, read_connections=0 if is_sqlite(database_url) else 1)
     try:
         yield CountingReads(db)
     finally:

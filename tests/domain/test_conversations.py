@@ -156,7 +156,7 @@ def core(database_url: str) -> Iterator[Core]:
         ).scalar_one()
     clock = FakeClock()
     ids = SnowflakeIds(NodeLease(engine).node)
-    db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 2)
+    db = GroupCommitDatabase(engine, read_connections=0 if is_sqlite(database_url) else 2)
     policy = Policy(db=db, clock=clock)
     service = ConversationService(db=db, ids=ids, clock=clock, policy=policy)
     try:

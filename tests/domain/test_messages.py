@@ -78,7 +78,7 @@ class Core:
 def core(database_url: str) -> Iterator[Core]:
     tenant = new_tenant(database_url)
     engine = create_database_engine(database_url)
-    db = GroupCommitDatabase(engine, read_workers=0 if is_sqlite(database_url) else 4)
+    db = GroupCommitDatabase(engine, read_connections=0 if is_sqlite(database_url) else 4)
     ids = SnowflakeIds(NodeLease(engine).node)
     clock = Clock()
     access = Authenticator(db=db, clock=clock, ttl=0)

@@ -36,7 +36,7 @@ def _conversation(conversation_id: int) -> Conversation:
 def _database(url: str, kept: int) -> GroupCommitDatabase:
     engine = create_database_engine(url, pool_size=4)
     return GroupCommitDatabase(
-        engine, read_workers=0 if is_sqlite(url) else 2, kept_conversations=kept
+        engine, read_connections=0 if is_sqlite(url) else 2, kept_conversations=kept
     )
 
 

@@ -1,5 +1,5 @@
 """A PostgreSQL that drops convhub's connections (a restart, a failover, an admin's kill) must not
-wedge the server: the writer and the read threads reconnect, and no answered write is lost."""
+wedge the server: the writer and the readers reconnect, and no answered write is lost."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.store.tables import conversations
-from tests.postgres import POSTGRES_ADMIN_URL
+from tests.postgres import terminate_backends
 from tests.support import (
     NO_LIMITS,
     LiveServer,
@@ -25,27 +25,6 @@ from tests.support import (
 def postgres_url() -> Iterator[str]:
     with required_postgres() as url:
         yield url
-
-
-def _terminate_backends(url: str) -> int:
-    """Kill every session of the database and wait until they are gone; how many there were."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    sessions = sa.text(
-        "SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
-    )
-    name = {"name": sa.engine.make_url(url).database}
-    try:
-        with admin.connect() as conn:
-            victims = set(conn.execute(sessions, name).scalars())
-            for pid in victims:
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            deadline = time.monotonic() + 10
-            while victims & set(conn.execute(sessions, name).scalars()):
-                assert time.monotonic() < deadline, "sessions survived pg_terminate_backend"
-                time.sleep(0.02)
-            return len(victims)
-    finally:
-        admin.dispose()
 
 
 def test_server_recovers_after_its_connections_are_killed(postgres_url: str) -> None:
@@ -65,7 +44,7 @@ def test_server_recovers_after_its_connections_are_killed(postgres_url: str) -> 
         try:
             made = [client.ok("CreateConversation", body)["ConversationShortId"]]
             for _ in range(3):
-                assert _terminate_backends(postgres_url) >= 1
+                assert terminate_backends(postgres_url) >= 1
                 statuses = []
                 for _ in range(3):  # at most a transient error per killed connection
                     response = client.call("CreateConversation", body)
@@ -93,7 +72,7 @@ def test_server_recovers_after_its_connections_are_killed(postgres_url: str) -> 
 
 
 def test_the_id_lease_renews_while_reads_and_the_writer_hold_every_pooled_connection() -> None:
-    """On PostgreSQL each read thread and the writer keep a connection of the main pool for
+    """On PostgreSQL each reader and the writer keep a connection the pool size allows for
     good; a lease renewal that waited for one would let the lease lapse under load."""
     with required_postgres() as url:
         settings = Settings(database_url=url, rate_limits=parse_rate_limits(NO_LIMITS), pool_size=2)
@@ -102,7 +81,7 @@ def test_the_id_lease_renews_while_reads_and_the_writer_hold_every_pooled_connec
             client = VolcClient(live, tenant)
             try:
                 body = {"AppId": tenant.app_id, "ConversationShortId": [1]}
-                client.ok("BatchGetConversations", body)  # the one read thread takes its connection
+                client.ok("BatchGetConversations", body)  # the one reader takes its connection
                 created = client.ok(
                     "CreateConversation",
                     {

@@ -35,8 +35,8 @@ def _conversation(conversation_id: int) -> Conversation:
 class Writer:
     def __init__(self, database_url: str, **options: Any) -> None:
         self.engine = create_database_engine(database_url, pool_size=4)
-        read_workers = 0 if is_sqlite(database_url) else 2
-        self.db = GroupCommitDatabase(self.engine, read_workers=read_workers, **options)
+        read_connections = 0 if is_sqlite(database_url) else 2
+        self.db = GroupCommitDatabase(self.engine, read_connections=read_connections, **options)
         self.ids = SnowflakeIds(1000)
         self.checker = create_database_engine(database_url, pool_size=1)
 

@@ -30,7 +30,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -49,6 +48,7 @@ from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.store.clock import WriteClock
 from convhub.store.kept import KeptRows
+from convhub.store.loop_reads import LoopReads
 from convhub.store.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
@@ -103,7 +103,7 @@ def unavailable(error: BaseException) -> BaseException:
 
 
 class StoreEvents(Protocol):
-    """What the store tells whoever watches it; called from the writer and the read threads."""
+    """What the store tells whoever watches it; called from the writer thread and the event loop."""
 
     def batch(self, size: int, waiting: int) -> None:
         """The writer committed (or failed) a batch of ``size`` writes; ``waiting`` are queued."""
@@ -122,8 +122,9 @@ class _NoEvents:
 
 class GroupCommitDatabase:
     """Writes through one group-committing thread. Reads run inline on one read connection
-    (SQLite: a local file, microseconds) or, with ``read_workers``, on a thread pool (PostgreSQL:
-    a network round trip must not stall the event loop)."""
+    (SQLite: a local file, microseconds) or, with ``read_connections``, on that many connections
+    of psycopg's async driver (PostgreSQL: a network round trip must not stall the event loop;
+    see store/loop_reads.py)."""
 
     def __init__(
         self,
@@ -131,7 +132,7 @@ class GroupCommitDatabase:
         *,
         max_batch: int = 512,
         max_queue: int = DEFAULT_MAX_QUEUE,
-        read_workers: int = 0,
+        read_connections: int = 0,
         kept_conversations: int = 0,
         events: StoreEvents | None = None,
     ) -> None:
@@ -142,11 +143,8 @@ class GroupCommitDatabase:
         self._accepting = True
         self._failure: ConvhubError | None = None
         self._in_flight: list[_Item] = []  # taken from the queue, not yet answered
-        self._local = threading.local()
-        self._read_lock = threading.Lock()
-        self._read_connections: list[Connection] = []
-        self._read_pool: ThreadPoolExecutor | None = None
         self._reader: SqlUnitOfWork | None = None
+        self._loop_reads: LoopReads | None = None
         self._kept: KeptRows[int, Conversation] | None = (
             KeptRows(kept_conversations) if kept_conversations else None
         )
@@ -158,8 +156,8 @@ class GroupCommitDatabase:
         )
         self._touched: set[int] = set()  # conversations the writer's batch changed
         self._checks_at_once = 0  # batches left that answer their checks at once
-        if read_workers:
-            self._read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="convhub-read")
+        if read_connections:
+            self._loop_reads = LoopReads(engine, size=read_connections, kept=self._kept)
         else:
             conn = engine.connect().execution_options(convhub_readonly=True)
             self._reader = SqlUnitOfWork(conn, kept=self._kept)
@@ -199,8 +197,11 @@ class GroupCommitDatabase:
                     return work(reader)
             except DBAPIError as error:
                 raise self._database_error("read", error) from error
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._read_pool, self._pooled_read, work)
+        assert self._loop_reads is not None
+        try:
+            return await self._loop_reads.run(work)
+        except SQLAlchemyError as error:
+            raise self._database_error("read", error) from error
 
     @property
     def alive(self) -> bool:
@@ -216,29 +217,6 @@ class GroupCommitDatabase:
         if not self._accepting:
             raise ConvhubError(ErrorCode.UNAVAILABLE, "the server is shutting down")
 
-    def _pooled_read(self, work: Callable[[UnitOfWork], T], retry: bool = True) -> T:
-        # Each read thread keeps one autocommit connection: a read is then one round trip,
-        # where a pool checkout (with its ping), BEGIN and COMMIT made four.
-        uow: SqlUnitOfWork | None = getattr(self._local, "uow", None)
-        conn = None if uow is None else uow.session.conn
-        if uow is None or conn is None or conn.invalidated or conn.closed:
-            try:
-                conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            except SQLAlchemyError as error:
-                raise self._database_error("read", error) from error
-            uow = SqlUnitOfWork(conn, kept=self._kept)
-            self._local.uow = uow
-            with self._read_lock:
-                self._read_connections.append(conn)
-        try:
-            uow.begin_read()
-            return work(uow)
-        except DBAPIError as error:
-            if error.connection_invalidated and retry:  # the server went away: one fresh try
-                self._local.uow = None
-                return self._pooled_read(work, retry=False)
-            raise self._database_error("read", error) from error
-
     def _database_error(self, operation: str, error: BaseException) -> BaseException:
         if isinstance(error, SQLAlchemyError):
             self._events.database_error(operation)
@@ -250,12 +228,16 @@ class GroupCommitDatabase:
         """Stop taking writes, let the writer drain the queue, wait for it off the event loop."""
         self._accepting = False
         await asyncio.to_thread(self._stop_writer)
+        if self._loop_reads is not None:
+            await self._loop_reads.aclose()
         self._close_readers()
 
     def close(self) -> None:
         """``aclose`` for callers without an event loop."""
         self._accepting = False
         self._stop_writer()
+        if self._loop_reads is not None:
+            self._loop_reads.close()
         self._close_readers()
 
     def _stop_writer(self) -> None:
@@ -264,10 +246,6 @@ class GroupCommitDatabase:
             self._thread.join()
 
     def _close_readers(self) -> None:
-        if self._read_pool is not None:
-            self._read_pool.shutdown(wait=True)
-            for conn in self._read_connections:
-                conn.close()
         if self._reader is not None:
             self._reader.session.conn.close()
         self._engine.dispose()

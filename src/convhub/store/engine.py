@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from convhub.errors import ConfigError
 
@@ -77,11 +79,26 @@ def create_database_engine(url: str, *, pool_size: int = 16) -> Engine:
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
-        # A PostgreSQL that does not answer a connect is down: fail in seconds, not minutes
-        # (``?connect_timeout=`` in the URL overrides it).
-        connect_args={} if "connect_timeout" in parsed.query else {"connect_timeout": 5},
+        connect_args=_postgres_connect_args(parsed),
         hide_parameters=True,  # errors are logged; their parameters may be credentials
     )
+
+
+def create_loop_engine(engine: Engine) -> AsyncEngine:
+    """The asyncio twin of a PostgreSQL ``engine`` (psycopg's async connection), without a pool:
+    its user keeps the connections it opens."""
+    return create_async_engine(
+        engine.url,
+        poolclass=NullPool,
+        connect_args=_postgres_connect_args(engine.url),
+        hide_parameters=True,
+    )
+
+
+def _postgres_connect_args(url: URL) -> dict[str, Any]:
+    # A PostgreSQL that does not answer a connect is down: fail in seconds, not minutes
+    # (``?connect_timeout=`` in the URL overrides it).
+    return {} if "connect_timeout" in url.query else {"connect_timeout": 5}
 
 
 SQLITE_MMAP_BYTES = 1 << 34  # address space, not memory: pages are shared with the OS cache
