@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ARRAY, ColumnElement, Connection, Executable, any_, bindparam, cast
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import await_only
 
 S = TypeVar("S", bound=Executable)
 
@@ -225,6 +226,12 @@ def execute(
     rows_in: Sequence[Mapping[str, Any]] = params if many else [params or {}]  # type: ignore[assignment, list-item]
     compiled = _compiled(conn, statement, list(rows_in[0]))
     sql = compiled[0]
+    if conn.dialect.is_async and not many:
+        with _driver_errors(conn, sql):
+            rows, rowcount = await_only(
+                _awaited(conn.connection.driver_connection, compiled, rows_in[0])
+            )
+        return Rows(rows, rowcount)
     cursor = _cursor(conn)
     try:
         with _driver_errors(conn, sql, cursor):
@@ -248,6 +255,17 @@ def execute(
             return Rows(fetched, cursor.rowcount)
     finally:
         forget(conn, cursor)
+
+
+async def _awaited(
+    driver: Any, compiled: _Compiled, params: Mapping[str, Any]
+) -> tuple[list[Any], int]:
+    """A statement on psycopg's async connection itself, in the greenlet's one wait: SQLAlchemy's
+    adapter around it would add a lock and build ``cursor.description`` on every call."""
+    async with driver.cursor() as cursor:
+        await cursor.execute(compiled[0], _arguments(compiled, params))
+        rows = list(await cursor.fetchall()) if compiled[3] else []
+        return rows, cursor.rowcount
 
 
 def send(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
