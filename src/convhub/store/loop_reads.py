@@ -2,10 +2,10 @@
 
 A read is a network round trip or two. On a pool of reader threads each one cost a hand-off to a
 thread and back, and the threads fought the event loop for the GIL; measured from outside, the
-read rows made 23 to 62% more requests a second with the same statements run on psycopg's async
-connection, on the event loop. The repositories stay synchronous: a unit of work runs in a
-greenlet (SQLAlchemy's ``AsyncConnection.run_sync``), and each statement's wait for the server
-lets the event loop serve other requests meanwhile.
+read rows made 22 to 92% more requests a second with the same statements run on psycopg's async
+connection, on the event loop (README, "Benchmark"). The repositories stay synchronous: a unit
+of work runs in a greenlet (SQLAlchemy's ``AsyncConnection.run_sync``), and each statement's
+wait for the server lets the event loop serve other requests meanwhile.
 
 Each connection is kept open between reads (in autocommit: a read is one round trip, with no
 BEGIN, COMMIT or pool checkout), at most ``size`` of them, used by one read at a time. psycopg
@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TypeVar
 
+import greenlet  # noqa: F401 - SQLAlchemy needs it at the first read; missing, fail at start
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
