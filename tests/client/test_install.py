@@ -4,12 +4,13 @@ libraries, and the ``convhub`` command says in one line what is missing."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.client.venv import clean_env
 
-SERVER_LIBRARIES = ["sqlalchemy", "alembic", "psycopg", "orjson", "uvicorn", "limits", "redis",
-                    "prometheus_client"]  # fmt: skip
+SERVER_LIBRARIES = ["sqlalchemy", "greenlet", "alembic", "psycopg", "orjson", "uvicorn", "limits",
+                    "redis", "prometheus_client"]  # fmt: skip
 
 PROBE = f"""
 import importlib.util, sys
@@ -58,3 +59,28 @@ def test_the_command_without_the_server_says_so_in_one_line(client_only_python: 
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("convhub: the server is not installed here (no module ")
     assert done.stderr.rstrip().endswith("install it with: pip install 'convhub[server]'")
+
+
+WITHOUT_GREENLET = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] == "greenlet":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+sys.argv = ["convhub", "serve"]
+from convhub.command import main
+sys.exit(main())
+"""
+
+
+def test_a_server_install_without_greenlet_says_so_in_one_line() -> None:
+    """SQLAlchemy installed without its asyncio extra: SQLAlchemy's own check would raise an
+    ImportError with a traceback; convhub imports greenlet first, and names what is missing."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_GREENLET], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "(no module 'greenlet')" in done.stderr
+    assert done.stderr.startswith("convhub: the server is not installed here")

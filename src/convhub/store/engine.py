@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import greenlet  # noqa: F401 - before SQLAlchemy's asyncio, whose own check raises ImportError
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError

@@ -21,7 +21,6 @@ import contextlib
 from collections.abc import Callable
 from typing import TypeVar
 
-import greenlet  # noqa: F401 - SQLAlchemy needs it at the first read; missing, fail at start
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
