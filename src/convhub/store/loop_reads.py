@@ -78,9 +78,7 @@ class LoopReads:
                 if not (error.connection_invalidated and retry):
                     raise
                 # The server went away (a restart, a failover): the kept ones went with it.
-                idle, self._idle = self._idle, []
-                for other in idle:
-                    await self._close(other)
+                await self._close_idle()
             except BaseException:  # cancelled mid-statement, or a bug: the state is unknown
                 await self._drop(reader)
                 raise
@@ -114,11 +112,14 @@ class LoopReads:
         with contextlib.suppress(Exception):  # the server may have dropped it already
             await reader.conn.close()
 
-    async def aclose(self) -> None:
-        self._closed = True
+    async def _close_idle(self) -> None:
         idle, self._idle = self._idle, []
         for reader in idle:
             await self._close(reader)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._close_idle()
         await self._engine.dispose()
 
     def close(self) -> None:
