@@ -43,39 +43,40 @@ def scratch_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
+# The sessions of one database (``:name``), but the one asking.
+_SESSIONS = "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+
+
+@contextmanager
+def _admin() -> Iterator[sa.Connection]:
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            yield conn
+    finally:
+        admin.dispose()
+
+
 def sessions(url: str, *, running: str = "") -> int:
     """How many sessions ``url``'s database has; with ``running``, how many are running a
     statement that holds that text."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     where = " AND state = 'active' AND strpos(query, :running) > 0" if running else ""
-    found = sa.text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
-        + where
-    )
-    try:
-        with admin.connect() as conn:
-            name = sa.engine.make_url(url).database
-            return int(conn.execute(found, {"name": name, "running": running}).scalar_one())
-    finally:
-        admin.dispose()
+    found = sa.text(f"SELECT count(*) {_SESSIONS}{where}")
+    with _admin() as conn:
+        name = sa.engine.make_url(url).database
+        return int(conn.execute(found, {"name": name, "running": running}).scalar_one())
 
 
 def terminate_backends(url: str) -> int:
     """Kill every session of the database and wait until they are gone; how many there were."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    pids = sa.text(
-        "SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
-    )
+    pids = sa.text(f"SELECT pid {_SESSIONS}")
     name = {"name": sa.engine.make_url(url).database}
-    try:
-        with admin.connect() as conn:
-            victims = set(conn.execute(pids, name).scalars())
-            for pid in victims:
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            deadline = time.monotonic() + 10
-            while victims & set(conn.execute(pids, name).scalars()):
-                assert time.monotonic() < deadline, "sessions survived pg_terminate_backend"
-                time.sleep(0.02)
-            return len(victims)
-    finally:
-        admin.dispose()
+    with _admin() as conn:
+        victims = set(conn.execute(pids, name).scalars())
+        for pid in victims:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        deadline = time.monotonic() + 10
+        while victims & set(conn.execute(pids, name).scalars()):
+            assert time.monotonic() < deadline, "sessions survived pg_terminate_backend"
+            time.sleep(0.02)
+        return len(victims)
