@@ -309,6 +309,96 @@ def test_a_change_the_database_refuses_fails_its_own_unit_alone(roomy_writer: Wr
     assert (names[x], names[y], names[z], names[w]) == ("x1", "", "z2", "w1")
 
 
+def _one_batch(
+    writer: Writer, units: list[tuple[Callable[[UnitOfWork], Any], int | None]]
+) -> list[Any]:
+    """Run ``units`` (each with the conversation it says it locks) as one batch of the writer."""
+    blocker, started, release = writer.hold()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(writer.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        tasks = [asyncio.ensure_future(writer.db.write(u, locks=locks)) for u, locks in units]
+        await asyncio.sleep(0)
+        assert writer.db.queued == len(units)
+        release.set()
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
+
+    return asyncio.run(scenario())[1:]
+
+
+def _made(writer: Writer, count: int) -> list[int]:
+    async def setup() -> list[int]:
+        return [await writer.db.write(writer.insert()[1]) for _ in range(count)]
+
+    return asyncio.run(setup())
+
+
+def test_a_conversation_locked_ahead_is_read_as_the_units_before_left_it(
+    roomy_writer: Writer,
+) -> None:
+    """The writer locks and reads a batch's named conversations before its first unit; each
+    unit still sees the row as the units before it left it, never a copy another unit changed
+    and then gave up."""
+    writer = roomy_writer
+    x, y = _made(writer, 2)
+
+    def spoil(uow: UnitOfWork) -> None:
+        conversation = uow.conversations.get(x, lock=True)
+        assert conversation is not None
+        conversation.name = "spoiled"  # changed in memory, never written
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "gave up")
+
+    def name_of(conversation_id: int) -> Callable[[UnitOfWork], str | None]:
+        def work(uow: UnitOfWork) -> str | None:
+            found = uow.conversations.get(conversation_id, lock=True)
+            return None if found is None else found.name
+
+        return work
+
+    outcomes = _one_batch(
+        writer,
+        [
+            (spoil, x),
+            (name_of(x), x),  # the stored name, not the spoiled copy
+            (_rename(x, "x1"), x),
+            (name_of(x), x),  # the rename before it, not the row locked ahead
+            (_rename(y, "y1"), None),  # not named: read when the unit reaches it
+            (name_of(y), y),
+        ],
+    )
+    assert isinstance(outcomes[0], ConvhubError)
+    assert outcomes[1:] == ["", "x1", "x1", "y1", "y1"]
+
+
+def test_a_batch_locks_every_conversation_it_names_before_its_first_unit_runs() -> None:
+    """PostgreSQL: one statement locks them all, in ID order, instead of one round trip per
+    unit; so the first unit finds the last unit's conversation locked already."""
+    with required_postgres() as url:
+        writer = Writer(url, max_queue=8)
+        try:
+            x, y = _made(writer, 2)
+
+            def y_locked(uow: UnitOfWork) -> bool:
+                with writer.checker.connect() as conn:
+                    try:
+                        conn.execute(
+                            sa.select(conversations.c.id)
+                            .where(conversations.c.id == y)
+                            .with_for_update(nowait=True)
+                        )
+                    except sa.exc.OperationalError as error:
+                        assert getattr(error.orig, "sqlstate", None) == "55P03", error
+                        return True
+                    return False
+
+            outcomes = _one_batch(writer, [(y_locked, x), (_rename(y, "y1"), y)])
+            assert outcomes == [True, "y1"]
+        finally:
+            writer.db.close()
+            writer.checker.dispose()
+
+
 def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
     """Two writers (as two processes have) whose units lock two conversations in opposite
     orders: PostgreSQL kills one transaction, and its units are run again one by one."""

@@ -264,7 +264,7 @@ class ConversationService:
                 uow.conversations.update(conversation, (*changed, "modify_time"))
             return conversation
 
-        return await self._db.write(work)
+        return await self._db.write(work, locks=command.conversation_id)
 
     async def batch_get_conversations(
         self, caller: Caller, app_id: int, conversation_ids: tuple[int, ...]

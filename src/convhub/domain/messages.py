@@ -269,7 +269,7 @@ class MessageService:
             uow.messages.add_many([message])
             return message
 
-        return await self._db.write(work)
+        return await self._db.write(work, locks=command.conversation_id)
 
     async def conversation_messages(
         self,

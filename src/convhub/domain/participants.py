@@ -214,7 +214,7 @@ class ParticipantService:
                 uow.conversations.update(conversation, ("member_count", "last_join_seq"))
             return failed
 
-        return await self._db.write(work)
+        return await self._db.write(work, locks=conversation_id)
 
     async def batch_delete(
         self, caller: Caller, app_id: int, conversation_id: int, *, operator: str,
@@ -243,7 +243,7 @@ class ParticipantService:
                 uow.conversations.update(conversation, ("member_count",))
             return failed
 
-        return await self._db.write(work)
+        return await self._db.write(work, locks=conversation_id)
 
     async def batch_modify(
         self, caller: Caller, app_id: int, conversation_id: int, *, operator: str,
@@ -301,7 +301,7 @@ class ParticipantService:
             )
             return failed
 
-        return await self._db.write(work)
+        return await self._db.write(work, locks=conversation_id)
 
     async def batch_get(
         self, caller: Caller, app_id: int, conversation_id: int, user_ids: Sequence[int]

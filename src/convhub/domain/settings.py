@@ -133,7 +133,7 @@ class SettingService:
                 )
             uow.conversations.add_marks(conversation.id, new)
 
-        await self._db.write(work)
+        await self._db.write(work, locks=conversation_id)
 
     async def get_marks(self, caller: Caller, app_id: int, conversation_id: int) -> list[str]:
         await self._policy.app(caller, app_id)

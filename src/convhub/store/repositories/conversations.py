@@ -46,6 +46,13 @@ _SELECT_ONE = fast(_SELECT.where(c.id == bindparam("id")))
 # FOR UPDATE on PostgreSQL (SQLite's writer holds the database's one write lock anyway): every
 # change to a conversation's members reads its counters under this lock.
 _LOCK_ONE = fast(_SELECT.where(c.id == bindparam("id")).with_for_update())
+# A write batch's conversations, locked in ID order (every process's batches take their locks in
+# one order) in one round trip; the ID first, to find each row by.
+_LOCK_MANY = InList(
+    lambda where: select(c.id, *MAPPER.columns).where(where).order_by(c.id).with_for_update(),
+    c.id,
+    "ids",
+)
 # By primary key alone, the app checked by the caller: given "AND app_id = ?", both planners
 # (PostgreSQL without fresh statistics, SQLite with a BIGINT key) chose the (app, inbox, key)
 # index and read every conversation of the app.
@@ -138,12 +145,13 @@ def _inserted(conversation_id: int | None) -> None:
 
 
 class SqlConversations:
-    __slots__ = ("_kept", "_session", "_since")
+    __slots__ = ("_kept", "_locked", "_session", "_since")
 
     def __init__(self, session: Session, kept: KeptRows[int, Conversation] | None = None) -> None:
         self._session = session
         self._kept = kept  # read-only units only
         self._since = 0 if kept is None else kept.generation
+        self._locked: dict[int, Sequence[object]] = {}  # rows ``lock_many`` read, by ID
 
     def begin_read(self) -> None:
         if self._kept is not None:
@@ -165,7 +173,17 @@ class SqlConversations:
             return True
         return self._session.write(statement, values).first() is not None
 
+    def lock_many(self, conversation_ids: Sequence[int]) -> None:
+        """Lock and read these conversations now: ``get(…, lock=True)`` then takes each from
+        here, until a statement of this transaction changes it (``touched``)."""
+        statement = _LOCK_MANY.bind(self._session.dialect, conversation_ids)
+        self._locked = {row[0]: row[1:] for row in self._session.read(*statement)}
+
     def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
+        if lock:
+            locked = self._locked.get(conversation_id)
+            if locked is not None and conversation_id not in self._session.touched:
+                return MAPPER.load(locked)
         statement = _LOCK_ONE if lock else _SELECT_ONE
         row = self._session.read(statement, {"id": conversation_id}).first()
         return None if row is None else MAPPER.load(row)
