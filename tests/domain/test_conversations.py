@@ -46,7 +46,7 @@ from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
 from convhub.store.tables import accounts, conversations, participants
 from tests import admin
-from tests.support import Tenant, new_tenant
+from tests.support import Tenant, new_tenant, required_postgres
 
 T = TypeVar("T")
 START = 1_700_000_000.0
@@ -801,6 +801,76 @@ def test_group_creates_past_the_limit_in_one_batch_fail_alone(core: Core) -> Non
     assert core.db._checks_at_once == (CHECKS_AT_ONCE_BATCHES if pipelined else 0)
     assert core.create(owner="crowd2").exist is False
     assert core.db._checks_at_once == (CHECKS_AT_ONCE_BATCHES - 1 if pipelined else 0)
+
+
+def test_group_creates_in_two_processes_never_pass_the_limit_together() -> None:
+    """PostgreSQL, two writers as two processes have, each with a batch of 20 creates by one
+    owner at the same moment: each batch takes its creates' owner locks ahead, in one statement,
+    and counts the owner's groups under them, so that the two together make exactly the
+    limit."""
+    with required_postgres() as url:
+        tenant = new_tenant(url)
+        engines = [create_database_engine(url, pool_size=4) for _ in range(2)]
+        with engines[0].connect() as conn:
+            account_id = conn.execute(
+                select(accounts.c.id).where(accounts.c.name == tenant.account)
+            ).scalar_one()
+        caller = Caller.access_key(int(account_id))
+        dbs = [GroupCommitDatabase(engine, read_connections=2) for engine in engines]
+        try:
+            services = [
+                ConversationService(
+                    db=db,
+                    ids=SnowflakeIds(NodeLease(engine).node),
+                    clock=FakeClock(),
+                    policy=Policy(db=db, clock=FakeClock()),
+                    limits=ProductLimits(max_user_groups=5),
+                )
+                for db, engine in zip(dbs, engines, strict=True)
+            ]
+            command = CreateConversation(
+                app_id=tenant.app_id, owner="crowd", other=None, type=ConversationType.GROUP
+            )
+
+            started = [threading.Event(), threading.Event()]
+            release = threading.Event()
+
+            def blocker(started: threading.Event) -> Callable[[UnitOfWork], int]:
+                def work(uow: UnitOfWork) -> int:
+                    started.set()
+                    assert release.wait(30)
+                    return 0
+
+                return work
+
+            async def scenario() -> list[object]:
+                # Both writers wait while 20 creates queue behind each: two batches at once.
+                held = [
+                    asyncio.ensure_future(db.write(blocker(event)))
+                    for db, event in zip(dbs, started, strict=True)
+                ]
+                for event in started:
+                    assert await asyncio.to_thread(event.wait, 30)
+                creates = [
+                    asyncio.ensure_future(service.create_conversation(caller, command))
+                    for _ in range(20)
+                    for service in services
+                ]
+                while sum(db.queued for db in dbs) < len(creates):
+                    await asyncio.sleep(0.001)
+                release.set()
+                await asyncio.gather(*held)
+                return await asyncio.gather(*creates, return_exceptions=True)
+
+            outcomes = asyncio.run(scenario())
+        finally:
+            for db in dbs:
+                db.close()
+    made = [o for o in outcomes if isinstance(o, CreatedConversation)]
+    refused = [o for o in outcomes if isinstance(o, ConvhubError)]
+    assert len(made) == 5, outcomes
+    assert len(refused) == 35
+    assert {o.code for o in refused} == {ErrorCode.TOO_MANY_USER_CONVERSATIONS}
 
 
 def test_the_group_limit_counts_volcengine_groups_not_coze_conversations(core: Core) -> None:

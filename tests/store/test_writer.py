@@ -19,6 +19,7 @@ from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.session import advisory_key
 from convhub.store.tables import conversations
 from tests.support import required_postgres
 
@@ -394,6 +395,50 @@ def test_a_batch_locks_every_conversation_it_names_before_its_first_unit_runs() 
 
             outcomes = _one_batch(writer, [(y_locked, x), (_rename(y, "y1"), y)])
             assert outcomes == [True, "y1"]
+        finally:
+            writer.db.close()
+            writer.checker.dispose()
+
+
+def test_a_batch_takes_the_names_its_writes_lock_before_its_first_unit_runs() -> None:
+    """PostgreSQL: the advisory locks a batch's writes name (``lock_names``) are taken in one
+    statement before its first unit, which finds the last unit's name locked already."""
+    with required_postgres() as url:
+        writer = Writer(url, max_queue=8)
+        try:
+
+            def taken_elsewhere(name: str) -> bool:
+                with writer.checker.connect() as conn:
+                    free = conn.execute(
+                        sa.text("SELECT pg_try_advisory_xact_lock(:key)"),
+                        {"key": advisory_key(name)},
+                    ).scalar_one()
+                    conn.rollback()
+                return not free
+
+            def first(uow: UnitOfWork) -> bool:
+                uow.lock("first")
+                return taken_elsewhere("last")
+
+            def last(uow: UnitOfWork) -> bool:
+                uow.lock("last")
+                return taken_elsewhere("first")
+
+            blocker, started, release = writer.hold()
+
+            async def scenario() -> list[Any]:
+                held = asyncio.ensure_future(writer.db.write(blocker))
+                assert await asyncio.to_thread(started.wait, 30)
+                tasks = [
+                    asyncio.ensure_future(writer.db.write(first, lock_names=("first",))),
+                    asyncio.ensure_future(writer.db.write(last, lock_names=("last",))),
+                ]
+                await asyncio.sleep(0)
+                release.set()
+                return await asyncio.gather(held, *tasks)
+
+            assert asyncio.run(scenario())[1:] == [True, True]
+            assert not taken_elsewhere("first")  # released with the batch's commit
         finally:
             writer.db.close()
             writer.checker.dispose()

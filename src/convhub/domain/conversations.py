@@ -146,17 +146,21 @@ class ConversationService:
                     f"user {owner} is in {limits.max_user_groups} groups already",
                 )
 
+        # Each limit is counted under a lock of its own, so that creates in several processes
+        # take turns rather than each seeing room for one more.
+        lock_names: tuple[str, ...] = ()
+        if kind is ConversationType.GROUP and not command.connector_id:
+            lock_names = (user_groups_lock(command.app_id, owner),)
+        elif kind is ConversationType.LIVE_GROUP:
+            lock_names = (f"live-groups:{command.app_id}",)
+
         def check_limits(uow: UnitOfWork) -> None:
-            # Each limit is counted under a lock of its own, so that creates in several
-            # processes take turns rather than each seeing room for one more.
+            uow.lock(*lock_names)
             if kind is ConversationType.GROUP and not command.connector_id:
-                uow.lock(user_groups_lock(command.app_id, owner))
                 uow.participants.check_groups(command.app_id, owner, room_for_one_more_group)
             elif kind is ConversationType.LIVE_GROUP:
-                uow.lock(f"live-groups:{command.app_id}")
-                if uow.conversations.count_live_groups(command.app_id) >= (
-                    limits.max_live_groups_per_app
-                ):
+                live_groups = uow.conversations.count_live_groups(command.app_id)
+                if live_groups >= limits.max_live_groups_per_app:
                     raise ConvhubError(
                         ErrorCode.INVALID_PARAM,
                         f"an app may have {limits.max_live_groups_per_app} live groups",
@@ -228,7 +232,7 @@ class ConversationService:
                 )
             return CreatedConversation(conversation, exist=False)
 
-        return await self._db.write(work)
+        return await self._db.write(work, lock_names=lock_names)
 
     async def modify_conversation(
         self, caller: Caller, command: ModifyConversation

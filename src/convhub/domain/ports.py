@@ -261,10 +261,17 @@ class UnitOfWork(Protocol):
 class Database(Protocol):
     """Runs a unit of work in a transaction: committed (and synced) before ``write`` returns."""
 
-    async def write(self, work: Callable[[UnitOfWork], T], *, locks: int | None = None) -> T:
-        """``locks``: the conversation whose row ``work`` reads locked
-        (``conversations.get(…, lock=True)``), when it is known beforehand: the store may lock
-        and read it together with other writes'. A hint only: ``work`` reads it all the same."""
+    async def write(
+        self,
+        work: Callable[[UnitOfWork], T],
+        *,
+        locks: int | None = None,
+        lock_names: Sequence[str] = (),
+    ) -> T:
+        """Hints, known before ``work`` runs, that let the store take a batch's locks together:
+        ``locks``, the conversation whose row ``work`` reads locked
+        (``conversations.get(…, lock=True)``); ``lock_names``, what it passes to
+        ``UnitOfWork.lock``. ``work`` reads and locks them all the same."""
         ...
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T: ...

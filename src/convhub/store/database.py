@@ -29,7 +29,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUE = 10_000
 _Work = Callable[[UnitOfWork], Any]
-_Item = tuple[_Work, "asyncio.Future[Any]", asyncio.AbstractEventLoop, int | None]
+# a write, its answer, the loop that waits for it, the conversation and the names it locks
+_Item = tuple[_Work, "asyncio.Future[Any]", asyncio.AbstractEventLoop, int | None, Sequence[str]]
 _Outcome = tuple[bool, Any]
 _STOP = None
 
@@ -168,12 +169,18 @@ class GroupCommitDatabase:
 
     # --- what the service calls ----------------------------------------------------------------
 
-    async def write(self, work: Callable[[UnitOfWork], T], *, locks: int | None = None) -> T:
+    async def write(
+        self,
+        work: Callable[[UnitOfWork], T],
+        *,
+        locks: int | None = None,
+        lock_names: Sequence[str] = (),
+    ) -> T:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = _Pending(loop=loop)
         try:
-            self._queue.put_nowait((work, future, loop, locks))
+            self._queue.put_nowait((work, future, loop, locks, lock_names))
         except queue.Full:
             raise ConvhubError(
                 ErrorCode.OVERLOADED, "too many writes are waiting; retry later"
@@ -344,7 +351,7 @@ class GroupCommitDatabase:
     @staticmethod
     def _answer(batch: list[_Item], results: list[_Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (ok, value), (_work, future, loop, _locks) in zip(results, batch, strict=True):
+        for (ok, value), (_work, future, loop, _locks, _names) in zip(results, batch, strict=True):
             # A unit that met a lost connection failed for the database's sake, not its own.
             by_loop.setdefault(loop, []).append((future, ok, value if ok else unavailable(value)))
         for loop, outcomes in by_loop.items():
@@ -378,7 +385,7 @@ class GroupCommitDatabase:
         own, so that no two of its locks are held together (a unit locks one conversation)."""
         log.warning("a batch of %d writes met a deadlock; running them one by one", len(batch))
         results: list[_Outcome] = []
-        for work, _future, _loop, _locks in batch:
+        for work, _future, _loop, _locks, _names in batch:
             for attempt in range(_ONE_BY_ONE_ATTEMPTS):
                 try:
                     with self._transaction(conn):
@@ -397,11 +404,12 @@ class GroupCommitDatabase:
     def _run_batch(self, conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
         with self._transaction(conn):
             uow = self._unit_of_work(conn)
-            GroupCommitDatabase._lock_together(uow, batch)
             if isolate:
+                GroupCommitDatabase._lock_together(uow, batch)
                 return GroupCommitDatabase._isolated(conn, uow, batch)
             try:
                 with uow.session.pipelined():
+                    GroupCommitDatabase._lock_together(uow, batch)
                     results = GroupCommitDatabase._together(uow, batch)
                     uow.session.flush()
             except Exception as exc:  # held-back rows, or a pipelined statement, failed
@@ -414,17 +422,21 @@ class GroupCommitDatabase:
 
     @staticmethod
     def _lock_together(uow: SqlUnitOfWork, batch: list[_Item]) -> None:
-        """Lock and read, in one statement, the conversations the batch's writes said they lock
-        (``write(…, locks=)``), instead of one round trip each as each unit reaches it."""
-        ids = {locks for _work, _future, _loop, locks in batch if locks is not None}
+        """Lock (and read) in one statement each what the batch's writes said they lock
+        (``write(…, locks=, lock_names=)``), instead of a statement each as each unit reaches
+        it. Outside any unit's savepoint: a rolled-back unit cannot release them."""
+        ids = {locks for _work, _future, _loop, locks, _names in batch if locks is not None}
         if ids:
             uow.conversations.lock_many(sorted(ids))
+        names = {name for _w, _f, _l, _c, lock_names in batch for name in lock_names}
+        if names:
+            uow.session.lock_ahead(names)
 
     @staticmethod
     def _together(uow: SqlUnitOfWork, batch: list[_Item]) -> list[_Outcome]:
         session = uow.session
         results: list[_Outcome] = []
-        for work, _future, _loop, _locks in batch:
+        for work, _future, _loop, _locks, _names in batch:
             mark = session.begin_unit()
             try:
                 results.append((True, work(uow)))
@@ -438,7 +450,7 @@ class GroupCommitDatabase:
     def _isolated(conn: Connection, uow: SqlUnitOfWork, batch: list[_Item]) -> list[_Outcome]:
         session = uow.session
         results: list[_Outcome] = []
-        for work, _future, _loop, _locks in batch:
+        for work, _future, _loop, _locks, _names in batch:
             try:
                 with conn.begin_nested():
                     value = work(uow)

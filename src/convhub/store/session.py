@@ -23,7 +23,7 @@ and is checked when the batch's statements have all been answered.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,6 +38,12 @@ _ADVISORY_LOCKS = fast(
 )
 
 
+def advisory_key(name: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
 class Session:
     __slots__ = (
         "_checks",
@@ -45,6 +51,7 @@ class Session:
         "_flushes",
         "_held",
         "_held_in_unit",
+        "_locked_ahead",
         "_may_pipeline",
         "_pipeline",
         "broken",
@@ -73,6 +80,7 @@ class Session:
         self._may_pipeline = False
         self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
         self._checks: list[tuple[Any, Callable[[Any], None]]] = []  # sent, not yet answered
+        self._locked_ahead: frozenset[int] = frozenset()  # advisory keys held till the end
 
     def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -146,17 +154,21 @@ class Session:
         """Take turns with every other transaction that locks one of ``names`` until this one
         ends: PostgreSQL advisory locks (several processes write at once there), taken in one
         round trip and in one order everywhere; on SQLite the writer holds the database's only
-        write lock already."""
+        write lock already. Names locked ahead (``lock_ahead``) cost nothing."""
         if self.dialect != "postgresql" or not names:
             return
-        keys = sorted(
-            {
-                int.from_bytes(hashlib.blake2b(n.encode(), digest_size=8).digest(), "big",
-                               signed=True)
-                for n in names
-            }
-        )  # fmt: skip
-        self._execute(_ADVISORY_LOCKS, {"keys": keys}, answer=False)
+        keys = {advisory_key(name) for name in names} - self._locked_ahead
+        if keys:
+            self._execute(_ADVISORY_LOCKS, {"keys": sorted(keys)}, answer=False)
+
+    def lock_ahead(self, names: Iterable[str]) -> None:
+        """``lock``, before any unit of the transaction runs (so that no savepoint a unit rolls
+        back releases them): the units' own ``lock`` of these names is then free."""
+        if self.dialect != "postgresql":
+            return
+        keys = frozenset(advisory_key(name) for name in names)
+        self._execute(_ADVISORY_LOCKS, {"keys": sorted(keys)}, answer=False)
+        self._locked_ahead = keys
 
     def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
         """The rows held back for ``statement``, not yet written."""
