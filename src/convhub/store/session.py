@@ -30,12 +30,19 @@ from typing import Any
 from sqlalchemy import Connection, Executable, text
 
 from convhub.store import driver
-from convhub.store.driver import fast, is_fast
+from convhub.store.driver import InList, fast, is_fast
 
 # unnest keeps the array's (sorted) order, and the locks are taken row by row in that order.
 _ADVISORY_LOCKS = fast(
     text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 )
+
+
+# a check waiting in ``check_grouped``: its statement, the statement's other parameters, the
+# value it asks about and what checks the answer
+_Grouped = tuple[InList, tuple[tuple[str, Any], ...], Any, Callable[[Any], None]]
+# where a unit began: flushes, held rows per statement, pipelined and grouped checks
+_Mark = tuple[int, tuple[int, ...], int, int]
 
 
 def advisory_key(name: str) -> int:
@@ -49,6 +56,8 @@ class Session:
         "_checks",
         "_defer_checks",
         "_flushes",
+        "_group_checks",
+        "_grouped",
         "_held",
         "_held_in_unit",
         "_locked_ahead",
@@ -81,6 +90,8 @@ class Session:
         self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
         self._checks: list[tuple[Any, Callable[[Any], None]]] = []  # sent, not yet answered
         self._locked_ahead: frozenset[int] = frozenset()  # advisory keys held till the end
+        self._group_checks = False  # SQLite, in the writer's batch: see ``check_grouped``
+        self._grouped: list[_Grouped] = []  # made, not yet answered
 
     def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -118,6 +129,7 @@ class Session:
         ``writes``: the statement changes data (``drop_unit`` then cannot undo the unit)."""
         if writes:
             self.wrote = True
+            self._settle_grouped()
         if not self.defers_checks:
             check(self.scalar_around_held(statement, params))
             return
@@ -130,6 +142,40 @@ class Session:
             self.broken = True
             raise
         self._checks.append((cursor, check))
+
+    @property
+    def groups_checks(self) -> bool:
+        """Whether ``check_grouped`` may keep its check for later (SQLite, in the writer's batch,
+        unless the writer answers checks at once)."""
+        return self._group_checks
+
+    def check_grouped(
+        self, statement: InList, value: Any, check: Callable[[Any], None], **others: Any
+    ) -> None:
+        """``check_around_held`` for a ``statement`` that answers a list of values at once, in rows
+        of (value, answer), none for a value it has nothing for: the check waits until the
+        transaction next changes something, or ends, and then every waiting check with the same
+        ``others`` is answered by one statement. Only this writer changes the database (SQLite)
+        and its changes wait for the checks, so each is answered as it would have been at once;
+        a failure breaks the session, as a pipelined check's does."""
+        self._grouped.append((statement, tuple(others.items()), value, check))
+
+    def _settle_grouped(self) -> None:
+        grouped, self._grouped = self._grouped, []
+        if not grouped:
+            return
+        asked: dict[tuple[InList, tuple[tuple[str, Any], ...]], dict[Any, Any]] = {}
+        for statement, others, value, _check in grouped:
+            asked.setdefault((statement, others), {})[value] = None
+        for (statement, others), answers in asked.items():
+            bound = statement.bind(self.dialect, list(answers), **dict(others))
+            answers.update(self._execute(*bound))
+        for statement, others, value, check in grouped:
+            try:
+                check(asked[statement, others][value])
+            except Exception:
+                self.broken = self.check_failed = True
+                raise
 
     @property
     def defers_checks(self) -> bool:
@@ -190,6 +236,8 @@ class Session:
         self._execute(statement, params, answer=False)
 
     def flush(self) -> None:
+        if self._grouped:
+            self._settle_grouped()
         if not self._held:
             return
         held, self._held = self._held, {}
@@ -205,7 +253,13 @@ class Session:
         way out, every statement sent has been answered, and the first error among them is
         raised."""
         if self.dialect != "postgresql":
-            yield
+            self._group_checks = self._defer_checks
+            try:
+                yield
+                self._settle_grouped()
+            finally:
+                self._group_checks = False
+                self._grouped = []
             return
         self._may_pipeline = True
         try:
@@ -252,20 +306,22 @@ class Session:
 
     # --- units of work ---------------------------------------------------------------------------
 
-    def begin_unit(self) -> tuple[int, tuple[int, ...], int]:
+    def begin_unit(self) -> _Mark:
         """Start a unit of work; the mark lets ``drop_unit`` forget what it held back."""
         self.wrote = False
         self._held_in_unit = False
-        return self._flushes, tuple(len(rows) for rows in self._held.values()), len(self._checks)
+        lengths = tuple(len(rows) for rows in self._held.values())
+        return self._flushes, lengths, len(self._checks), len(self._grouped)
 
-    def drop_unit(self, mark: tuple[int, tuple[int, ...], int]) -> bool:
+    def drop_unit(self, mark: _Mark) -> bool:
         """Forget a failed unit's held-back rows and waiting checks; False if it had written (or
         broken) anything that only a rollback can undo."""
         if self.wrote or self.broken:
             return False
-        flushes, lengths, checks = mark
+        flushes, lengths, checks, grouped = mark
         self._forget(self._checks[checks:])
         del self._checks[checks:]
+        del self._grouped[grouped:]
         if flushes != self._flushes:  # what was held at the mark is written: the rest is ours
             self._held = {}
             return True
@@ -277,6 +333,7 @@ class Session:
 
     def discard(self) -> None:
         self._held = {}
+        self._grouped = []
         self._forget(self._checks)
         self._checks = []
         self.broken = False

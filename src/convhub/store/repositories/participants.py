@@ -128,12 +128,18 @@ class SqlParticipants:
 
     def check_groups(self, app_id: int, user: str, check: Callable[[int], None]) -> None:
         """``check`` the user's count of groups (as ``groups_of``), at once or before the batch
-        commits (``Session.check_around_held``): creates of groups need not wait for it."""
+        commits (``Session.check_around_held``; on SQLite ``check_grouped``, one statement for a
+        batch's creates): creates of groups need not wait for it."""
         held = self._held_groups(app_id, {user}).get(user, 0)
+
+        def counted(found: int | None) -> None:
+            check((found or 0) + held)
+
+        if self._session.groups_checks:  # SQLite: one count of a batch's owners
+            self._session.check_grouped(_COUNT_GROUPS, user, counted, app_id=app_id)
+            return
         params = {"app_id": app_id, "user": user}
-        self._session.check_around_held(
-            _COUNT_USER_GROUPS, params, lambda found: check((found or 0) + held)
-        )
+        self._session.check_around_held(_COUNT_USER_GROUPS, params, counted)
 
     def groups_of(self, app_id: int, users: Sequence[str]) -> dict[str, int]:
         """How many groups that count toward the limit each user is a current member of.
