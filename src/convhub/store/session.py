@@ -11,13 +11,17 @@ before it wrote (a "not found", a rule broken) can be dropped alone, without a s
 
 On PostgreSQL, inside ``pipelined()``, statements whose outcome nobody reads (``change``, the
 advisory locks, the held-back inserts) go out without waiting for their answers: the next
-statement that needs an answer waits for all of them in the same round trip. A group of
-Modify units thus costs one round trip each instead of two. An error in such a statement is
+statement that needs an answer waits for all of them in the same round trip. The locks a
+batch's units name beforehand are taken before the first of them, in one statement
+(``lock_ahead``; the rows, by ``SqlConversations.lock_many``): a group of Modify units thus
+waits one round trip in all. An error in such a statement is
 raised by a later one, maybe another unit's: the session is then ``broken`` and the writer
 reruns the batch with a savepoint around each unit and no pipeline, where every error is its
 own unit's. A read whose answer only has to pass a check before the commit (a count under a
 limit, a keyed insert that must have inserted) goes out the same way (``check_around_held``),
-and is checked when the batch's statements have all been answered.
+and is checked when the batch's statements have all been answered. On SQLite, where the writer
+alone changes the file, a batch's checks of one kind (its group creates' counts) wait together
+until it next changes something, and one statement answers them all (``check_grouped``).
 """
 
 from __future__ import annotations
