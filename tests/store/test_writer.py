@@ -311,15 +311,16 @@ def test_a_change_the_database_refuses_fails_its_own_unit_alone(roomy_writer: Wr
 
 
 def _one_batch(
-    writer: Writer, units: list[tuple[Callable[[UnitOfWork], Any], int | None]]
+    writer: Writer, units: list[tuple[Callable[[UnitOfWork], Any], dict[str, Any]]]
 ) -> list[Any]:
-    """Run ``units`` (each with the conversation it says it locks) as one batch of the writer."""
+    """Run ``units`` (each with what it says it locks: ``locks``, ``lock_names``) as one batch of
+    the writer."""
     blocker, started, release = writer.hold()
 
     async def scenario() -> list[Any]:
         first = asyncio.ensure_future(writer.db.write(blocker))
         assert await asyncio.to_thread(started.wait, 30)
-        tasks = [asyncio.ensure_future(writer.db.write(u, locks=locks)) for u, locks in units]
+        tasks = [asyncio.ensure_future(writer.db.write(u, **hints)) for u, hints in units]
         await asyncio.sleep(0)
         assert writer.db.queued == len(units)
         release.set()
@@ -360,12 +361,12 @@ def test_a_conversation_locked_ahead_is_read_as_the_units_before_left_it(
     outcomes = _one_batch(
         writer,
         [
-            (spoil, x),
-            (name_of(x), x),  # the stored name, not the spoiled copy
-            (_rename(x, "x1"), x),
-            (name_of(x), x),  # the rename before it, not the row locked ahead
-            (_rename(y, "y1"), None),  # not named: read when the unit reaches it
-            (name_of(y), y),
+            (spoil, {"locks": x}),
+            (name_of(x), {"locks": x}),  # the stored name, not the spoiled copy
+            (_rename(x, "x1"), {"locks": x}),
+            (name_of(x), {"locks": x}),  # the rename before it, not the row locked ahead
+            (_rename(y, "y1"), {}),  # not named: read when the unit reaches it
+            (name_of(y), {"locks": y}),
         ],
     )
     assert isinstance(outcomes[0], ConvhubError)
@@ -393,7 +394,9 @@ def test_a_batch_locks_every_conversation_it_names_before_its_first_unit_runs() 
                         return True
                     return False
 
-            outcomes = _one_batch(writer, [(y_locked, x), (_rename(y, "y1"), y)])
+            outcomes = _one_batch(
+                writer, [(y_locked, {"locks": x}), (_rename(y, "y1"), {"locks": y})]
+            )
             assert outcomes == [True, "y1"]
         finally:
             writer.db.close()
@@ -424,20 +427,10 @@ def test_a_batch_takes_the_names_its_writes_lock_before_its_first_unit_runs() ->
                 uow.lock("last")
                 return taken_elsewhere("first")
 
-            blocker, started, release = writer.hold()
-
-            async def scenario() -> list[Any]:
-                held = asyncio.ensure_future(writer.db.write(blocker))
-                assert await asyncio.to_thread(started.wait, 30)
-                tasks = [
-                    asyncio.ensure_future(writer.db.write(first, lock_names=("first",))),
-                    asyncio.ensure_future(writer.db.write(last, lock_names=("last",))),
-                ]
-                await asyncio.sleep(0)
-                release.set()
-                return await asyncio.gather(held, *tasks)
-
-            assert asyncio.run(scenario())[1:] == [True, True]
+            outcomes = _one_batch(
+                writer, [(first, {"lock_names": ("first",)}), (last, {"lock_names": ("last",)})]
+            )
+            assert outcomes == [True, True]
             assert not taken_elsewhere("first")  # released with the batch's commit
         finally:
             writer.db.close()
