@@ -146,17 +146,19 @@ class ConversationService:
                     f"user {owner} is in {limits.max_user_groups} groups already",
                 )
 
-        # Each limit is counted under a lock of its own, so that creates in several processes
-        # take turns rather than each seeing room for one more.
+        # What counts_toward_group_limit will say of the conversation made. Each limit is
+        # counted under a lock of its own, so that creates in several processes take turns
+        # rather than each seeing room for one more.
+        counted_group = kind is ConversationType.GROUP and not command.connector_id
         lock_names: tuple[str, ...] = ()
-        if kind is ConversationType.GROUP and not command.connector_id:
+        if counted_group:
             lock_names = (user_groups_lock(command.app_id, owner),)
         elif kind is ConversationType.LIVE_GROUP:
             lock_names = (f"live-groups:{command.app_id}",)
 
         def check_limits(uow: UnitOfWork) -> None:
             uow.lock(*lock_names)
-            if kind is ConversationType.GROUP and not command.connector_id:
+            if counted_group:
                 uow.participants.check_groups(command.app_id, owner, room_for_one_more_group)
             elif kind is ConversationType.LIVE_GROUP:
                 live_groups = uow.conversations.count_live_groups(command.app_id)
