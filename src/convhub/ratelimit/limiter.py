@@ -2,8 +2,9 @@
 
 The sliding-window-counter strategy approximates a true one-second window with two counters per
 key (no per-hit timestamps), so it stays cheap at thousands of requests a second. In one process the
-counters live in memory; with a Redis URL every process shares them, so N processes still admit
-only the configured rate per account.
+counters live in memory (``MemoryWindows``, the same rule without ``limits``' asyncio machinery);
+with a Redis URL every process shares them, so N processes still admit only the configured rate per
+account.
 
 When Redis cannot be reached (refused, reset, or silent past a short timeout) the limiter stops
 asking it for ``RETRY_SECONDS`` and then tries again, so a dead Redis costs one short wait a
@@ -20,13 +21,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal, cast
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.ratelimit.windows import MemoryWindows
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,8 @@ class RateLimiter:
     ) -> None:
         if failure not in REDIS_FAILURES:
             raise ValueError(f"the Redis failure mode is open or closed, not {failure!r}")
-        storage: Storage
         self._pool: ConnectionPool | None = None
-        self._fallback: SlidingWindowCounterRateLimiter | None = None
+        self._redis: SlidingWindowCounterRateLimiter | None = None
         if redis_url:
             uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
             # Our own pool, so that ``aclose`` can hand its connections back. A pool made this way
@@ -72,11 +73,9 @@ class RateLimiter:
                 # A documented option of RedisStorage; its annotation of **options is too narrow.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
-            self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
-        else:
-            storage = MemoryStorage()
-        self._storage = storage
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
+            self._redis = SlidingWindowCounterRateLimiter(storage)
+        # Without Redis, the counts; with it, where they are kept while Redis cannot be reached.
+        self._memory = MemoryWindows(clock)
         self._items = {name: RateLimitItemPerSecond(qps) for name, qps in per_second.items()}
         self.failure: RedisFailure = failure
         self._on_fail_open = on_fail_open
@@ -90,20 +89,20 @@ class RateLimiter:
         item = self._items.get(operation)
         if item is None:  # a bug: every operation is declared with a limit
             raise ConvhubError(ErrorCode.INTERNAL, f"no rate limit for {operation}")
-        if not await self._hit(item, str(account_id), operation):
+        if not await self._hit(item, account_id, operation):
             raise ConvhubError(
                 ErrorCode.RATE_LIMITED,
                 f"{operation} is limited to {item.amount} requests per second per account",
             )
 
-    async def _hit(self, item: RateLimitItemPerSecond, *identifiers: str) -> bool:
-        fallback = self._fallback
-        if fallback is None:
-            return await self._strategy.hit(item, *identifiers)
+    async def _hit(self, item: RateLimitItemPerSecond, account_id: int, operation: str) -> bool:
+        redis = self._redis
+        if redis is None:
+            return self._memory.hit(item.amount, account_id, operation)
         now = self._clock()
         if now >= self._down_until:
             try:
-                allowed = await self._strategy.hit(item, *identifiers)
+                allowed = await redis.hit(item, str(account_id), operation)
             except _REDIS_ERRORS as error:
                 self._went_down(now, error)
             else:
@@ -118,7 +117,7 @@ class RateLimiter:
                 ErrorCode.UNAVAILABLE, "rate limits cannot be counted right now; retry later"
             )
         self._on_fail_open()
-        return await fallback.hit(item, *identifiers)
+        return self._memory.hit(item.amount, account_id, operation)
 
     def _went_down(self, now: float, error: BaseException) -> None:
         self._down_until = now + RETRY_SECONDS
@@ -160,9 +159,6 @@ class RateLimiter:
         finally:
             await client.aclose(close_connection_pool=False)
         return None
-
-    async def reset(self) -> None:
-        await self._storage.reset()
 
     async def aclose(self) -> None:
         """Close the Redis connections. Call it on the event loop that used them, at shutdown:
