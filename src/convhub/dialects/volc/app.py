@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _STOPPED = "the server stopped before this request was finished; retry it"
 
 SERVICE = "rtc"
+_QUERIES_KEPT = 1024
+_QUERY_KEPT_MAX_BYTES = 256
 
 
 class VolcDialect:
@@ -65,12 +67,12 @@ class VolcDialect:
         self._region = region
         self._regions = regions
         self._request_ids = RequestIds()
+        # Clients send a handful of query strings (an action and the version), each many times.
+        self._queries: dict[bytes, tuple[str, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Exchange:
         query = scope["query_string"]
-        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-        action = params.get("Action", "")
-        version = params.get("Version", "")
+        action, version = self._queries.get(query) or self._action_of(query)
         metadata: dict[str, Any] = {
             "RequestId": self._request_ids.next(),
             "Action": action,
@@ -99,6 +101,15 @@ class VolcDialect:
         body = orjson.dumps({"ResponseMetadata": metadata, "Result": result})
         await respond(send, 200, body)
         return exchange
+
+    def _action_of(self, query: bytes) -> tuple[str, str]:
+        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        found = params.get("Action", ""), params.get("Version", "")
+        if len(query) <= _QUERY_KEPT_MAX_BYTES:
+            if len(self._queries) >= _QUERIES_KEPT:
+                self._queries.clear()
+            self._queries[query] = found
+        return found
 
     async def _handle(
         self,
