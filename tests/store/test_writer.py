@@ -19,7 +19,7 @@ from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
-from convhub.store.session import advisory_key
+from convhub.store.session import Session, advisory_key
 from convhub.store.tables import conversations
 from tests.support import required_postgres
 
@@ -371,6 +371,69 @@ def test_a_conversation_locked_ahead_is_read_as_the_units_before_left_it(
     )
     assert isinstance(outcomes[0], ConvhubError)
     assert outcomes[1:] == ["", "x1", "x1", "y1", "y1"]
+
+
+def test_a_row_locked_ahead_follows_the_batchs_updates_without_reading_it_again(
+    roomy_writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit that locks a conversation an earlier unit of the batch updated is handed the row as
+    that update left it, from the row locked ahead, with no statement of its own; and a message's
+    index taken by one unit is seen by the next."""
+    writer = roomy_writer
+    (x,) = _made(writer, 1)
+    reads: list[object] = []
+    real_read = Session.read
+
+    def counting_read(self: Session, statement: Any, params: Any = None) -> Any:
+        reads.append(statement)
+        return real_read(self, statement, params)
+
+    def renamed_and_indexed(name: str) -> Callable[[UnitOfWork], tuple[str, int, int]]:
+        def work(uow: UnitOfWork) -> tuple[str, int, int]:
+            reads.clear()
+            conversation = uow.conversations.get(x, lock=True)
+            assert conversation is not None
+            seen = (conversation.name, conversation.last_message_index, len(reads))
+            conversation.name = name
+            uow.conversations.update(conversation, ("name",))
+            uow.conversations.take_message_indexes(x, 2, activity_key=7)
+            return seen
+
+        return work
+
+    monkeypatch.setattr(Session, "read", counting_read)
+    outcomes = _one_batch(
+        writer, [(renamed_and_indexed(f"x{n}"), {"locks": x}) for n in range(1, 4)]
+    )
+    assert outcomes == [("", 0, 0), ("x1", 2, 0), ("x2", 4, 0)]
+
+
+def test_a_unit_rolled_back_to_its_savepoint_leaves_no_update_in_the_rows_locked_ahead(
+    roomy_writer: Writer,
+) -> None:
+    """When a unit fails after writing, the batch runs again with a savepoint per unit: the units
+    after the failed one read the row as the table holds it, not as the failed unit left it."""
+    writer = roomy_writer
+    (x,) = _made(writer, 1)
+
+    def rename_then_fail(uow: UnitOfWork) -> None:
+        _rename(x, "x2")(uow)
+        raise ConvhubError(ErrorCode.INVALID_PARAM, "gave up after writing")
+
+    def name_of_x(uow: UnitOfWork) -> str | None:
+        found = uow.conversations.get(x, lock=True)
+        return None if found is None else found.name
+
+    outcomes = _one_batch(
+        writer,
+        [
+            (_rename(x, "x1"), {"locks": x}),
+            (rename_then_fail, {"locks": x}),
+            (name_of_x, {"locks": x}),
+        ],
+    )
+    assert outcomes[0] == "x1" and isinstance(outcomes[1], ConvhubError)
+    assert outcomes[2] == "x1"
 
 
 def test_a_batch_locks_every_conversation_it_names_before_its_first_unit_runs() -> None:

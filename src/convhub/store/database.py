@@ -405,11 +405,11 @@ class GroupCommitDatabase:
         with self._transaction(conn):
             uow = self._unit_of_work(conn)
             if isolate:
-                GroupCommitDatabase._lock_together(uow, batch)
+                GroupCommitDatabase._lock_together(uow, batch, follow_updates=False)
                 return GroupCommitDatabase._isolated(conn, uow, batch)
             try:
                 with uow.session.pipelined():
-                    GroupCommitDatabase._lock_together(uow, batch)
+                    GroupCommitDatabase._lock_together(uow, batch, follow_updates=True)
                     results = GroupCommitDatabase._together(uow, batch)
                     uow.session.flush()
             except Exception as exc:  # held-back rows, or a pipelined statement, failed
@@ -421,13 +421,13 @@ class GroupCommitDatabase:
             return results
 
     @staticmethod
-    def _lock_together(uow: SqlUnitOfWork, batch: list[_Item]) -> None:
+    def _lock_together(uow: SqlUnitOfWork, batch: list[_Item], *, follow_updates: bool) -> None:
         """Lock (and read) in one statement each what the batch's writes said they lock
         (``write(…, locks=, lock_names=)``), instead of a statement each as each unit reaches
         it. Outside any unit's savepoint: a rolled-back unit cannot release them."""
         ids = {locks for _work, _future, _loop, locks, _names in batch if locks is not None}
         if ids:
-            uow.conversations.lock_many(sorted(ids))
+            uow.conversations.lock_many(sorted(ids), follow_updates=follow_updates)
         names = {name for _w, _f, _l, _c, lock_names in batch for name in lock_names}
         if names:
             uow.session.lock_ahead(names)

@@ -9,7 +9,7 @@ becomes an object by position, and only the fields that need it are decoded.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
@@ -69,6 +69,7 @@ class Mapper(Generic[M]):
             (index, codecs[name].decode) for index, name in enumerate(fields) if name in codecs
         )
         self._encoders = {name: codecs[name].encode for name in fields if name in codecs}
+        self._positions = {self.column_names[name]: index for index, name in enumerate(fields)}
         unknown = (set(renamed) | set(codecs)) - set(fields)
         if unknown:
             raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
@@ -80,6 +81,14 @@ class Mapper(Generic[M]):
         for index, decode in self._decoders:
             values[index] = decode(values[index])
         return self.model(*values)
+
+    def patched(self, row: Sequence[Any], values: Mapping[str, Any]) -> list[Any]:
+        """``row`` (as ``load`` takes it) with ``values`` (column name -> stored value, as ``dump``
+        gives them) in place."""
+        patched = list(row)
+        for name, value in values.items():
+            patched[self._positions[name]] = value
+        return patched
 
     def dump(self, obj: M, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Column name -> stored value, for ``fields`` (all by default)."""

@@ -145,13 +145,14 @@ def _inserted(conversation_id: int | None) -> None:
 
 
 class SqlConversations:
-    __slots__ = ("_kept", "_locked", "_session", "_since")
+    __slots__ = ("_follow", "_kept", "_locked", "_session", "_since")
 
     def __init__(self, session: Session, kept: KeptRows[int, Conversation] | None = None) -> None:
         self._session = session
         self._kept = kept  # read-only units only
         self._since = 0 if kept is None else kept.generation
         self._locked: dict[int, Sequence[object]] = {}  # rows ``lock_many`` read, by ID
+        self._follow = False  # whether this transaction's updates are applied to them
 
     def begin_read(self) -> None:
         if self._kept is not None:
@@ -173,16 +174,21 @@ class SqlConversations:
             return True
         return self._session.write(statement, values).first() is not None
 
-    def lock_many(self, conversation_ids: Sequence[int]) -> None:
+    def lock_many(self, conversation_ids: Sequence[int], *, follow_updates: bool) -> None:
         """Lock and read these conversations now: ``get(…, lock=True)`` then takes each from
-        here, until a statement of this transaction changes it (``touched``)."""
+        here. ``follow_updates``: ``update`` changes the row kept here as it changes the table,
+        so the next unit reads the row as the units before it left it without a statement. Only
+        where a unit that fails after writing rolls back the whole transaction; under a savepoint
+        per unit, a row this transaction changes is read again (the rollback of one unit would
+        leave the kept row ahead of the table)."""
         statement = _LOCK_MANY.bind(self._session.dialect, conversation_ids)
         self._locked = {row[0]: row[1:] for row in self._session.read(*statement)}
+        self._follow = follow_updates
 
     def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
         if lock:
             locked = self._locked.get(conversation_id)
-            if locked is not None and conversation_id not in self._session.touched:
+            if locked is not None:
                 return MAPPER.load(locked)
         statement = _LOCK_ONE if lock else _SELECT_ONE
         row = self._session.read(statement, {"id": conversation_id}).first()
@@ -233,17 +239,28 @@ class SqlConversations:
 
     def update(self, conversation: Conversation, fields: tuple[str, ...]) -> None:
         values = MAPPER.dump(conversation, fields)
+        self._changing(conversation.id, values)
         values["b_id"] = conversation.id
-        self._session.touched.add(conversation.id)
         self._session.change(_UPDATE, values)
 
     def dissolve(self, conversation: Conversation) -> None:
         conversation.status = ConversationStatus.DISSOLVED
         values = MAPPER.dump(conversation, ("status", "modify_time"))
+        self._changing(conversation.id, values)
         values["b_id"] = conversation.id
         values["idempotency_key"] = None
-        self._session.touched.add(conversation.id)
         self._session.change(_UPDATE, values)
+
+    def _changing(self, conversation_id: int, values: dict[str, object]) -> None:
+        """Note a change of the row (readers forget it: ``touched``) and apply it to the row
+        locked ahead, or forget that row (``lock_many``)."""
+        self._session.touched.add(conversation_id)
+        locked = self._locked.get(conversation_id)
+        if locked is not None:
+            if self._follow:
+                self._locked[conversation_id] = MAPPER.patched(locked, values)
+            else:
+                del self._locked[conversation_id]
 
     def list_created(
         self,
@@ -272,8 +289,8 @@ class SqlConversations:
 
     def take_message_indexes(self, conversation_id: int, count: int, activity_key: int) -> int:
         params = {"b_id": conversation_id, "count": count, "activity_key": activity_key}
-        self._session.touched.add(conversation_id)
         last: int = self._session.write(_TAKE_INDEXES, params).scalar_one()
+        self._changing(conversation_id, {"last_message_index": last, "activity_key": activity_key})
         return last
 
     def of_user(
