@@ -32,11 +32,14 @@ from benchmarks import databases, workload
 from convhub.config import Settings, parse_rate_limits
 from convhub.server import Convhub
 
-OPERATIONS = ("batch-get", "user-conversations", "modify", "create", "create-single")
+OPERATIONS = (
+    "batch-get", "user-conversations", "scan", "messages", "modify", "create", "create-single"
+)  # fmt: skip
 CONVERSATIONS = 300
 EXISTING_PAIRS = 300  # single chats made in the set-up, which replays create again
 PORT = 8000  # only signed into the Host header; nothing listens
 WARM_UP = 40
+SCANNED = PAGED = 0  # the set-up's group (by OWNER) that Scan and message pages read
 
 
 def _scope(raw: bytes) -> tuple[dict[str, Any], bytes]:
@@ -83,6 +86,10 @@ def _pool(
         return workload.batch_get_pool(tenant, PORT, ids, size=50)
     if operation == "user-conversations":
         return workload.user_conversations_pool(tenant, PORT)
+    if operation == "scan":
+        return workload.scan_pool(tenant, PORT, ids[SCANNED])
+    if operation == "messages":
+        return workload.messages_pool(tenant, PORT, ids[PAGED])
     if operation == "modify":
         return workload.modify_pool(tenant, PORT, ids)
     return workload.create_pool(tenant, PORT, size=2_000)
@@ -108,11 +115,22 @@ async def _measure(
                 join = workload._add_call(tenant, PORT, group, workload.LISTER, 1, now)
                 if workload._result(*await _call(app, join)).get("FailedUserIds"):
                     raise SystemExit(f"set-up: {workload.LISTER} could not join {group}")
+            # Scan pages through a group of SCANNED_MEMBERS members, messages through a group's
+            # PAGED_MESSAGES messages, as in make bench's set-up.
+            for start in range(0, workload.SCANNED_MEMBERS - 1, workload.ADD_BATCH):
+                add = workload._add_call(
+                    tenant, PORT, ids[SCANNED], 100_000 + start, workload.ADD_BATCH, now
+                )
+                if workload._result(*await _call(app, add)).get("FailedUserIds"):
+                    raise SystemExit(f"set-up: members could not join {ids[SCANNED]}")
+            for i in range(workload.PAGED_MESSAGES):
+                send = workload._send_call(tenant, PORT, ids[PAGED], workload.OWNER, f"p {i}", now)
+                workload._result(*await _call(app, send))
             if operation == "create-single":  # the pairs that replays create again
                 for raw in workload.create_single_pool(tenant, PORT, 1, EXISTING_PAIRS):
                     workload._result(*await _call(app, raw))
             pool = _pool(operation, tenant, ids, WARM_UP + requests * rounds, replays)
-            reads = operation in ("batch-get", "user-conversations")
+            reads = operation in ("batch-get", "user-conversations", "scan", "messages")
             calls = iter(range(10**9))
 
             async def some(count: int) -> None:
