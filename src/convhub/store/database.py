@@ -46,6 +46,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from convhub.domain.models import Conversation
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
+from convhub.store import driver
 from convhub.store.clock import WriteClock
 from convhub.store.kept import KeptRows
 from convhub.store.loop_reads import LoopReads
@@ -138,6 +139,7 @@ class GroupCommitDatabase:
         events: StoreEvents | None = None,
     ) -> None:
         self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
         self._events: StoreEvents = events or _NoEvents()
         self._max_batch = max_batch
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
@@ -150,11 +152,7 @@ class GroupCommitDatabase:
             KeptRows(kept_conversations) if kept_conversations else None
         )
         # SQLite's one writer keeps the kept rows current itself (store/clock.py).
-        self._clock = (
-            WriteClock(self._kept)
-            if self._kept is not None and engine.dialect.name == "sqlite"
-            else None
-        )
+        self._clock = WriteClock(self._kept) if self._kept is not None and self._sqlite else None
         self._touched: set[int] = set()  # conversations the writer's batch changed
         self._checks_at_once = 0  # batches left that answer their checks at once
         if read_connections:
@@ -198,9 +196,10 @@ class GroupCommitDatabase:
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         reader = self._reader
         if reader is not None:
+            conn = reader.session.conn
             try:
                 reader.begin_read()
-                with reader.session.conn.begin():
+                with driver.read_only(conn) if self._sqlite else conn.begin():
                     return work(reader)
             except DBAPIError as error:
                 raise self._database_error("read", error) from error

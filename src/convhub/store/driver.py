@@ -291,6 +291,32 @@ def receive(conn: Connection, cursor: Any) -> Rows:
         forget(conn, cursor)
 
 
+@contextlib.contextmanager
+def read_only(conn: Connection) -> Iterator[None]:
+    """A read-only transaction on a SQLite connection's driver itself: SQLAlchemy's ``begin``
+    and commit, with the events they fire, cost 7 µs a read against 1.6 this way. A statement
+    run through SQLAlchemy inside it (one not prebuilt) begins SQLAlchemy's own transaction,
+    whose BEGIN the engine then skips (store/engine.py); it is ended here too."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with _driver_errors(conn, "BEGIN"):
+        raw.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction():
+            conn.rollback()
+        elif raw.in_transaction:
+            with contextlib.suppress(conn.dialect.loaded_dbapi.Error):
+                raw.execute("ROLLBACK")
+        raise
+    if conn.in_transaction():
+        conn.commit()
+    else:
+        with _driver_errors(conn, "COMMIT"):
+            raw.execute("COMMIT")
+
+
 def forget(conn: Connection, cursor: Any) -> None:
     """Close ``cursor``, whatever is left unread on it."""
     with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # the connection may be gone

@@ -131,7 +131,10 @@ def _make_sqlite_durable(engine: Engine) -> None:
         # upgrade from a read lock; readers (marked convhub_readonly) stay deferred.
         if connection.get_execution_options().get("convhub_readonly"):
             # On the driver itself: through exec_driver_sql, this BEGIN was 7% of a BatchGet.
-            # A deferred BEGIN takes no lock, so it has no busy error to map.
-            connection.connection.dbapi_connection.execute("BEGIN")
+            # A deferred BEGIN takes no lock, so it has no busy error to map. A read the driver
+            # began already (``driver.read_only``) goes on in its transaction.
+            dbapi_connection = connection.connection.dbapi_connection
+            if not dbapi_connection.in_transaction:
+                dbapi_connection.execute("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
