@@ -662,9 +662,21 @@ _GOOD_SIGNATURE = "Signature=" + "a" * 64
     ],
 )
 def test_malformed_authorization_rejected(value: str) -> None:
+    # The good header's head is kept first: variants that share it meet the same rules.
+    parse_authorization(f"HMAC-SHA256 {_GOOD_CREDENTIAL}, {_GOOD_SIGNED}, {_GOOD_SIGNATURE}")
     with pytest.raises(ConvhubError) as info:
         parse_authorization(value)
     assert info.value.code is ErrorCode.SIGNATURE_MISMATCH
+
+
+def test_each_header_gives_its_own_signature_after_its_head_was_kept() -> None:
+    head = f"HMAC-SHA256 {_GOOD_CREDENTIAL}, {_GOOD_SIGNED}, Signature="
+    first = parse_authorization(head + "a" * 64)
+    second = parse_authorization(head + "B" * 64 + "  ")
+    assert (first.signature, second.signature) == ("a" * 64, "b" * 64)
+    assert second.credential == first.credential and second.signed_headers == ("host", "x-date")
+    other_key = parse_authorization(head.replace("AK/", "AK2/") + "c" * 64)
+    assert other_key.credential.access_key == "AK2"
 
 
 def test_parse_authorization_tolerates_spacing() -> None:

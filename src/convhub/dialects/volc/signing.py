@@ -43,6 +43,7 @@ __all__ = [
 
 _CACHE_MAX_ENTRIES = 4096
 _QUERY_CACHE_MAX_KEY_LEN = 512  # longer query strings are canonicalised but not cached
+_HEAD_MAX_LEN = 512  # longer Authorization headers are parsed but not kept
 
 _HEADER_NAME = r"[!#$%&'*+.^_`|~0-9a-z-]+"  # a lower-case HTTP header name (RFC 9110 token)
 _AUTHORIZATION_RE = re.compile(
@@ -73,10 +74,22 @@ def _mismatch(message: str) -> ConvhubError:
     return ConvhubError(ErrorCode.SIGNATURE_MISMATCH, message)
 
 
+_SIGNATURE = "Signature="
+_HEX_64 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+# Everything before the signature, of headers that parsed: a client sends the same one for
+# each request of a day (its key, scope and signed headers), and only the signature changes.
+_heads: dict[str, tuple[Credential, tuple[str, ...]]] = {}
+
+
 def parse_authorization(value: str) -> ParsedAuthorization:
     """Parse ``HMAC-SHA256 Credential=AK/date/region/service/request, SignedHeaders=..,
     Signature=..``; raise ``ConvhubError(SIGNATURE_MISMATCH)`` when it is malformed."""
-    match = _AUTHORIZATION_RE.fullmatch(value.strip())
+    value = value.strip()
+    head, _, signature = value.rpartition(_SIGNATURE)
+    known = _heads.get(head)
+    if known is not None and _HEX_64.fullmatch(signature) is not None:
+        return ParsedAuthorization(known[0], known[1], signature.lower())
+    match = _AUTHORIZATION_RE.fullmatch(value)
     if match is None:
         raise _mismatch(
             "malformed Authorization header: expected 'HMAC-SHA256 Credential=<AK>/<YYYYMMDD>/"
@@ -84,11 +97,13 @@ def parse_authorization(value: str) -> ParsedAuthorization:
             "with lower-case header names"
         )
     access_key, date, region, service, signed, signature = match.groups()
-    return ParsedAuthorization(
-        credential=Credential(access_key=access_key, date=date, region=region, service=service),
-        signed_headers=tuple(signed.split(";")),
-        signature=signature.lower(),
-    )
+    credential = Credential(access_key=access_key, date=date, region=region, service=service)
+    signed_headers = tuple(signed.split(";"))
+    if len(head) <= _HEAD_MAX_LEN:
+        if len(_heads) >= _CACHE_MAX_ENTRIES:
+            _heads.clear()
+        _heads[head] = (credential, signed_headers)
+    return ParsedAuthorization(credential, signed_headers, signature.lower())
 
 
 class SignatureVerifier:
