@@ -220,6 +220,9 @@ def _bootstrap_and_serve(
             http=HttpToolsProtocol,
             ws="none",  # no WebSockets here: an upgrade request is answered as plain HTTP
             access_log=False,  # convhub logs each request itself (convhub.access)
+            # Nothing reads the peer's address or scheme: rewriting them from X-Forwarded-* on
+            # every request cost 3% of a Modify.
+            proxy_headers=False,
             log_config=log_config,
             log_level=args.log_level,
             lifespan="on",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from convhub.domain.permissions import ALL_PERMISSIONS
 
@@ -19,10 +20,16 @@ class Caller:
 
     @classmethod
     def access_key(cls, account_id: int) -> Caller:
-        return cls(account_id=account_id)
+        return _key_caller(account_id)
 
     @classmethod
     def token(
         cls, account_id: int, *, user: str, app_id: int, permissions: frozenset[str]
     ) -> Caller:
         return cls(account_id=account_id, user=user, app_id=app_id, permissions=permissions)
+
+
+@lru_cache(maxsize=4096)
+def _key_caller(account_id: int) -> Caller:
+    # One per account, shared: it is immutable, and a frozen dataclass costs a microsecond to make.
+    return Caller(account_id=account_id)
