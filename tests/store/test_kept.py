@@ -140,6 +140,7 @@ def test_kept_rows_hold_at_most_their_capacity_and_match_versions() -> None:
     kept.put_many([(3, 0, "c")], since=since)  # full: the oldest kept (1) goes
     assert (len(kept), kept.get(1, 1), kept.get(2, 0), kept.get(3, 0)) == (2, None, "b", "c")
     assert kept.resolve_current([3, 9, 2]) == (["c", 9, "b"], [9])
+    assert kept.resolve_current([2, 3, 2]) == (["b", "c", "b"], [])  # all kept: in order
     with pytest.raises(ValueError):
         KeptRows(0)
 

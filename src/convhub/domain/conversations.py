@@ -283,7 +283,7 @@ class ConversationService:
                 ErrorCode.INVALID_PARAM,
                 f"ConversationShortId may hold at most {rules.MAX_BATCH_GET} IDs",
             )
-        if any(i <= 0 for i in ids):
+        if min(ids) <= 0:
             raise ConvhubError(
                 ErrorCode.INVALID_CONVERSATION_ID_ELEMENT,
                 "ConversationShortId holds an ID that is not positive",
@@ -292,7 +292,8 @@ class ConversationService:
         unique = list(dict.fromkeys(ids))
         read = await self._db.read(lambda uow: uow.conversations.get_many(unique))
         found = Policy.seen(caller, app_id, read)
-        return [found[i] for i in unique if i in found]
+        # In the order asked (``get_many`` keeps none); a conversation is never falsy.
+        return list(filter(None, map(found.get, unique)))
 
     async def get_conversation(
         self, caller: Caller, app_id: int, conversation_id: int
