@@ -71,8 +71,7 @@ class KeptRows(Generic[K, V]):
             return list(map(_value, entries)), []  # type: ignore[arg-type]
         found: list[V | K] = []
         missing: list[K] = []
-        for key in keys:
-            entry = rows.get(key)
+        for key, entry in zip(keys, entries, strict=True):
             if entry is not None:
                 found.append(entry[1])
             else:
