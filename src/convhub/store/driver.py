@@ -16,7 +16,8 @@ no IN lists (SQLAlchemy expands those at each execution): a list of values goes 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import ARRAY, ColumnElement, Connection, Executable, any_, bindparam, cast
@@ -27,14 +28,17 @@ from sqlalchemy.util import await_only
 S = TypeVar("S", bound=Executable)
 
 _FAST: dict[int, Executable] = {}  # id -> statement (kept alive, so an id is never reused)
-# SQL, parameter order (positional drivers), literal parameters, whether it gives rows
-_Compiled = tuple[str, Sequence[str] | None, dict[str, Any], bool]
+_DML: set[int] = set()  # the fast statements that are an INSERT, UPDATE or DELETE
+# SQL, the driver's arguments from the parameters, whether it gives rows
+_Compiled = tuple[str, Callable[[Mapping[str, Any]], Any], bool]
 _COMPILED: dict[tuple[int, str, frozenset[str] | None], _Compiled] = {}
 
 
 def fast(statement: S) -> S:
     """Mark a module-level statement to run on the driver's cursor."""
     _FAST[id(statement)] = statement
+    if isinstance(statement, UpdateBase):
+        _DML.add(id(statement))
     return statement
 
 
@@ -150,12 +154,14 @@ def _gives_rows(statement: Executable) -> bool:
     return True  # a SELECT, or text (SELECT pg_advisory_xact_lock …)
 
 
-def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _Compiled:
-    dml = isinstance(statement, UpdateBase)
+def _compiled(conn: Connection, statement: Executable, keys: Iterable[str]) -> _Compiled:
+    dml = id(statement) in _DML
     names = frozenset(keys) if dml else None
     cache_key = (id(statement), conn.dialect.name, names)
     found = _COMPILED.get(cache_key)
-    if found is None and id(statement) in _EXPANDING:
+    if found is not None:
+        return found
+    if id(statement) in _EXPANDING:
         # An IN list of one length: rendered with as many placeholders, once per length.
         name, size = _EXPANDING[id(statement)]
         # Rendering the list needs a value for every parameter: the caller's stay placeholders.
@@ -165,23 +171,42 @@ def _compiled(conn: Connection, statement: Executable, keys: Sequence[str]) -> _
         done = statement.params(values).compile(  # type: ignore[attr-defined]
             dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
         )
-        found = (str(done), done.positiontup, literals, _gives_rows(statement))
-        _COMPILED[cache_key] = found
-    if found is None:
+    else:
         done = statement.compile(  # type: ignore[attr-defined]
-            dialect=conn.dialect, column_keys=sorted(keys) if dml else None
+            dialect=conn.dialect, column_keys=sorted(names) if names is not None else None
         )
         if "POSTCOMPILE" in str(done):
             raise ValueError("a fast statement cannot hold an IN list: write it with or_()")
-        found = (str(done), done.positiontup, dict(done.params), _gives_rows(statement))
-        _COMPILED[cache_key] = found
+        literals = dict(done.params)
+    found = _COMPILED[cache_key] = (
+        str(done), _arguments(done.positiontup, literals), _gives_rows(statement)
+    )  # fmt: skip
     return found
 
 
-def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
-    _sql, order, literals, _rows = compiled
-    values = {**literals, **params} if literals else params
-    return [values[name] for name in order] if order is not None else values
+def _arguments(
+    order: Sequence[str] | None, literals: dict[str, Any]
+) -> Callable[[Mapping[str, Any]], Any]:
+    """What makes the driver's arguments from a statement's parameters: a tuple in ``order``
+    (a positional driver, SQLite), else the parameters themselves; ``literals`` (values the
+    statement holds) under them."""
+    take: Callable[[Mapping[str, Any]], Any]
+    if order is None:
+        take = _same
+    elif len(order) == 1:
+        only = order[0]
+        take = lambda values: (values[only],)  # noqa: E731
+    elif order:
+        take = itemgetter(*order)
+    else:
+        take = lambda values: ()  # noqa: E731
+    if not literals:
+        return take
+    return lambda params: take({**literals, **params})
+
+
+def _same(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    return params
 
 
 @contextlib.contextmanager
@@ -190,18 +215,26 @@ def _driver_errors(conn: Connection, sql: str, cursor: Any = None) -> Iterator[N
     try:
         yield
     except conn.dialect.loaded_dbapi.Error as error:
-        dbapi_connection = conn.connection.dbapi_connection
-        lost = conn.dialect.is_disconnect(error, dbapi_connection, cursor)
-        if lost:
-            conn.invalidate(error)
-        raise DBAPIError.instance(
-            sql,
-            None,
-            error,
-            conn.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=conn.dialect,
-        ) from error
+        raise _translated(conn, sql, cursor, error) from error
+
+
+def _translated(conn: Connection, sql: str, cursor: Any, error: Any) -> Exception:
+    """``error``, the driver's, as SQLAlchemy's; the connection invalidated if it was lost.
+    (The hot paths below catch the driver's errors themselves: a generator-based context manager
+    costs a microsecond a statement.)"""
+    dbapi_connection = conn.connection.dbapi_connection
+    lost = conn.dialect.is_disconnect(error, dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(error)
+    translated: Exception = DBAPIError.instance(
+        sql,
+        None,
+        error,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
+    return translated
 
 
 def _cursor(conn: Connection) -> Any:
@@ -224,8 +257,8 @@ def execute(
     its own result and, in the same round trip, for every statement sent before it."""
     many = not isinstance(params, Mapping) and params is not None
     rows_in: Sequence[Mapping[str, Any]] = params if many else [params or {}]  # type: ignore[assignment, list-item]
-    compiled = _compiled(conn, statement, list(rows_in[0]))
-    sql = compiled[0]
+    compiled = _compiled(conn, statement, rows_in[0])
+    sql, arguments, gives_rows = compiled
     if conn.dialect.is_async and not many:
         with _driver_errors(conn, sql):
             rows, rowcount = await_only(
@@ -234,25 +267,26 @@ def execute(
         return Rows(rows, rowcount)
     cursor = _cursor(conn)
     try:
-        with _driver_errors(conn, sql, cursor):
-            if many:
-                cursor.executemany(sql, [_arguments(compiled, row) for row in rows_in])
-                if pipeline is not None and answer:
-                    pipeline.sync()
-                return Rows([], cursor.rowcount)
-            cursor.execute(sql, _arguments(compiled, rows_in[0]))
-            if pipeline is None:
-                # What the statement is says whether it gives rows: psycopg's cursor.description
-                # builds a Column per column on every call (16 µs for a row of 24).
-                fetched = list(cursor.fetchall()) if compiled[3] else []
-            elif not answer:
-                return Rows([], -1)
-            elif compiled[3]:  # a result's rows are fetched as soon as they are asked for
-                fetched = list(cursor.fetchall())
-            else:
+        if many:
+            cursor.executemany(sql, list(map(arguments, rows_in)))
+            if pipeline is not None and answer:
                 pipeline.sync()
-                fetched = []
-            return Rows(fetched, cursor.rowcount)
+            return Rows([], cursor.rowcount)
+        cursor.execute(sql, arguments(rows_in[0]))
+        if pipeline is None:
+            # What the statement is says whether it gives rows: psycopg's cursor.description
+            # builds a Column per column on every call (16 µs for a row of 24).
+            fetched = cursor.fetchall() if gives_rows else []
+        elif not answer:
+            return Rows([], -1)
+        elif gives_rows:  # a result's rows are fetched as soon as they are asked for
+            fetched = cursor.fetchall()
+        else:
+            pipeline.sync()
+            fetched = []
+        return Rows(fetched, cursor.rowcount)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _translated(conn, sql, cursor, error) from error
     finally:
         forget(conn, cursor)
 
@@ -262,20 +296,21 @@ async def _awaited(
 ) -> tuple[list[Any], int]:
     """A statement on psycopg's async connection itself, in the greenlet's one wait: SQLAlchemy's
     adapter around it would add a lock and build ``cursor.description`` on every call."""
+    sql, arguments, gives_rows = compiled
     async with driver.cursor() as cursor:
-        await cursor.execute(compiled[0], _arguments(compiled, params))
-        rows = list(await cursor.fetchall()) if compiled[3] else []
+        await cursor.execute(sql, arguments(params))
+        rows = list(await cursor.fetchall()) if gives_rows else []
         return rows, cursor.rowcount
 
 
 def send(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
     """In pipeline mode: send a statement that gives rows without waiting for them. Its cursor
     is returned, to ``receive`` them from later (in the round trip that answers what follows)."""
-    compiled = _compiled(conn, statement, list(params))
+    sql, arguments, _gives_rows = _compiled(conn, statement, params)
     cursor = _cursor(conn)
     try:
-        with _driver_errors(conn, compiled[0], cursor):
-            cursor.execute(compiled[0], _arguments(compiled, params))
+        with _driver_errors(conn, sql, cursor):
+            cursor.execute(sql, arguments(params))
     except BaseException:
         forget(conn, cursor)
         raise
@@ -299,8 +334,10 @@ def read_only(conn: Connection) -> Iterator[None]:
     whose BEGIN the engine then skips (store/engine.py); it is ended here too."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    with _driver_errors(conn, "BEGIN"):
+    try:
         raw.execute("BEGIN")
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _translated(conn, "BEGIN", None, error) from error
     try:
         yield
     except BaseException:
@@ -313,14 +350,20 @@ def read_only(conn: Connection) -> Iterator[None]:
     if conn.in_transaction():
         conn.commit()
     else:
-        with _driver_errors(conn, "COMMIT"):
+        try:
             raw.execute("COMMIT")
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise _translated(conn, "COMMIT", None, error) from error
 
 
 def forget(conn: Connection, cursor: Any) -> None:
     """Close ``cursor``, whatever is left unread on it."""
-    with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # the connection may be gone
+    # Not contextlib.suppress: it would look the error class up (and build a context manager)
+    # on every call; an except clause only when something is raised.
+    try:  # noqa: SIM105
         cursor.close()
+    except conn.dialect.loaded_dbapi.Error:  # the connection may be gone
+        pass
 
 
 def enter_pipeline(conn: Connection) -> Any:
