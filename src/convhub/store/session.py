@@ -45,6 +45,8 @@ _ADVISORY_LOCKS = fast(
 # a check waiting in ``check_grouped``: its statement, the statement's other parameters, the
 # value it asks about and what checks the answer
 _Grouped = tuple[InList, tuple[tuple[str, Any], ...], Any, Callable[[Any], None]]
+# what ``held_tally`` counts a held row under (None: not counted)
+_Key = Callable[[Mapping[str, Any]], Any]
 # where a unit began: flushes, held rows per statement, pipelined and grouped checks
 _Mark = tuple[int, tuple[int, ...], int, int]
 
@@ -67,6 +69,7 @@ class Session:
         "_locked_ahead",
         "_may_pipeline",
         "_pipeline",
+        "_tallies",
         "broken",
         "check_failed",
         "conn",
@@ -86,6 +89,8 @@ class Session:
         self.touched: set[int] = set() if touched is None else touched
         self.dialect: str = conn.dialect.name
         self._held: dict[Executable, list[Mapping[str, Any]]] = {}
+        # ``held_tally``'s counts, per statement and key: the held rows counted, and the tally
+        self._tallies: dict[tuple[Executable, _Key], tuple[int, dict[Any, int]]] = {}
         self._flushes = 0
         self._held_in_unit = False
         self.wrote = False  # a statement that changes data ran since ``begin_unit``
@@ -220,9 +225,21 @@ class Session:
         self._execute(_ADVISORY_LOCKS, {"keys": sorted(keys)}, answer=False)
         self._locked_ahead = keys
 
-    def held(self, statement: Executable) -> Sequence[Mapping[str, Any]]:
-        """The rows held back for ``statement``, not yet written."""
-        return self._held.get(statement, ())
+    def held_tally(self, statement: Executable, key: _Key) -> Mapping[Any, int]:
+        """How many of the rows held back for ``statement``, not yet written, have each
+        ``key(row)`` (a row whose key is None is not counted). The tally is kept from one call to
+        the next and counts only the rows held since, so a batch of n units asking in turn costs
+        n rows in all, not n²; ``key`` must be the same object at each call (a function of a
+        module)."""
+        rows = self._held.get(statement, ())
+        counted, tally = self._tallies.get((statement, key), (0, {}))
+        if counted < len(rows):
+            for row in rows[counted:]:
+                found = key(row)
+                if found is not None:
+                    tally[found] = tally.get(found, 0) + 1
+            self._tallies[statement, key] = len(rows), tally
+        return tally
 
     def write(
         self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -245,6 +262,7 @@ class Session:
         if not self._held:
             return
         held, self._held = self._held, {}
+        self._tallies = {}
         self._flushes += 1
         if self._held_in_unit:  # the current unit's own rows go out now
             self.wrote = True
@@ -326,6 +344,7 @@ class Session:
         self._forget(self._checks[checks:])
         del self._checks[checks:]
         del self._grouped[grouped:]
+        self._tallies = {}  # they may count the unit's rows
         if flushes != self._flushes:  # what was held at the mark is written: the rest is ours
             self._held = {}
             return True
@@ -337,6 +356,7 @@ class Session:
 
     def discard(self) -> None:
         self._held = {}
+        self._tallies = {}
         self._grouped = []
         self._forget(self._checks)
         self._checks = []

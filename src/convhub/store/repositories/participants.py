@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -28,6 +28,15 @@ MAPPER = Mapper(
 _NORMAL = int(ParticipantStatus.NORMAL)
 _INSERT = fast(participants.insert())
 _SELECT = select(*MAPPER.columns)
+
+
+def _in_group_limit(row: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(app, user) of a membership row that counts toward the user's limit of groups."""
+    if row["in_group_limit"] and row["status"] == _NORMAL:
+        return row["app_id"], row["user_id"]
+    return None
+
+
 _SELECT_ONE = fast(
     _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.user_id == bindparam("user"))
 )
@@ -164,14 +173,5 @@ class SqlParticipants:
 
     def _held_groups(self, app_id: int, users: set[str]) -> dict[str, int]:
         """The held-back memberships of ``users`` that count toward their limit of groups."""
-        counts: dict[str, int] = {}
-        for row in self._session.held(_INSERT):
-            user = row["user_id"]
-            if (
-                user in users
-                and row["app_id"] == app_id
-                and row["in_group_limit"]
-                and row["status"] == _NORMAL
-            ):
-                counts[user] = counts.get(user, 0) + 1
-        return counts
+        tally = self._session.held_tally(_INSERT, _in_group_limit)
+        return {user: held for user in users if (held := tally.get((app_id, user)))}
