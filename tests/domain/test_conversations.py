@@ -42,8 +42,11 @@ from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import CHECKS_AT_ONCE_BATCHES, GroupCommitDatabase
+from convhub.store.driver import InList
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
+from convhub.store.repositories import participants as participants_store
+from convhub.store.session import Session
 from convhub.store.tables import accounts, conversations, participants
 from tests import admin
 from tests.support import Tenant, new_tenant, required_postgres
@@ -851,6 +854,55 @@ def test_a_batch_counts_an_owners_groups_as_they_stood_at_each_create(core: Core
     (refused,) = run(batch("crowd"))
     assert isinstance(refused, ConvhubError)
     assert refused.code is ErrorCode.TOO_MANY_USER_CONVERSATIONS
+
+
+def test_a_batchs_group_creates_count_their_owners_groups_in_one_statement(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On each engine the writer asks one statement for the counts of a batch's owners (on
+    PostgreSQL sent in the pipeline), not one statement a create."""
+    grouped: list[list[str]] = []
+    alone: list[object] = []
+    bind = InList.bind
+
+    def recording_bind(self: InList, dialect: str, values: Any, **others: Any) -> Any:
+        if self is participants_store._COUNT_GROUPS:
+            grouped.append(sorted(values))
+        return bind(self, dialect, values, **others)
+
+    def recording_check(self: Session, statement: Any, *args: Any, **kwargs: Any) -> None:
+        alone.append(statement)
+        check_around_held(self, statement, *args, **kwargs)
+
+    check_around_held = Session.check_around_held
+    monkeypatch.setattr(InList, "bind", recording_bind)
+    monkeypatch.setattr(Session, "check_around_held", recording_check)
+    owners = [f"owner-{i}" for i in range(5)]
+    started, release = threading.Event(), threading.Event()
+
+    def blocker(uow: UnitOfWork) -> int:
+        started.set()
+        assert release.wait(30)
+        return 0
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(core.db.write(blocker))
+        assert await asyncio.to_thread(started.wait, 30)
+        tasks = []
+        for owner in owners:
+            command = core.create_command(owner=owner)
+            tasks.append(
+                asyncio.ensure_future(core.service.create_conversation(core.caller, command))
+            )
+            while core.db.queued < len(tasks):
+                await asyncio.sleep(0.001)
+        release.set()  # one batch
+        return await asyncio.gather(first, *tasks)
+
+    made = run(scenario())[1:]
+    assert all(isinstance(m, CreatedConversation) and not m.exist for m in made)
+    assert grouped == [owners]
+    assert participants_store._COUNT_USER_GROUPS not in alone
 
 
 def test_group_creates_in_two_processes_never_pass_the_limit_together() -> None:

@@ -89,7 +89,8 @@ class InList:
     which the server prepares once and psycopg parses once (psycopg leaves a query of more than
     50 parameters out of its parse cache: BatchGet(100) spent 13% of its time re-parsing its
     100 placeholders). SQLite has no arrays: there it is ``column IN (?, …)``, one statement per
-    length (``sized``). ``build`` makes the statement from the comparison."""
+    length (``sized``). ``build`` makes the statement from the comparison; ``postgresql``, if
+    given, is the statement there instead (taking the list as an array named ``name``)."""
 
     __slots__ = ("_expanding", "_integers", "_name", "_postgresql")
 
@@ -98,11 +99,13 @@ class InList:
         build: Callable[[ColumnElement[bool]], Executable],
         column: ColumnElement[Any],
         name: str,
+        *,
+        postgresql: Executable | None = None,
     ) -> None:
         self._name = name
         self._integers = _python_type(column) is int
         array = cast(bindparam(name), ARRAY(column.type))
-        self._postgresql = fast(build(column == any_(array)))
+        self._postgresql = fast(build(column == any_(array)) if postgresql is None else postgresql)
         self._expanding = build(column.in_(bindparam(name, expanding=True)))
 
     def bind(

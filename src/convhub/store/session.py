@@ -19,9 +19,10 @@ raised by a later one, maybe another unit's: the session is then ``broken`` and 
 reruns the batch with a savepoint around each unit and no pipeline, where every error is its
 own unit's. A read whose answer only has to pass a check before the commit (a count under a
 limit, a keyed insert that must have inserted) goes out the same way (``check_around_held``),
-and is checked when the batch's statements have all been answered. On SQLite, where the writer
-alone changes the file, a batch's checks of one kind (its group creates' counts) wait together
-until it next changes something, and one statement answers them all (``check_grouped``).
+and is checked when the batch's statements have all been answered. A batch's checks of one kind
+(its group creates' counts of their owners' groups, which only the writer changes on SQLite and
+only under the owner's lock on PostgreSQL) wait together until it next changes something, and
+one statement answers them all (``check_grouped``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Session:
         "_locked_ahead",
         "_may_pipeline",
         "_pipeline",
+        "_sent_grouped",
         "_tallies",
         "broken",
         "check_failed",
@@ -99,8 +101,10 @@ class Session:
         self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
         self._checks: list[tuple[Any, Callable[[Any], None]]] = []  # sent, not yet answered
         self._locked_ahead: frozenset[int] = frozenset()  # advisory keys held till the end
-        self._group_checks = False  # SQLite, in the writer's batch: see ``check_grouped``
+        self._group_checks = False  # in the writer's batch: see ``check_grouped``
         self._grouped: list[_Grouped] = []  # made, not yet answered
+        # PostgreSQL: grouped checks' statements sent in the pipeline, with what they answer
+        self._sent_grouped: list[tuple[Any, list[tuple[Any, Callable[[Any], None]]]]] = []
 
     def hold(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -154,8 +158,8 @@ class Session:
 
     @property
     def groups_checks(self) -> bool:
-        """Whether ``check_grouped`` may keep its check for later (SQLite, in the writer's batch,
-        unless the writer answers checks at once)."""
+        """Whether ``check_grouped`` may keep its check for later (in the writer's batch, unless
+        the writer answers checks at once)."""
         return self._group_checks
 
     def check_grouped(
@@ -164,24 +168,42 @@ class Session:
         """``check_around_held`` for a ``statement`` that answers a list of values at once, in rows
         of (value, answer), none for a value it has nothing for: the check waits until the
         transaction next changes something, or ends, and then every waiting check with the same
-        ``others`` is answered by one statement. Only this writer changes the database (SQLite)
-        and its changes wait for the checks, so each is answered as it would have been at once;
-        a failure breaks the session, as a pipelined check's does."""
+        ``others`` is answered by one statement (on PostgreSQL sent in the pipeline, and checked
+        with the batch's other checks). What is counted must be what only this transaction can
+        change until it ends: on SQLite this writer alone changes the database, on PostgreSQL
+        the caller holds the lock every change of it takes; and the transaction's own changes
+        wait for the checks. So each is answered as it would have been at once; a failure
+        breaks the session, as a pipelined check's does."""
         self._grouped.append((statement, tuple(others.items()), value, check))
 
     def _settle_grouped(self) -> None:
         grouped, self._grouped = self._grouped, []
         if not grouped:
             return
-        asked: dict[tuple[InList, tuple[tuple[str, Any], ...]], dict[Any, Any]] = {}
-        for statement, others, value, _check in grouped:
-            asked.setdefault((statement, others), {})[value] = None
-        for (statement, others), answers in asked.items():
-            bound = statement.bind(self.dialect, list(answers), **dict(others))
-            answers.update(self._execute(*bound))
+        asked: dict[tuple[InList, tuple[tuple[str, Any], ...]], list[tuple[Any, Any]]] = {}
         for statement, others, value, check in grouped:
+            asked.setdefault((statement, others), []).append((value, check))
+        for (statement, others), checks in asked.items():
+            values = list(dict.fromkeys(value for value, _check in checks))
+            bound = statement.bind(self.dialect, values, **dict(others))
+            if self._may_pipeline:
+                try:
+                    if self._pipeline is None:
+                        self._pipeline = driver.enter_pipeline(self.conn)
+                    cursor = driver.send(self.conn, *bound)
+                except Exception:
+                    self.broken = True
+                    raise
+                self._sent_grouped.append((cursor, checks))
+            else:
+                self._check_grouped(dict(self._execute(*bound)), checks)
+
+    def _check_grouped(
+        self, answers: Mapping[Any, Any], checks: Sequence[tuple[Any, Callable[[Any], None]]]
+    ) -> None:
+        for value, check in checks:
             try:
-                check(asked[statement, others][value])
+                check(answers.get(value))
             except Exception:
                 self.broken = self.check_failed = True
                 raise
@@ -193,15 +215,29 @@ class Session:
 
     def _settle(self) -> None:
         checks, self._checks = self._checks, []
+        grouped, self._sent_grouped = self._sent_grouped, []
         for at, (cursor, check) in enumerate(checks):
             try:
                 check(driver.receive(self.conn, cursor).scalar())
             except Exception:
                 self.broken = self.check_failed = True
                 self._forget(checks[at + 1 :])
+                self._forget(grouped)
+                raise
+        for at, (cursor, waiting) in enumerate(grouped):
+            try:
+                answers = dict(driver.receive(self.conn, cursor))
+            except Exception:
+                self.broken = True
+                self._forget(grouped[at + 1 :])
+                raise
+            try:
+                self._check_grouped(answers, waiting)
+            except Exception:
+                self._forget(grouped[at + 1 :])
                 raise
 
-    def _forget(self, checks: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:
+    def _forget(self, checks: Sequence[tuple[Any, object]]) -> None:
         for cursor, _check in checks:
             driver.forget(self.conn, cursor)
 
@@ -274,8 +310,8 @@ class Session:
         """Send what needs no answer without waiting for it (PostgreSQL; see the module). On the
         way out, every statement sent has been answered, and the first error among them is
         raised."""
+        self._group_checks = self._defer_checks
         if self.dialect != "postgresql":
-            self._group_checks = self._defer_checks
             try:
                 yield
                 self._settle_grouped()
@@ -286,11 +322,13 @@ class Session:
         self._may_pipeline = True
         try:
             yield
+            self._settle_grouped()
         except BaseException as failed:
-            self._may_pipeline = False
+            self._may_pipeline = self._group_checks = False
+            self._grouped = []
             self._leave_pipeline(failed)
             raise
-        self._may_pipeline = False
+        self._may_pipeline = self._group_checks = False
         self._leave_pipeline()
 
     def _leave_pipeline(self, failed: BaseException | None = None) -> None:
@@ -302,7 +340,9 @@ class Session:
                 raise
         else:
             self._forget(self._checks)
+            self._forget(self._sent_grouped)
             self._checks = []
+            self._sent_grouped = []
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is not None:
             try:
@@ -359,5 +399,7 @@ class Session:
         self._tallies = {}
         self._grouped = []
         self._forget(self._checks)
+        self._forget(self._sent_grouped)
         self._checks = []
+        self._sent_grouped = []
         self.broken = False

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from convhub.domain.models import Participant, ParticipantStatus, Role
 from convhub.store.driver import InList, fast
@@ -70,6 +71,14 @@ _COUNT_USER_GROUPS = fast(
         p.in_group_limit == 1,
     )
 )
+# On PostgreSQL one look into the index for each user, as _COUNT_USER_GROUPS does: the plan
+# PostgreSQL keeps for "user_id = ANY(…)" read every membership of the app (4.3 ms to count about
+# 20 owners, where one counted alone took 12 µs).
+_USERS = (
+    func.unnest(cast(bindparam("users"), ARRAY(p.user_id.type)))
+    .table_valued("user_id")
+    .render_derived()
+)
 _COUNT_GROUPS = InList(
     lambda users: (
         select(p.user_id, func.count())
@@ -78,6 +87,17 @@ _COUNT_GROUPS = InList(
     ),
     p.user_id,
     "users",
+    postgresql=select(
+        _USERS.c.user_id,
+        select(func.count())
+        .where(
+            p.app_id == bindparam("app_id"),
+            p.user_id == _USERS.c.user_id,
+            p.status == _NORMAL,
+            p.in_group_limit == 1,
+        )
+        .scalar_subquery(),
+    ),
 )
 
 
@@ -137,14 +157,15 @@ class SqlParticipants:
 
     def check_groups(self, app_id: int, user: str, check: Callable[[int], None]) -> None:
         """``check`` the user's count of groups (as ``groups_of``), at once or before the batch
-        commits (``Session.check_around_held``; on SQLite ``check_grouped``, one statement for a
-        batch's creates): creates of groups need not wait for it."""
+        commits (``Session.check_grouped``, one statement for a batch's creates, under the lock
+        that every change of the count takes: ``user_groups_lock``), or at once where the writer
+        answers checks at once: creates of groups need not wait for it."""
         held = self._held_groups(app_id, {user}).get(user, 0)
 
         def counted(found: int | None) -> None:
             check((found or 0) + held)
 
-        if self._session.groups_checks:  # SQLite: one count of a batch's owners
+        if self._session.groups_checks:  # one count of a batch's owners
             self._session.check_grouped(_COUNT_GROUPS, user, counted, app_id=app_id)
             return
         params = {"app_id": app_id, "user": user}
