@@ -758,16 +758,11 @@ def test_failing_create_among_concurrent_creates_fails_alone(core: Core) -> None
     }
 
 
-def test_group_creates_past_the_limit_in_one_batch_fail_alone(core: Core) -> None:
-    """The writer does not wait for a group create's count of its owner's groups (PostgreSQL:
-    pipeline mode; SQLite: one count of the batch's owners): the counts are checked before the
-    batch commits, and a batch with a create past the limit runs again with a savepoint per
-    create, where that create alone fails. The first ones in the queue get the room."""
-    limited = ConversationService(
-        db=core.db, ids=core.ids, clock=core.clock, policy=core.policy,
-        limits=ProductLimits(max_user_groups=3),
-    )  # fmt: skip
-    owners = ["crowd"] * 5 + ["u9", "u9"]
+def _creates_in_one_batch(
+    core: Core, service: ConversationService, owners: list[str]
+) -> list[object]:
+    """A group create by each of ``owners``, queued in this order while the writer is held, so
+    that the writer takes them all at once as one batch; their outcomes (errors included)."""
     started, release = threading.Event(), threading.Event()
 
     def blocker(uow: UnitOfWork) -> int:
@@ -781,13 +776,26 @@ def test_group_creates_past_the_limit_in_one_batch_fail_alone(core: Core) -> Non
         tasks = []
         for owner in owners:
             command = core.create_command(owner=owner)
-            tasks.append(asyncio.ensure_future(limited.create_conversation(core.caller, command)))
+            tasks.append(asyncio.ensure_future(service.create_conversation(core.caller, command)))
             while core.db.queued < len(tasks):  # queued in this order
                 await asyncio.sleep(0.001)
-        release.set()  # the writer takes all seven at once: one batch
+        release.set()  # the writer takes all of them at once: one batch
         return await asyncio.wait_for(asyncio.gather(first, *tasks, return_exceptions=True), 10)
 
-    outcomes = run(scenario())[1:]
+    return run(scenario())[1:]
+
+
+def test_group_creates_past_the_limit_in_one_batch_fail_alone(core: Core) -> None:
+    """The writer does not wait for a group create's count of its owner's groups (PostgreSQL:
+    pipeline mode; SQLite: one count of the batch's owners): the counts are checked before the
+    batch commits, and a batch with a create past the limit runs again with a savepoint per
+    create, where that create alone fails. The first ones in the queue get the room."""
+    limited = ConversationService(
+        db=core.db, ids=core.ids, clock=core.clock, policy=core.policy,
+        limits=ProductLimits(max_user_groups=3),
+    )  # fmt: skip
+    owners = ["crowd"] * 5 + ["u9", "u9"]
+    outcomes = _creates_in_one_batch(core, limited, owners)
     made = [o for o in outcomes if isinstance(o, CreatedConversation)]
     assert [type(o).__name__ for o in outcomes] == ["CreatedConversation"] * 3 + [
         "ConvhubError"
@@ -878,28 +886,7 @@ def test_a_batchs_group_creates_count_their_owners_groups_in_one_statement(
     monkeypatch.setattr(InList, "bind", recording_bind)
     monkeypatch.setattr(Session, "check_around_held", recording_check)
     owners = [f"owner-{i}" for i in range(5)]
-    started, release = threading.Event(), threading.Event()
-
-    def blocker(uow: UnitOfWork) -> int:
-        started.set()
-        assert release.wait(30)
-        return 0
-
-    async def scenario() -> list[object]:
-        first = asyncio.ensure_future(core.db.write(blocker))
-        assert await asyncio.to_thread(started.wait, 30)
-        tasks = []
-        for owner in owners:
-            command = core.create_command(owner=owner)
-            tasks.append(
-                asyncio.ensure_future(core.service.create_conversation(core.caller, command))
-            )
-            while core.db.queued < len(tasks):
-                await asyncio.sleep(0.001)
-        release.set()  # one batch
-        return await asyncio.gather(first, *tasks)
-
-    made = run(scenario())[1:]
+    made = _creates_in_one_batch(core, core.service, owners)
     assert all(isinstance(m, CreatedConversation) and not m.exist for m in made)
     assert grouped == [owners]
     assert participants_store._COUNT_USER_GROUPS not in alone
