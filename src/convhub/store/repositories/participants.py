@@ -29,15 +29,6 @@ MAPPER = Mapper(
 _NORMAL = int(ParticipantStatus.NORMAL)
 _INSERT = fast(participants.insert())
 _SELECT = select(*MAPPER.columns)
-
-
-def _in_group_limit(row: Mapping[str, Any]) -> tuple[int, str] | None:
-    """(app, user) of a membership row that counts toward the user's limit of groups."""
-    if row["in_group_limit"] and row["status"] == _NORMAL:
-        return row["app_id"], row["user_id"]
-    return None
-
-
 _SELECT_ONE = fast(
     _SELECT.where(p.conversation_id == bindparam("conversation_id"), p.user_id == bindparam("user"))
 )
@@ -99,6 +90,13 @@ _COUNT_GROUPS = InList(
         .scalar_subquery(),
     ),
 )
+
+
+def _in_group_limit(row: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(app, user) of a membership row that counts toward the user's limit of groups."""
+    if row["in_group_limit"] and row["status"] == _NORMAL:
+        return row["app_id"], row["user_id"]
+    return None
 
 
 class SqlParticipants:
