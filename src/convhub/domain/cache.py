@@ -5,7 +5,8 @@ per distinct key and period, not one per request. Requests that miss while a key
 way wait for that read instead of sending their own: on PostgreSQL a read waits for the server,
 and every request arriving meanwhile would otherwise read too. A change made from the CLI (a key
 disabled, a new key) is therefore seen within ``ttl`` seconds everywhere. With a ``ttl`` of 0
-nothing is kept or shared: every request reads.
+nothing is kept or shared: every request reads. ``keep`` bounds it, and the dialects' caches of
+what clients repeat (a signature's parts, a query's action), by starting again empty when full.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 MAX_ENTRIES = 10_000
+
+
+def keep(cache: dict[K, V], key: K, value: V, *, limit: int) -> None:
+    """Remember ``value`` under ``key``; a cache holding ``limit`` entries starts again empty (for
+    what repeats request after request: a client's keys, queries and headers)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 class TtlCache(Generic[K, V]):
@@ -46,9 +55,7 @@ class TtlCache(Generic[K, V]):
             value = await load()
         finally:
             del self._loading[key]
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (now + self._ttl, value)
+        keep(self._entries, key, (now + self._ttl, value), limit=MAX_ENTRIES)
         return value
 
 

@@ -31,6 +31,7 @@ from convhub.dialects.volc.actions import ACTIONS, VERSION
 from convhub.dialects.volc.errors import VOLC_ERRORS
 from convhub.dialects.volc.signing import SignatureVerifier, parse_authorization
 from convhub.domain.authentication import Authenticator
+from convhub.domain.cache import keep
 from convhub.domain.caller import Caller
 from convhub.domain.ports import Limiter
 from convhub.domain.services import Services
@@ -106,9 +107,7 @@ class VolcDialect:
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
         found = params.get("Action", ""), params.get("Version", "")
         if len(query) <= _QUERY_KEPT_MAX_BYTES:
-            if len(self._queries) >= _QUERIES_KEPT:
-                self._queries.clear()
-            self._queries[query] = found
+            keep(self._queries, query, found, limit=_QUERIES_KEPT)
         return found
 
     async def _handle(

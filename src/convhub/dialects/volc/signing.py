@@ -21,8 +21,8 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
+from convhub.domain.cache import keep
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.wire.signing import (
     canonical_headers,
@@ -71,18 +71,6 @@ class ParsedAuthorization:
     signature: str  # 64 lower-case hex digits
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def _keep(cache: dict[K, V], key: K, value: V) -> None:
-    """Remember ``value`` under ``key``; a full cache starts again empty (what it holds, a client's
-    keys, queries and headers, repeats request after request)."""
-    if len(cache) >= _CACHE_MAX_ENTRIES:
-        cache.clear()
-    cache[key] = value
-
-
 def _mismatch(message: str) -> ConvhubError:
     return ConvhubError(ErrorCode.SIGNATURE_MISMATCH, message)
 
@@ -113,7 +101,7 @@ def parse_authorization(value: str) -> ParsedAuthorization:
     credential = Credential(access_key=access_key, date=date, region=region, service=service)
     signed_headers = tuple(signed.split(";"))
     if len(head) <= _HEAD_MAX_LEN:
-        _keep(_heads, head, (credential, signed_headers))
+        keep(_heads, head, (credential, signed_headers), limit=_CACHE_MAX_ENTRIES)
     return ParsedAuthorization(credential, signed_headers, signature.lower())
 
 
@@ -227,7 +215,7 @@ class SignatureVerifier:
             return cached
         canonical = canonical_query(form_pairs(query_string))
         if len(query_string) <= _QUERY_CACHE_MAX_KEY_LEN:
-            _keep(self._query_cache, query_string, canonical)
+            keep(self._query_cache, query_string, canonical, limit=_CACHE_MAX_ENTRIES)
         return canonical
 
     def _signing_key(self, secret_key: str, credential: Credential) -> bytes:
@@ -235,5 +223,5 @@ class SignatureVerifier:
         key = self._key_cache.get(cache_key)
         if key is None:
             key = derive_signing_key(secret_key, *cache_key[1:])
-            _keep(self._key_cache, cache_key, key)
+            keep(self._key_cache, cache_key, key, limit=_CACHE_MAX_ENTRIES)
         return key
