@@ -1,5 +1,5 @@
 """The session's held-back rows, on each engine: what ``held_tally`` counts of them as a batch's
-units hold rows, fail and are dropped, and are written."""
+units hold rows, fail and are dropped, and are written; and how a flush writes them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from convhub.store.driver import chunks, fast
 from convhub.store.engine import create_database_engine
 from convhub.store.session import Session
 
@@ -55,6 +56,74 @@ def test_the_tally_counts_what_is_held_and_forgets_dropped_and_written_rows(
             assert stored == 5
             session.hold(_INSERT, _rows("c"))
             assert session.held_tally(_INSERT, _counted) == {"c": 1}
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+_metadata = sa.MetaData()
+_HELD_ROWS = sa.Table(
+    "held_rows",
+    _metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("n", sa.Integer),
+)
+_INSERT_ROW = fast(sa.insert(_HELD_ROWS))
+
+
+# Each INSERT statement into held_rows, with the rows it inserted (PostgreSQL).
+_COUNT_INSERTS = """
+CREATE TEMPORARY TABLE inserts (seq SERIAL, rows INT);
+CREATE FUNCTION pg_temp.count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO inserts (rows) SELECT count(*) FROM new_rows;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER counted AFTER INSERT ON held_rows REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.count_inserts();
+"""
+
+
+def test_chunks_are_powers_of_two_that_add_up_to_the_rows() -> None:
+    assert chunks(0) == []
+    assert chunks(1) == [1]
+    assert chunks(37) == [32, 4, 1]
+    assert chunks(300) == [128, 128, 32, 8, 4]
+    for count in range(1, 600):
+        sizes = chunks(count)
+        assert sum(sizes) == count
+        assert all(size & (size - 1) == 0 and size <= 128 for size in sizes)
+        assert sizes == sorted(sizes, reverse=True)
+
+
+def test_a_flush_writes_every_held_row_exactly_in_few_statements(database_url: str) -> None:
+    # Values a placeholder's rewriting could mangle: NULLs, text that looks like placeholders,
+    # and int64s past a double's exact range.
+    rows = [
+        {"id": 2**53 + 1 + i, "name": None if i % 7 == 0 else f"%s $1 %(n)s ü{i}", "n": i}
+        for i in range(300)
+    ]
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE TEMPORARY TABLE held_rows (id BIGINT, name TEXT, n INT)"))
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(_COUNT_INSERTS))
+            session = Session(conn)
+            with session.pipelined():
+                session.begin_unit()
+                session.hold(_INSERT_ROW, rows[:1])
+                session.hold(_INSERT_ROW, rows[1:])
+                session.flush()
+            more = [{"id": -i, "name": "more", "n": -i} for i in range(1, 4)]
+            assert session.write(_INSERT_ROW, more).rowcount == 3  # outside the pipeline
+            stored = conn.execute(sa.text("SELECT id, name, n FROM held_rows ORDER BY id"))
+            assert [dict(row._mapping) for row in stored] == more[::-1] + rows
+            if session.dialect == "postgresql":
+                # Statements of 128, 128, 32, 8 and 4 rows, then of 2 and 1: not one a row.
+                inserted = conn.execute(sa.text("SELECT rows FROM inserts ORDER BY seq")).scalars()
+                assert list(inserted) == [128, 128, 32, 8, 4, 2, 1]
             conn.rollback()
     finally:
         engine.dispose()
