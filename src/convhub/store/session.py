@@ -147,14 +147,18 @@ class Session:
             check(self.scalar_around_held(statement, params))
             return
         assert is_fast(statement)
+        self._checks.append((self._send(statement, params), check))
+
+    def _send(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """Send ``statement`` in the pipeline (entered if need be) without waiting for its rows:
+        its cursor, for ``driver.receive`` in ``_settle``."""
         try:
             if self._pipeline is None:
                 self._pipeline = driver.enter_pipeline(self.conn)
-            cursor = driver.send(self.conn, statement, params)
+            return driver.send(self.conn, statement, params)
         except Exception:
             self.broken = True
             raise
-        self._checks.append((cursor, check))
 
     @property
     def groups_checks(self) -> bool:
@@ -187,14 +191,7 @@ class Session:
             values = list(dict.fromkeys(value for value, _check in checks))
             bound = statement.bind(self.dialect, values, **dict(others))
             if self._may_pipeline:
-                try:
-                    if self._pipeline is None:
-                        self._pipeline = driver.enter_pipeline(self.conn)
-                    cursor = driver.send(self.conn, *bound)
-                except Exception:
-                    self.broken = True
-                    raise
-                self._sent_grouped.append((cursor, checks))
+                self._sent_grouped.append((self._send(*bound), checks))
             else:
                 self._check_grouped(dict(self._execute(*bound)), checks)
 
