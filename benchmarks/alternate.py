@@ -84,14 +84,14 @@ def report(lines: Sequence[Line], base_ref: str) -> str:
     for line in lines:
         engine, workers, table, operation = line.key
         row = f"{engine} w{workers} {table:,} {operation}" if engine != "ceiling" else operation
-
-        def cell(side: Side) -> str:
-            database = f"; {side.database_percent:.0f}%" if side.database_percent else ""
-            return f"{side.requests_per_second:,.0f} ({side.server_cpu_us:,.0f} µs{database})"
-
         change = line.new.requests_per_second / line.base.requests_per_second - 1
-        out.append(f"| {row} | {cell(line.base)} | {cell(line.new)} | {change:+.1%} |")
+        out.append(f"| {row} | {_cell(line.base)} | {_cell(line.new)} | {change:+.1%} |")
     return "\n".join(out)
+
+
+def _cell(side: Side) -> str:
+    database = f"; {side.database_percent:.0f}%" if side.database_percent else ""
+    return f"{side.requests_per_second:,.0f} ({side.server_cpu_us:,.0f} µs{database})"
 
 
 def _run(tree: Path, args: Sequence[str], log: Path) -> list[dict[str, Any]]:
