@@ -1,0 +1,37 @@
+"""``benchmarks.pglookups`` sends BatchGet's own two statements for IDs that are in the table, and
+counts the PostgreSQL backend's CPU and blocks for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from benchmarks import pglookups
+from benchmarks.workload import BATCH
+
+from tests.support import ENGINES
+
+pytestmark = pytest.mark.skipif(
+    "postgresql" not in ENGINES, reason="CONVHUB_TEST_ENGINES leaves PostgreSQL out"
+)
+
+
+def test_both_statements_find_every_id_and_are_counted(tmp_path: Path) -> None:
+    results = pglookups.measure_size(8_000, seconds=0.3, warmup=0.1, workdir=tmp_path)
+    assert [m.statement for m in results] == ["versions", "rows"]
+    for m in results:
+        assert m.size == 8_000
+        assert m.queries_per_second > 0
+        assert m.backend_cpu_us > 0
+        # Each of the 100 IDs is at least one block of the index and one of the table.
+        assert m.blocks_hit + m.blocks_read >= 2 * BATCH
+    report = pglookups.report(results)
+    assert "| 8,000 | versions |" in report and "| 8,000 | rows |" in report
+
+
+def test_the_statements_are_the_ones_the_server_sends() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    versions = pglookups._sql("versions", url)
+    assert "SELECT conversations.id, conversations.version" in versions
+    assert "= ANY (CAST(%(ids)s AS BIGINT[]))" in versions
+    assert "conversations.name" in pglookups._sql("rows", url)
