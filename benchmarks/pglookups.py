@@ -28,11 +28,10 @@ import sqlalchemy as sa
 
 from benchmarks.databases import fresh_database, prepare, refresh_statistics
 from benchmarks.prefill import MAIN_SLOT, prefill
-from benchmarks.workload import BATCH, BATCH_POOL
+from benchmarks.workload import BATCH, BATCH_POOL, BATCH_SEED
 from convhub.store.repositories import conversations
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-_SEED = 2020_12_01  # benchmarks.workload.batch_get_pool's
 # The statements a BatchGet sends on PostgreSQL (store/repositories/conversations.py).
 STATEMENTS = {
     "versions": conversations._VERSIONS,
@@ -131,7 +130,7 @@ def measure_size(size: int, seconds: float, warmup: float, workdir: Path) -> lis
         placed, took = prefill(url, tenant, size, coze_targets=1000)
         refresh_statistics(url)
         print(f"[{time.strftime('%H:%M:%S')}] {size:,} conversations prefilled in {took:.0f} s")
-        draw = random.Random(_SEED)
+        draw = random.Random(BATCH_SEED)
         ids = placed.slot_ids(MAIN_SLOT)
         arrays = [
             "{" + ",".join(map(str, draw.sample(ids, BATCH))) + "}" for _ in range(BATCH_POOL)

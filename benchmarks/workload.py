@@ -36,6 +36,7 @@ SEND_POOL = 1000  # messages into as many groups, each by its owner
 MESSAGE_PAGE = 20  # GetConversationMessages' documented cap
 PAGED_MESSAGES = 60
 BATCH_POOL = 256
+BATCH_SEED = 2020_12_01  # the BatchGet pool's draw: the same IDs in every run
 SETUP_CONNECTIONS = 32
 GROUP = 2  # ConversationType: group chat
 SINGLE = 1  # ConversationType: single chat
@@ -163,7 +164,7 @@ def batch_get_pool(
     """Requests of 100 distinct existing IDs each, drawn with a fixed seed from all of ``ids``
     (a lazy sequence of a prefilled table's IDs will do)."""
     now = time.time()
-    draw = random.Random(2020_12_01)
+    draw = random.Random(BATCH_SEED)
     return [
         signed_call(
             tenant,
