@@ -15,7 +15,6 @@ request once, after the timed queries).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
@@ -27,11 +26,11 @@ import psycopg
 import sqlalchemy as sa
 
 from benchmarks.databases import fresh_database, prepare, refresh_statistics
-from benchmarks.prefill import MAIN_SLOT, prefill
+from benchmarks.prefill import MAIN_SLOT, libpq_url, prefill
+from benchmarks.procs import tree_cpu_seconds
 from benchmarks.workload import BATCH, BATCH_POOL, BATCH_SEED
 from convhub.store.repositories import conversations
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The statements a BatchGet sends on PostgreSQL (store/repositories/conversations.py).
 STATEMENTS = {
     "versions": conversations._VERSIONS,
@@ -57,16 +56,6 @@ def _sql(name: str, url: str) -> str:
         return str(statement.compile(dialect=engine.dialect))  # type: ignore[attr-defined]
     finally:
         engine.dispose()
-
-
-def _libpq(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _backend_cpu(pid: int) -> float:
-    """Seconds of CPU the process has used (user and system)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def _blocks(
@@ -110,9 +99,9 @@ def _measure(
     if len(answered) != BATCH:
         raise RuntimeError(f"{name}: {len(answered)} rows for {BATCH} IDs of the table")
     send_for(warmup)
-    cpu, started = _backend_cpu(pid), time.monotonic()
+    cpu, started = tree_cpu_seconds(pid), time.monotonic()  # a backend has no children
     sent = send_for(seconds)
-    elapsed, used = time.monotonic() - started, _backend_cpu(pid) - cpu
+    elapsed, used = time.monotonic() - started, tree_cpu_seconds(pid) - cpu
     hit, read = _blocks(conn, sql, arrays)
     return Measured(
         size=size,
@@ -135,7 +124,7 @@ def measure_size(size: int, seconds: float, warmup: float, workdir: Path) -> lis
         arrays = [
             "{" + ",".join(map(str, draw.sample(ids, BATCH))) + "}" for _ in range(BATCH_POOL)
         ]
-        with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             return [
                 _measure(conn, _sql(name, url), arrays, size, name, seconds, warmup)
                 for name in STATEMENTS

@@ -256,7 +256,8 @@ def _fill_sqlite(url: str, layout: Layout) -> None:
         engine.dispose()
 
 
-def _libpq_url(url: str) -> str:
+def libpq_url(url: str) -> str:
+    """``url`` as libpq (psycopg.connect) takes it: without SQLAlchemy's driver name."""
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -266,7 +267,7 @@ def _fill_postgresql(url: str, layout: Layout) -> None:
     copy_conversations = f"COPY conversations ({', '.join(conversations.c.keys())}) FROM STDIN"
     copy_participants = f"COPY participants ({', '.join(participants.c.keys())}) FROM STDIN"
     # Autocommit, so that each transaction() below is a transaction and not a savepoint.
-    with psycopg.connect(_libpq_url(url), autocommit=True) as pg:
+    with psycopg.connect(libpq_url(url), autocommit=True) as pg:
         pg.execute("SET synchronous_commit = off")  # this session only
         for made, owners in _chunks(layout):
             with pg.transaction(), pg.cursor() as cursor:
