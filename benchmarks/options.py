@@ -28,7 +28,9 @@ SLUGS = {
 MAX_SIZE = 100_000_000
 
 
-def _listed(kind: Callable[[str], object]) -> Callable[[str], list[object]]:
+def listed(kind: Callable[[str], object]) -> Callable[[str], list[object]]:
+    """An argparse type: a comma-separated list of ``kind``."""
+
     def parse(text: str) -> list[object]:
         try:
             return [kind(item.strip()) for item in text.split(",") if item.strip()]
@@ -41,11 +43,11 @@ def _listed(kind: Callable[[str], object]) -> Callable[[str], list[object]]:
 def parse_args(argv: Sequence[str] | None, description: str | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=description)
     add = parser.add_argument
-    add("--engines", type=_listed(str), default=list(ENGINES), help="sqlite,postgresql")
+    add("--engines", type=listed(str), default=list(ENGINES), help="sqlite,postgresql")
     add("--duration", type=float, default=10.0, help="seconds per measurement")
     add("--connections", type=int, default=64)
     add("--runs", type=int, default=3)
-    add("--workers", type=_listed(int), default=[1], help="worker counts, e.g. 1,2,4")
+    add("--workers", type=listed(int), default=[1], help="worker counts, e.g. 1,2,4")
     add("--warmup", type=float, default=2.0, help="seconds before each window")
     add("--generators", type=int, default=1, help="load-generator processes")
     add("--conversations", type=int, default=2000, help="made through the API before timing")
@@ -58,14 +60,14 @@ def parse_args(argv: Sequence[str] | None, description: str | None) -> argparse.
     )
     add(
         "--sizes",
-        type=_listed(int),
+        type=listed(int),
         default=[10_000],
         help="conversations prefilled before each table's windows, e.g. 10000,1000000,10000000 "
         "(0: none, only the API-made set-up)",
     )
     add(
         "--operations",
-        type=_listed(str),
+        type=listed(str),
         default=list(SLUGS),
         help=f"rows to measure: {','.join(SLUGS)}",
     )

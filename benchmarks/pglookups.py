@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,13 +25,16 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
+from tests.postgres import PostgresMissing
 
 from benchmarks.databases import fresh_database, prepare, refresh_statistics
-from benchmarks.prefill import MAIN_SLOT, libpq_url, prefill
+from benchmarks.options import MAX_SIZE, listed
+from benchmarks.prefill import MAIN_SLOT, disk_problem, libpq_url, minimum_size, prefill
 from benchmarks.procs import tree_cpu_seconds
 from benchmarks.workload import BATCH, BATCH_POOL, BATCH_SEED
 from convhub.store.repositories import conversations
 
+COZE_TARGETS = 1000  # benchmarks.run's default: the same table
 # The statements a BatchGet sends on PostgreSQL (store/repositories/conversations.py).
 STATEMENTS = {
     "versions": conversations._VERSIONS,
@@ -116,7 +120,7 @@ def _measure(
 def measure_size(size: int, seconds: float, warmup: float, workdir: Path) -> list[Measured]:
     with fresh_database("postgresql", workdir) as url:
         tenant = prepare(url)
-        placed, took = prefill(url, tenant, size, coze_targets=1000)
+        placed, took = prefill(url, tenant, size, COZE_TARGETS)
         refresh_statistics(url)
         print(f"[{time.strftime('%H:%M:%S')}] {size:,} conversations prefilled in {took:.0f} s")
         draw = random.Random(BATCH_SEED)
@@ -150,15 +154,32 @@ def report(results: Sequence[Measured]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pglookups", description=__doc__)
-    parser.add_argument("--sizes", default="10000,1000000,10000000")
+    parser.add_argument(
+        "--sizes",
+        type=listed(int),
+        default=[10_000, 1_000_000, 10_000_000],
+        help="table sizes, e.g. 10000,1000000",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="measured, per statement")
     parser.add_argument("--warmup", type=float, default=2.0, help="before each measurement")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    least = minimum_size(COZE_TARGETS, BATCH)
+    if not args.sizes or any(not least <= size <= MAX_SIZE for size in args.sizes):
+        parser.error(f"--sizes takes table sizes from {least:,} to {MAX_SIZE:,}")
+    if not (args.seconds > 0 and args.warmup >= 0):
+        parser.error("need --seconds above 0 and --warmup of 0 or more")
     results: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="convhub-pglookups-") as workdir:
-        for size in sizes:
-            results.extend(measure_size(size, args.seconds, args.warmup, Path(workdir)))
+        short = disk_problem("postgresql", Path(workdir), max(args.sizes))
+        if short:
+            print(f"benchmarks.pglookups: not enough disk: {short}", file=sys.stderr)
+            return 2
+        try:
+            for size in args.sizes:
+                results.extend(measure_size(size, args.seconds, args.warmup, Path(workdir)))
+        except PostgresMissing as missing:
+            print(f"benchmarks.pglookups: {missing}", file=sys.stderr)
+            return 2
     print(report(results))
     return 0
 

@@ -35,3 +35,20 @@ def test_the_statements_are_the_ones_the_server_sends() -> None:
     assert "SELECT conversations.id, conversations.version" in versions
     assert "= ANY (CAST(%(ids)s AS BIGINT[]))" in versions
     assert "conversations.name" in pglookups._sql("rows", url)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--sizes", "abc"], "not a comma-separated list"),
+        (["--sizes", "100"], "--sizes takes table sizes from 8,000"),
+        (["--seconds", "0"], "need --seconds above 0"),
+    ],
+)
+def test_a_mistyped_option_is_one_line_before_anything_runs(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        pglookups.main(argv)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
