@@ -263,12 +263,14 @@ def libpq_url(url: str) -> str:
 
 def _fill_postgresql(url: str, layout: Layout) -> None:
     """``COPY ... FROM STDIN`` through psycopg, 100k rows a transaction, then ``VACUUM
-    ANALYZE`` (what autovacuum would have done to a table this old)."""
+    ANALYZE`` (what autovacuum would have done to a table this old).
+
+    Commits are synchronous: VACUUM marks a page all-visible (what an index-only scan needs)
+    only once its rows' commits are flushed, and an asynchronous commit's may not be yet."""
     copy_conversations = f"COPY conversations ({', '.join(conversations.c.keys())}) FROM STDIN"
     copy_participants = f"COPY participants ({', '.join(participants.c.keys())}) FROM STDIN"
     # Autocommit, so that each transaction() below is a transaction and not a savepoint.
     with psycopg.connect(libpq_url(url), autocommit=True) as pg:
-        pg.execute("SET synchronous_commit = off")  # this session only
         for made, owners in _chunks(layout):
             with pg.transaction(), pg.cursor() as cursor:
                 for statement, rows in ((copy_conversations, made), (copy_participants, owners)):
