@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
-from convhub.store.tables import built_on, metadata
+from convhub.store.tables import metadata
 from tests.support import empty_postgres
 
 
@@ -18,8 +18,7 @@ def _differences(url: str) -> list[object]:
     engine = create_database_engine(url, pool_size=1)
     try:
         with engine.connect() as conn:
-            opts = {"compare_type": True, "include_object": built_on(conn.dialect.name)}
-            context = MigrationContext.configure(conn, opts=opts)
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
             return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()

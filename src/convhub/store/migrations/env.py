@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from convhub.store.engine import create_database_engine
-from convhub.store.tables import built_on, metadata
+from convhub.store.tables import metadata
 
 _LOCK = 0x636F6E7668756201  # "convhub\x01": the migrations' advisory lock
 config = context.config
@@ -38,12 +38,7 @@ def _taking_turns() -> Iterator[None]:
 
 
 with _taking_turns(), engine.connect() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=True,
-        include_object=built_on(connection.dialect.name),
-    )
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()
