@@ -54,3 +54,38 @@ def test_processes_that_upgrade_one_postgresql_at_once_take_turns() -> None:
         outputs = [p.communicate(timeout=120) for p in started]
         assert [p.returncode for p in started] == [0, 0, 0, 0], outputs
         assert _differences(url) == []
+
+
+def _conversation_indexes(url: str) -> dict[str, str]:
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'conversations'"
+            )
+            return {name: definition for name, definition in rows}
+    finally:
+        engine.dispose()
+
+
+def test_the_key_with_the_version_is_built_again_after_an_interrupted_build() -> None:
+    """0009 builds the new key's index CONCURRENTLY before it swaps it in; a build cut short
+    leaves that index behind, which the next upgrade drops and builds again."""
+    with empty_postgres() as url:
+        migrate.upgrade(url, "0008")
+        engine = create_database_engine(url, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "CREATE UNIQUE INDEX conversations_key_next ON conversations (id)"
+                )
+        finally:
+            engine.dispose()
+        migrate.upgrade(url)
+        indexes = _conversation_indexes(url)
+        assert "conversations_key_next" not in indexes
+        assert indexes["pk_conversations"].endswith("(id) INCLUDE (version)")
+        migrate.downgrade(url, "0008")
+        assert _conversation_indexes(url)["pk_conversations"].endswith("USING btree (id)")
+        migrate.upgrade(url)
+        assert _conversation_indexes(url)["pk_conversations"].endswith("(id) INCLUDE (version)")
