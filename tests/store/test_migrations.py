@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -88,4 +90,36 @@ def test_the_key_with_the_version_is_built_again_after_an_interrupted_build() ->
         migrate.downgrade(url, "0008")
         assert _conversation_indexes(url)["pk_conversations"].endswith("USING btree (id)")
         migrate.upgrade(url)
+        assert _conversation_indexes(url)["pk_conversations"].endswith("(id) INCLUDE (version)")
+
+
+def test_the_key_swap_waits_for_an_open_transaction_without_stalling_the_table() -> None:
+    """The swap needs the table's strongest lock, and every query of the table queues behind a
+    waiting request for it: while a transaction left open holds the table, 0009 tries in short
+    waits, and readers go on between them."""
+    with empty_postgres() as url:
+        migrate.upgrade(url, "0008")
+        engine = create_database_engine(url, pool_size=3)
+        try:
+            with engine.connect() as holder, engine.connect() as reader:
+                holder.exec_driver_sql("SELECT count(*) FROM conversations").scalar()  # open
+                reader.exec_driver_sql("SET statement_timeout = '1s'")  # stalled: an error
+                reader.commit()
+                upgrading = threading.Thread(target=migrate.upgrade, args=(url,))
+                upgrading.start()
+                slowest = 0.0
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    started = time.monotonic()
+                    reader.exec_driver_sql("SELECT count(*) FROM conversations").scalar()
+                    reader.rollback()
+                    slowest = max(slowest, time.monotonic() - started)
+                    time.sleep(0.01)
+                assert upgrading.is_alive()  # still waiting for the holder
+                holder.rollback()
+                upgrading.join(timeout=30)
+                assert not upgrading.is_alive()
+        finally:
+            engine.dispose()
+        assert slowest < 0.5
         assert _conversation_indexes(url)["pk_conversations"].endswith("(id) INCLUDE (version)")
