@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from convhub.domain.models import Conversation, ConversationType
 from convhub.store.engine import create_database_engine
-from convhub.store.repositories.conversations import _VERSIONS
+from convhub.store.repositories.conversations import _VERSIONS, MAPPER
 from convhub.store.tables import conversations
 from tests.support import required_postgres
 
@@ -14,33 +15,17 @@ _ROWS = 20_000
 
 
 def _row(n: int) -> dict[str, Any]:
-    return {
-        "id": 10**17 + n,
-        "app_id": 1,
-        "inbox_type": 0,
-        "type": 2,
-        "idempotency_key": None,
-        "name": f"group {n}",
-        "avatar_url": "",
-        "description": "",
-        "notice": "",
-        "ext": "{}",
-        "owner_user": "u1",
-        "creator_user": "u1",
-        "other_user": None,
-        "status": 0,
-        "member_count": 1,
-        "online_count": 0,
-        "create_time": 1,
-        "modify_time": 1,
-        "version": n % 7,
-    }
+    """A stored group, as the repository writes one, at version ``n % 7``."""
+    group = Conversation(
+        id=10**17 + n, app_id=1, inbox_type=0, type=ConversationType.GROUP, owner="u1",
+        creator="u1", other=None, create_time=1, modify_time=1, name=f"group {n}",
+    )  # fmt: skip
+    return {**MAPPER.dump(group), "version": n % 7}
 
 
 def test_the_versions_of_kept_conversations_come_from_the_index_alone() -> None:
-    """BatchGet's question (the versions of 100 IDs) is answered from
-    its primary key without a visit to the table: at 10 million rows the table's
-    pages were half of PostgreSQL's time for it."""
+    """BatchGet's question (the versions of 100 IDs) is answered from its primary key without a
+    visit to the table: at 10 million rows the table's pages were half of PostgreSQL's time."""
     with required_postgres() as url:
         engine = create_database_engine(url, pool_size=1)
         try:
