@@ -54,6 +54,7 @@ class Convhub:
             read_connections=read_connections,
             max_queue=settings.max_queued_writes,
             kept_conversations=settings.kept_conversations,
+            clock_row=self.lease.node,  # no two live processes hold one node
             events=self.observer,
         )
         self.limiter = RateLimiter(

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from volcenginesdkcore.universal import UniversalApi, UniversalInfo
 
 from convhub.config import Settings, parse_rate_limits
 from convhub.ids import NODE_BITS, SEQUENCE_BITS
+from convhub.store.clock import QUIET
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import conversations, node_leases, participants
 from tests.support import (
@@ -885,6 +886,33 @@ def _two_workers_create_once(database_url: str, tmp_path: Path) -> None:
         assert count_participants(database_url, pair_id) == 2
         assert count_participants(database_url, keyed_id) == 1
     assert_stopped_cleanly(served, workers=2)
+
+
+def test_a_change_through_one_process_is_read_at_once_through_another(tmp_path: Path) -> None:
+    """Two ``convhub serve`` on one PostgreSQL, each keeping the conversations it reads and
+    trusting them while the other's write clock stands still: every rename answered by one is
+    in the next BatchGet through the other, both right after it and after a pause long enough
+    for the reader to trust what it kept again."""
+    with required_postgres() as url, ExitStack() as stack:
+        tenant = new_tenant(url)  # before the start: the bootstrap only runs on an empty DB
+        args = ["--database-url", url, "--no-access-log", "--rate-limits", "*=100000"]
+        hosts = []
+        for name in ("writes", "reads"):
+            (tmp_path / name).mkdir()
+            hosts.append(stack.enter_context(convhub_serve(args, tmp_path / name)).host)
+        writer, reader = (VolcSdk(host, tenant.access_key, tenant.secret_key) for host in hosts)
+        made = [ok(writer, "CreateConversation", group(tenant, 12001, Name="0")) for _ in range(3)]
+        ids = [m["ConversationShortId"] for m in made]
+        for round_ in range(1, 9):
+            assert [i["Name"] for i in batch_get(reader, tenant, ids)] == [str(round_ - 1)] * 3
+            if round_ % 2:
+                time.sleep(QUIET * 1.5)  # the writer's clock stands still: trusted again
+                batch_get(reader, tenant, ids)  # kept again, after the reader forgot all
+            for conversation_id in ids[round_ % 3 :] + ids[: round_ % 3]:
+                body = {"ConversationShortId": conversation_id, "Name": str(round_)}
+                ok(writer, "ModifyConversation", {"AppId": tenant.app_id,
+                                                  "ConversationCoreInfo": body})  # fmt: skip
+        assert [i["Name"] for i in batch_get(reader, tenant, ids)] == ["8"] * 3
 
 
 # =========================================================================== 6. shared limits

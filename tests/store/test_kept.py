@@ -4,11 +4,13 @@ read at, on each engine, whatever changed the row and whichever process changed 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, insert, select, update
 
 from convhub.domain.models import (
     Conversation,
@@ -18,9 +20,11 @@ from convhub.domain.models import (
     Role,
 )
 from convhub.domain.ports import UnitOfWork, UserOrder
+from convhub.store.clock import QUIET
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.kept import KeptRows
+from convhub.store.tables import conversations, write_clock
 from tests.support import migrated
 
 APP = 515_151
@@ -33,17 +37,21 @@ def _conversation(conversation_id: int) -> Conversation:
     )  # fmt: skip
 
 
-def _database(url: str, kept: int) -> GroupCommitDatabase:
+def _database(url: str, kept: int, clock_row: int = 0) -> GroupCommitDatabase:
     engine = create_database_engine(url, pool_size=4)
     return GroupCommitDatabase(
-        engine, read_connections=0 if is_sqlite(url) else 2, kept_conversations=kept
+        engine,
+        read_connections=0 if is_sqlite(url) else 2,
+        kept_conversations=kept,
+        clock_row=clock_row,
     )
 
 
 @pytest.fixture
 def two(database_url: str) -> Iterator[tuple[GroupCommitDatabase, GroupCommitDatabase]]:
-    """Two processes' worth of storage on one database: each keeps what it reads."""
-    first, second = _database(database_url, 1000), _database(database_url, 1000)
+    """Two processes' worth of storage on one database, each with its own write clock (as two
+    processes hold two ID nodes): each keeps what it reads."""
+    first, second = _database(database_url, 1000, 1), _database(database_url, 1000, 2)
     yield first, second
     first.close()
     second.close()
@@ -196,21 +204,95 @@ def test_sqlite_reads_what_its_own_writer_kept_current_without_asking_versions(
         db.close()
 
 
-def test_a_write_by_another_process_on_the_file_is_seen_by_one_that_kept_the_row(
-    two: tuple[GroupCommitDatabase, GroupCommitDatabase],
+@pytest.mark.parametrize("rows", [(1, 2), (3, 3)], ids=["own clocks", "one clock"])
+def test_a_write_by_another_process_is_seen_by_one_that_kept_the_row(
+    database_url: str, rows: tuple[int, int]
 ) -> None:
-    first, second = two
-    ids = [9_600_000_001, 9_600_000_002]
+    """With a clock each, and with one clock for both (a node that changed hands)."""
+    first, second = (_database(database_url, 1000, row) for row in rows)
+    try:
+        _seen_across(first, second, [9_600_000_001 + 10 * rows[1], 9_600_000_002 + 10 * rows[1]])
+    finally:
+        first.close()
+        second.close()
+
+
+def _seen_across(first: GroupCommitDatabase, second: GroupCommitDatabase, ids: list[int]) -> None:
     _add(first, ids)
     assert {c.name for c in _read(first, ids).values()} == {"first"}  # kept by the first
     _write(second, lambda uow: _changed(uow, ids[0], name="by the second"))
     assert _read(first, ids)[ids[0]].name == "by the second"
-    # Kept again by the first; the second changes it; then the first writes before it reads:
-    # its writer finds the clock moved by another, and forgets everything it kept.
+    # Kept again by the first; the second changes it; then the first writes before it reads.
+    # On one clock the first's writer finds it moved by another and forgets everything it kept;
+    # on a clock each, the first's readers find the other's moved and ask versions.
     _write(second, lambda uow: _changed(uow, ids[0], name="by the second, again"))
     _write(first, lambda uow: _changed(uow, ids[1], name="by the first"))
     seen = _read(first, ids)
     assert (seen[ids[0]].name, seen[ids[1]].name) == ("by the second, again", "by the first")
+
+
+def _behind_the_clocks(url: str, conversation_id: int, name: str) -> None:
+    """Change a row as no convhub writer would: its version raised, no write clock."""
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(name=name, version=conversations.c.version + 1)
+            )
+    finally:
+        engine.dispose()
+
+
+def _tick_another_clock(url: str, row: int) -> None:
+    """What another process's writer does in each of its transactions."""
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(write_clock).where(write_clock.c.id == row).values(seq=write_clock.c.seq + 1)
+            )
+    finally:
+        engine.dispose()
+
+
+def test_readers_ask_no_versions_until_another_process_writes_and_again_once_it_pauses(
+    database_url: str,
+) -> None:
+    """On both engines. A change that raises no write clock stays unseen while the reader
+    trusts what it kept: the proof that it asked for no versions. Once another process's clock
+    moves, the reader asks versions again (and sees that change), until the other clocks have
+    stood still for ``QUIET`` seconds."""
+    engine = create_database_engine(database_url, pool_size=1)
+    with engine.begin() as conn:  # another process's clock, there before this one started
+        other = conn.execute(select(func.max(write_clock.c.id))).scalar_one() + 1
+        conn.execute(insert(write_clock).values(id=other, seq=5))
+    engine.dispose()
+    db = _database(database_url, 1000, clock_row=other + 1)
+    try:
+        ids = [9_700_000_001, 9_700_000_002]
+        _add(db, ids)
+        assert {c.name for c in _read(db, ids).values()} == {"first"}  # now kept
+        _behind_the_clocks(database_url, ids[0], "unseen")
+        assert _read(db, ids)[ids[0]].name == "first"  # no versions asked
+        assert _run(db.read(lambda uow: uow.conversations.get(ids[0]))).name == "first"
+
+        _tick_another_clock(database_url, other)
+        assert _read(db, ids)[ids[0]].name == "unseen"  # versions asked: the change is seen
+        _behind_the_clocks(database_url, ids[0], "seen while the other clock was moving")
+        assert _read(db, ids)[ids[0]].name == "seen while the other clock was moving"
+
+        time.sleep(QUIET * 1.2)  # the other clock stood still: the next read forgets all kept
+        assert _read(db, ids)[ids[0]].name == "seen while the other clock was moving"
+        _read(db, ids)  # kept again, by a reader that began after the forget
+        _behind_the_clocks(database_url, ids[1], "unseen again")
+        assert _read(db, ids)[ids[1]].name == "first"  # trusted again
+        # Its own writes it sees at once: its writer forgets what it changes before answering.
+        _write(db, lambda uow: _changed(uow, ids[1], name="by its own writer"))
+        assert _read(db, ids)[ids[1]].name == "by its own writer"
+    finally:
+        db.close()
 
 
 def test_a_users_conversations_keep_their_order_and_their_newest_values(

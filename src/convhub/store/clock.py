@@ -1,49 +1,104 @@
-"""The write clock: how SQLite's readers skip asking for versions.
+"""The write clocks: how readers skip asking for versions.
 
 A kept conversation is used only at the version the database holds (store/kept.py), and asking
-for the versions of 100 conversations was 40% of BatchGet(100) on SQLite. There, one process
-serves the file (``serve`` holds a lock on it) and one writer thread makes every change, so that
-writer can forget each row it changes before it answers, and its readers need not ask, as long
-as nothing else changed the file. The clock is what tells: one row whose ``seq`` the writer
-raises in every transaction. A writer that finds ``seq`` anywhere but where it left it knows
-another writer was here (another process on the same file), and forgets everything it kept. A
-reader trusts what is kept only while the ``seq`` of its own snapshot is the one the writer
-settled at (``KeptRows.valid_at``); otherwise it asks for versions as before.
+for the versions of 100 conversations was 40% of BatchGet(100) on SQLite and, on PostgreSQL, the
+part of it that grows with the table. Each process has one writer thread that makes every change
+it is asked for, so that writer can forget each row it changes before it answers. Its readers
+need not ask for versions as long as nothing else changed the database since what they kept was
+read. The clocks are what tells: a row per process (``write_clock``, keyed by its ID node, which
+no two live processes share), whose ``seq`` the process's writer raises in every transaction.
 
-Only on SQLite, where writes take turns at the one write lock anyway: on PostgreSQL every
-process's batches would queue on this one row.
+- A reader reads every clock (a few rows, one statement) and trusts what is kept only while they
+  are exactly as this process published them (``KeptRows.valid_at``): its own clock where its
+  writer settled, every other one as it was when the kept rows were last all forgotten.
+- Its writer publishes its own clock after each batch, having forgotten what the batch changed.
+  A writer that finds its own clock anywhere but where it left it (another process on the same
+  node's clock) forgets everything it kept.
+- When another process's clock moves, readers ask for versions as before. Once the other clocks
+  have stood still for ``quiet`` seconds, a reader forgets everything kept and takes them as the
+  new baseline: a process whose neighbours keep writing goes on asking versions, and forgets
+  everything at most once each time they pause.
+
+One row per process: on PostgreSQL every process's batches would queue on a shared one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import Conversation
 from convhub.store.driver import execute, fast
 from convhub.store.kept import KeptRows
 from convhub.store.tables import write_clock
 
-_TICK = fast(update(write_clock).values(seq=write_clock.c.seq + 1).returning(write_clock.c.seq))
-NOW = fast(select(write_clock.c.seq).where(write_clock.c.id == 1))
+NOW = fast(select(write_clock.c.id, write_clock.c.seq).order_by(write_clock.c.id))
+_TICK = fast(
+    update(write_clock)
+    .where(write_clock.c.id == bindparam("row"))
+    .values(seq=write_clock.c.seq + 1)
+    .returning(write_clock.c.seq)
+)
+_START = {
+    "sqlite": sqlite.insert(write_clock).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(write_clock).on_conflict_do_nothing(),
+}
+
+Clocks = tuple[tuple[int, int], ...]  # (row, seq) of every clock, by row
+
+QUIET = 0.5  # seconds the other clocks stand still before readers trust what they keep again
 
 
 class WriteClock:
-    """The writer's side; called from the writer thread only."""
+    """The writer's side (``start``, ``tick``, ``committed``, ``settle``: the writer thread
+    only) and the readers' (``trusted``: any thread)."""
 
-    __slots__ = ("_kept", "_last", "_stale")
+    __slots__ = (
+        "_kept", "_last", "_lock", "_look_at", "_monotonic", "_moved", "_moved_at", "_others",
+        "_quiet", "_row", "_stale",
+    )  # fmt: skip
 
-    def __init__(self, kept: KeptRows[int, Conversation]) -> None:
+    def __init__(
+        self,
+        kept: KeptRows[int, Conversation],
+        row: int,
+        *,
+        quiet: float = QUIET,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._kept = kept
+        self._row = row
+        self._quiet = quiet
+        self._monotonic = monotonic
+        self._lock = threading.Lock()  # the writer's settle and a reader's new baseline
         self._last: int | None = None  # the seq of this writer's last commit
         self._stale = True  # what is kept may predate another writer's changes
+        self._others: Clocks | None = None  # the other clocks the kept rows are current at
+        self._moved: Clocks | None = None  # the other clocks as readers first saw them moved
+        self._moved_at = 0.0
+        self._look_at = 0.0  # when a reader that cannot trust what is kept looks again
+        kept.clock = self
+
+    # --- the writer ------------------------------------------------------------------------------
+
+    def start(self, conn: Connection) -> int | None:
+        """The writer's first transaction (``committed`` its seq once committed): this process's
+        clock exists, and the others as they stand are the baseline (nothing is kept yet)."""
+        conn.execute(_START[conn.dialect.name].values(id=self._row, seq=0))
+        seq = self.tick(conn)
+        self._others = self._without_own(execute(conn, NOW, {}).all())
+        return seq
 
     def tick(self, conn: Connection) -> int | None:
-        """Raise the clock, first thing in a writer's transaction."""
-        seq: int | None = execute(conn, _TICK, {}).scalar()
+        """Raise this process's clock, first thing in a writer's transaction."""
+        seq: int | None = execute(conn, _TICK, {"row": self._row}).scalar()
         if seq is None or self._last is None or seq - 1 != self._last:
-            self._stale = True  # someone else wrote since this writer's last commit
+            self._stale = True  # someone else raised it since this writer's last commit
         return seq
 
     def committed(self, seq: int | None) -> None:
@@ -51,10 +106,61 @@ class WriteClock:
 
     def settle(self, touched: Iterable[int]) -> None:
         """After a batch, committed or not and before it is answered: forget what it changed
-        (or everything, if another writer was here), then let readers trust the rest."""
-        if self._stale:
+        (or everything, if another writer raised this clock), then let readers trust the rest."""
+        with self._lock:
+            if self._stale:
+                self._kept.forget_all()
+                self._stale = False
+            else:
+                self._kept.forget(touched)
+            self._publish()
+
+    # --- the readers -----------------------------------------------------------------------------
+
+    def trusted(self, read: Callable[[], Sequence[Any]]) -> bool:
+        """Whether what is kept is current, from the clocks as ``read`` gives them. A reader
+        that cannot trust it reads the clocks only every ``quiet`` / 4 seconds, to see whether
+        the other processes have paused."""
+        valid_at = self._kept.valid_at
+        if valid_at is None and self._monotonic() < self._look_at:
+            return False
+        clocks: Clocks = tuple(map(tuple, read()))
+        if clocks == valid_at:
+            return True
+        others = self._without_own(clocks)
+        if others != self._others:
+            self._note_moved(others)
+        return False
+
+    def _note_moved(self, others: Clocks) -> None:
+        now = self._monotonic()
+        self._look_at = now + self._quiet / 4
+        if self._others is not None:
+            with self._lock:  # first seen: nothing is trusted (nor the clocks read) till a pause
+                self._others = None
+                self._publish()
+        if others != self._moved:
+            self._moved, self._moved_at = others, now
+            return
+        if now - self._moved_at < self._quiet:
+            return
+        # Stood still: what is read from now on is current at ``others``. Readers that began
+        # before this forget keep nothing (``KeptRows.generation``).
+        with self._lock:
             self._kept.forget_all()
-            self._stale = False
-        else:
-            self._kept.forget(touched)
-        self._kept.valid_at = self._last
+            self._others = others
+            self._moved = None
+            self._publish()
+
+    # ---------------------------------------------------------------------------------------------
+
+    def _without_own(self, clocks: Iterable[Any]) -> Clocks:
+        row = self._row
+        return tuple((clock[0], clock[1]) for clock in clocks if clock[0] != row)
+
+    def _publish(self) -> None:
+        last, others = self._last, self._others
+        if last is None or others is None:
+            self._kept.valid_at = None
+            return
+        self._kept.valid_at = tuple(sorted((*others, (self._row, last))))

@@ -136,6 +136,7 @@ class GroupCommitDatabase:
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_connections: int = 0,
         kept_conversations: int = 0,
+        clock_row: int = 0,
         events: StoreEvents | None = None,
     ) -> None:
         self._engine = engine
@@ -151,8 +152,8 @@ class GroupCommitDatabase:
         self._kept: KeptRows[int, Conversation] | None = (
             KeptRows(kept_conversations) if kept_conversations else None
         )
-        # SQLite's one writer keeps the kept rows current itself (store/clock.py).
-        self._clock = WriteClock(self._kept) if self._kept is not None and self._sqlite else None
+        # The writer keeps the kept rows current itself (store/clock.py).
+        self._clock = None if self._kept is None else WriteClock(self._kept, clock_row)
         self._touched: set[int] = set()  # conversations the writer's batch changed
         self._checks_at_once = 0  # batches left that answer their checks at once
         if read_connections:
@@ -317,15 +318,17 @@ class GroupCommitDatabase:
         start rather than from the first write on."""
         assert self._clock is not None
         try:
-            with self._engine.connect() as conn, self._transaction(conn):
-                pass
+            with self._engine.connect() as conn:
+                with conn.begin():
+                    seq = self._clock.start(conn)
+                self._clock.committed(seq)
         except SQLAlchemyError:
             log.warning("the write clock did not start; readers ask for versions meanwhile")
         self._clock.settle(())
 
     @contextmanager
     def _transaction(self, conn: Connection) -> Iterator[None]:
-        """One of the writer's transactions: the write clock ticks first (SQLite)."""
+        """One of the writer's transactions: the write clock ticks first."""
         clock = self._clock
         with conn.begin():
             seq = None if clock is None else clock.tick(conn)

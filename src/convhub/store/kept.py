@@ -6,10 +6,10 @@ row's version, so a kept row is used only while it is still exactly what the dat
 the answer is the same as a full read, in one process or in many. Only read-only units fill it
 (a write unit may still roll back what it read).
 
-Where one writer makes every change (SQLite: see store/clock.py), that writer forgets each row
-it changed before it answers, and readers skip the versions while the clock says nobody else
-wrote (``valid_at``). A reader that read a row before such a forget must not keep it after:
-each forget raises ``generation``, and a store carries the generation its reader began at.
+A process's writer forgets each row it changed before it answers, and readers skip the versions
+while the write clocks say nobody else wrote (``valid_at``; see store/clock.py). A reader that
+read a row before such a forget must not keep it after: each forget raises ``generation``, and a
+store carries the generation its reader began at.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from convhub.store.clock import WriteClock
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -30,7 +33,7 @@ class KeptRows(Generic[K, V]):
     """At most ``capacity`` values by key, the oldest kept dropped first. Lookups take no lock
     (a dict read is atomic); stores and forgets take turns."""
 
-    __slots__ = ("_capacity", "_lock", "_rows", "generation", "valid_at")
+    __slots__ = ("_capacity", "_lock", "_rows", "clock", "generation", "valid_at")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -41,8 +44,9 @@ class KeptRows(Generic[K, V]):
         self._rows: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._lock = threading.Lock()
         self.generation = 0  # raised by every forget
-        # The write clock at which every row kept is known to be current; None: ask versions.
-        self.valid_at: int | None = None
+        # The write clocks at which every row kept is known to be current; None: ask versions.
+        self.valid_at: object | None = None
+        self.clock: WriteClock | None = None  # what keeps ``valid_at``, if anything does
 
     def get(self, key: K, version: int) -> V | None:
         found = self._rows.get(key)

@@ -191,8 +191,8 @@ class SqlConversations:
             if locked is not None:
                 return MAPPER.load(locked)
         elif self._kept is not None and self._kept.valid_at is not None:
-            # A read-only unit where the writer keeps the kept rows current (SQLite): the clock's
-            # one column instead of the row's 25 (Scan and message pages read one each time).
+            # A read-only unit while the kept rows are known current: the write clocks instead of
+            # the row's 25 columns (Scan and message pages read one each time).
             found = self.get_many((conversation_id,))
             return found[0] if found else None
         statement = _LOCK_ONE if lock else _SELECT_ONE
@@ -207,7 +207,8 @@ class SqlConversations:
         if kept is None:
             rows = session.read(*_SELECT_MANY.bind(session.dialect, conversation_ids))
             return [MAPPER.load(row) for row in rows]
-        if kept.valid_at is not None and session.read(clock.NOW).scalar() == kept.valid_at:
+        watch = kept.clock
+        if watch is not None and watch.trusted(lambda: session.read(clock.NOW).all()):
             # Nobody but this process's writer wrote, and it forgot what it changed.
             return self._kept_or_read(kept, *kept.resolve_current(conversation_ids))
         versions = session.read(*_VERSIONS.bind(session.dialect, conversation_ids))
