@@ -25,7 +25,7 @@ from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.kept import KeptRows
 from convhub.store.tables import conversations, write_clock
-from tests.support import migrated
+from tests.support import migrated, required_postgres
 
 APP = 515_151
 
@@ -231,11 +231,17 @@ def _seen_across(first: GroupCommitDatabase, second: GroupCommitDatabase, ids: l
     assert (seen[ids[0]].name, seen[ids[1]].name) == ("by the second, again", "by the first")
 
 
-def _behind_the_clocks(url: str, conversation_id: int, name: str) -> None:
-    """Change a row as no convhub writer would: its version raised, no write clock."""
+def _behind_the_clocks(
+    url: str, conversation_id: int, name: str, *, as_convhub: bool = True
+) -> None:
+    """Change a row's name and raise its version. ``as_convhub``: in a transaction marked as a
+    convhub writer's (PostgreSQL), but with no write clock raised, which no convhub writer does;
+    otherwise as a process of an older version would."""
     engine = create_database_engine(url, pool_size=1)
     try:
         with engine.begin() as conn:
+            if as_convhub and conn.dialect.name == "postgresql":
+                conn.execute(select(func.set_config("convhub.clock", "on", True)))
             conn.execute(
                 update(conversations)
                 .where(conversations.c.id == conversation_id)
@@ -293,6 +299,23 @@ def test_readers_ask_no_versions_until_another_process_writes_and_again_once_it_
         assert _read(db, ids)[ids[1]].name == "by its own writer"
     finally:
         db.close()
+
+
+def test_a_change_by_anything_but_a_convhub_writer_is_seen_at_once_on_postgresql() -> None:
+    """An older convhub during a rolling upgrade, or an administrator's SQL, raises no clock of
+    a process: migration 0010's trigger raises the clock of foreign writes (row -1) for it."""
+    with required_postgres() as url:
+        db = _database(url, 1000, clock_row=5)
+        try:
+            ids = [9_800_000_001]
+            _add(db, ids)
+            _read(db, ids)  # now kept
+            _behind_the_clocks(url, ids[0], "unseen")
+            assert _read(db, ids)[ids[0]].name == "first"  # trusted: no versions asked
+            _behind_the_clocks(url, ids[0], "by an older convhub", as_convhub=False)
+            assert _read(db, ids)[ids[0]].name == "by an older convhub"
+        finally:
+            db.close()
 
 
 def test_a_users_conversations_keep_their_order_and_their_newest_values(

@@ -19,7 +19,10 @@ no two live processes share), whose ``seq`` the process's writer raises in every
   new baseline: a process whose neighbours keep writing goes on asking versions, and forgets
   everything at most once each time they pause.
 
-One row per process: on PostgreSQL every process's batches would queue on a shared one.
+One row per process: on PostgreSQL every process's batches would queue on a shared one. On
+PostgreSQL a change of conversations by anything else (a process of an older version during a
+rolling upgrade, an administrator's SQL) raises row -1 through a trigger (migration 0010), which
+readers see move like another process's clock.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import Conversation
@@ -38,12 +41,17 @@ from convhub.store.kept import KeptRows
 from convhub.store.tables import write_clock
 
 NOW = fast(select(write_clock.c.id, write_clock.c.seq).order_by(write_clock.c.id))
-_TICK = fast(
-    update(write_clock)
-    .where(write_clock.c.id == bindparam("row"))
-    .values(seq=write_clock.c.seq + 1)
-    .returning(write_clock.c.seq)
-)
+_TICK_ROW = update(write_clock).where(write_clock.c.id == bindparam("row"))
+_TICK = {
+    "sqlite": fast(_TICK_ROW.values(seq=write_clock.c.seq + 1).returning(write_clock.c.seq)),
+    # The same, and it marks the transaction as a convhub writer's: without the mark, a change
+    # of conversations raises the clock of foreign writes instead (migration 0010).
+    "postgresql": fast(
+        _TICK_ROW.where(func.set_config("convhub.clock", "on", True).is_not(None))
+        .values(seq=write_clock.c.seq + 1)
+        .returning(write_clock.c.seq)
+    ),
+}
 _START = {
     "sqlite": sqlite.insert(write_clock).on_conflict_do_nothing(),
     "postgresql": postgresql.insert(write_clock).on_conflict_do_nothing(),
@@ -96,7 +104,7 @@ class WriteClock:
 
     def tick(self, conn: Connection) -> int | None:
         """Raise this process's clock, first thing in a writer's transaction."""
-        seq: int | None = execute(conn, _TICK, {"row": self._row}).scalar()
+        seq: int | None = execute(conn, _TICK[conn.dialect.name], {"row": self._row}).scalar()
         if seq is None or self._last is None or seq - 1 != self._last:
             self._stale = True  # someone else raised it since this writer's last commit
         return seq

@@ -38,8 +38,9 @@ node_leases = Table(
     Column("heartbeat", BigInteger, nullable=False),
 )
 
-# One row: raised by every transaction of a SQLite writer (see store/clock.py), so that the
-# process that serves the file can tell whether anyone but its own writer changed it.
+# A row per process (by ID node), raised by every transaction of its writer, and on PostgreSQL
+# row -1, raised by other changes of conversations: readers tell from them whether anyone but
+# their own process's writer changed the database (see store/clock.py).
 write_clock = Table(
     "write_clock",
     metadata,
