@@ -20,7 +20,7 @@ from convhub.domain.models import (
     Role,
 )
 from convhub.domain.ports import UnitOfWork, UserOrder
-from convhub.store.clock import QUIET
+from convhub.store.clock import QUIET, WriteClock
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.kept import KeptRows
@@ -166,6 +166,50 @@ def test_a_reader_that_began_before_a_forget_keeps_nothing() -> None:
     assert kept.get(1, 1) == "a, read after"
     kept.forget_all()  # another writer was here
     assert (len(kept), kept.resolve_current([1, 2])[1]) == (0, [1, 2])
+
+
+def test_while_other_processes_keep_writing_readers_look_at_the_clocks_seldom_and_keep_rows() -> (
+    None
+):
+    """The clocks' rules without a database: trust only at the published clocks; another clock
+    moving sends readers to the versions, reading the clocks again only every ``quiet`` / 4 s,
+    and forgetting nothing kept until the other clocks have stood still for ``quiet``."""
+    now = [0.0]
+    kept: KeptRows[int, Conversation] = KeptRows(10)
+    clock = WriteClock(kept, 1, quiet=1.0, monotonic=lambda: now[0])
+    looks: list[float] = []
+
+    def at(when: float, others_seq: int, own_seq: int = 1) -> bool:
+        now[0] = when
+
+        def read() -> list[tuple[int, int]]:
+            looks.append(when)
+            return [(-1, 0), (1, own_seq), (2, others_seq)]
+
+        return clock.trusted(read)
+
+    clock.committed(1)
+    clock.settle(())  # no baseline of the other clocks yet: nothing is trusted
+    assert not at(0.0, 5) and not at(0.1, 5)  # the second did not look
+    assert looks == [0.0]
+    assert not at(0.5, 5)  # looked, still; not yet still for 1 s
+    generation = kept.generation
+    assert not at(1.0, 5)  # still for 1 s: everything kept is forgotten, the clocks taken
+    assert kept.generation == generation + 1
+    assert at(1.01, 5) and at(1.02, 5)  # trusted, looking each time
+    assert not at(1.03, 5, own_seq=2)  # its own writer committed and has not settled yet
+    clock.committed(2)
+    clock.settle([7])
+    assert at(1.04, 5, own_seq=2)
+
+    looks.clear()
+    generation = kept.generation
+    for step in range(40):  # another process writes on and on: 2 s
+        assert not at(1.1 + step * 0.05, 6 + step, own_seq=2)
+    assert kept.generation == generation  # nothing forgotten
+    assert len(looks) <= 9  # at most every 0.25 s, not at every read
+    assert not at(3.5, 99, own_seq=2) and not at(4.6, 99, own_seq=2)  # it paused: forgotten
+    assert kept.generation == generation + 1 and at(4.7, 99, own_seq=2)
 
 
 def _statements_of_read(db: GroupCommitDatabase, ids: list[int]) -> list[str]:
