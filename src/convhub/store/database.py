@@ -50,6 +50,7 @@ from convhub.store import driver
 from convhub.store.clock import WriteClock
 from convhub.store.kept import KeptRows
 from convhub.store.loop_reads import LoopReads
+from convhub.store.session import Session
 from convhub.store.unit_of_work import SqlUnitOfWork
 
 T = TypeVar("T")
@@ -155,6 +156,7 @@ class GroupCommitDatabase:
         # The writer keeps the kept rows current itself (store/clock.py).
         self._clock = None if self._kept is None else WriteClock(self._kept, clock_row)
         self._touched: set[int] = set()  # conversations the writer's batch changed
+        self._seq: int | None = None  # the write clock's, in the writer's transaction
         self._checks_at_once = 0  # batches left that answer their checks at once
         if read_connections:
             self._loop_reads = LoopReads(engine, size=read_connections, kept=self._kept)
@@ -327,14 +329,24 @@ class GroupCommitDatabase:
         self._clock.settle(())
 
     @contextmanager
-    def _transaction(self, conn: Connection) -> Iterator[None]:
-        """One of the writer's transactions: the write clock ticks first."""
+    def _transaction(self, conn: Connection, *, tick: bool = True) -> Iterator[None]:
+        """One of the writer's transactions: the write clock ticks first, or, without ``tick``,
+        the caller sends the tick first in its pipeline (``_tick_in``)."""
         clock = self._clock
+        self._seq = None
         with conn.begin():
-            seq = None if clock is None else clock.tick(conn)
+            if clock is not None and tick:
+                self._seq = clock.tick(conn)
             yield
         if clock is not None:
-            clock.committed(seq)
+            clock.committed(self._seq)
+
+    def _tick_in(self, session: Session) -> None:
+        if self._clock is not None:
+            self._clock.tick_in(session, self._ticked)
+
+    def _ticked(self, seq: int | None) -> None:
+        self._seq = seq
 
     def _unit_of_work(self, conn: Connection) -> SqlUnitOfWork:
         return SqlUnitOfWork(conn, touched=self._touched, defer_checks=self._checks_at_once == 0)
@@ -404,13 +416,14 @@ class GroupCommitDatabase:
         return results
 
     def _run_batch(self, conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
-        with self._transaction(conn):
+        with self._transaction(conn, tick=isolate):
             uow = self._unit_of_work(conn)
             if isolate:
                 GroupCommitDatabase._lock_together(uow, batch, follow_updates=False)
                 return GroupCommitDatabase._isolated(conn, uow, batch)
             try:
                 with uow.session.pipelined():
+                    self._tick_in(uow.session)
                     GroupCommitDatabase._lock_together(uow, batch, follow_updates=True)
                     results = GroupCommitDatabase._together(uow, batch)
                     uow.session.flush()
