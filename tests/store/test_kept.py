@@ -168,9 +168,7 @@ def test_a_reader_that_began_before_a_forget_keeps_nothing() -> None:
     assert (len(kept), kept.resolve_current([1, 2])[1]) == (0, [1, 2])
 
 
-def test_while_other_processes_keep_writing_readers_look_at_the_clocks_seldom_and_keep_rows() -> (
-    None
-):
+def test_readers_look_at_the_clocks_seldom_and_keep_rows_while_others_write() -> None:
     """The clocks' rules without a database: trust only at the published clocks; another clock
     moving sends readers to the versions, reading the clocks again only every ``quiet`` / 4 s,
     and forgetting nothing kept until the other clocks have stood still for ``quiet``."""
