@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from convhub.domain.models import (
     Conversation,
@@ -273,36 +274,39 @@ def _seen_across(first: GroupCommitDatabase, second: GroupCommitDatabase, ids: l
     assert (seen[ids[0]].name, seen[ids[1]].name) == ("by the second, again", "by the first")
 
 
+@contextmanager
+def _transaction(url: str) -> Iterator[Connection]:
+    """One transaction on a connection of its own, as another process's."""
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
 def _behind_the_clocks(
     url: str, conversation_id: int, name: str, *, as_convhub: bool = True
 ) -> None:
     """Change a row's name and raise its version. ``as_convhub``: in a transaction marked as a
     convhub writer's (PostgreSQL), but with no write clock raised, which no convhub writer does;
     otherwise as a process of an older version would."""
-    engine = create_database_engine(url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            if as_convhub and conn.dialect.name == "postgresql":
-                conn.execute(select(func.set_config("convhub.clock", "on", True)))
-            conn.execute(
-                update(conversations)
-                .where(conversations.c.id == conversation_id)
-                .values(name=name, version=conversations.c.version + 1)
-            )
-    finally:
-        engine.dispose()
+    with _transaction(url) as conn:
+        if as_convhub and conn.dialect.name == "postgresql":
+            conn.execute(select(func.set_config("convhub.clock", "on", True)))
+        conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(name=name, version=conversations.c.version + 1)
+        )
 
 
 def _tick_another_clock(url: str, row: int) -> None:
     """What another process's writer does in each of its transactions."""
-    engine = create_database_engine(url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                update(write_clock).where(write_clock.c.id == row).values(seq=write_clock.c.seq + 1)
-            )
-    finally:
-        engine.dispose()
+    with _transaction(url) as conn:
+        conn.execute(
+            update(write_clock).where(write_clock.c.id == row).values(seq=write_clock.c.seq + 1)
+        )
 
 
 def test_readers_ask_no_versions_until_another_process_writes_and_again_once_it_pauses(
@@ -312,11 +316,9 @@ def test_readers_ask_no_versions_until_another_process_writes_and_again_once_it_
     trusts what it kept: the proof that it asked for no versions. Once another process's clock
     moves, the reader asks versions again (and sees that change), until the other clocks have
     stood still for ``QUIET`` seconds."""
-    engine = create_database_engine(database_url, pool_size=1)
-    with engine.begin() as conn:  # another process's clock, there before this one started
+    with _transaction(database_url) as conn:  # another process's clock, there before this one
         other = conn.execute(select(func.max(write_clock.c.id))).scalar_one() + 1
         conn.execute(insert(write_clock).values(id=other, seq=5))
-    engine.dispose()
     db = _database(database_url, 1000, clock_row=other + 1)
     try:
         ids = [9_700_000_001, 9_700_000_002]

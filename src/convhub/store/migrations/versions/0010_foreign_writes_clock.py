@@ -14,10 +14,9 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
-import time
-
-import sqlalchemy as sa
 from alembic import op
+
+from convhub.store.short_locks import with_short_lock_waits
 
 revision = "0010"
 down_revision = "0009"
@@ -25,31 +24,6 @@ branch_labels = None
 depends_on = None
 
 FOREIGN_ROW = -1
-# CREATE TRIGGER takes a lock that waits for every open transaction on the table, and every
-# query of it queues behind the wait: short tries, as 0009's key swap.
-_LOCK_WAIT = "100ms"
-_TRIES = 100
-_PAUSE = 0.2
-
-
-def _with_short_lock_waits(statement: str) -> None:
-    bind = op.get_bind()
-    for _ in range(_TRIES):
-        try:
-            with bind.begin_nested():
-                bind.exec_driver_sql(f"SET LOCAL lock_timeout = '{_LOCK_WAIT}'")
-                bind.exec_driver_sql(statement)
-            bind.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
-            return
-        except sa.exc.OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) != "55P03":  # lock_not_available
-                raise
-            time.sleep(_PAUSE)
-    raise RuntimeError(
-        f"0010 could not take the lock of table conversations in {_TRIES} tries of"
-        f" {_LOCK_WAIT}: a transaction that stays open holds it (see pg_stat_activity);"
-        " run the upgrade again once it ends"
-    )
 
 
 def upgrade() -> None:
@@ -63,17 +37,24 @@ def upgrade() -> None:
         f" BEGIN UPDATE write_clock SET seq = seq + 1 WHERE id = {FOREIGN_ROW}; RETURN NULL; END"
         " $$"
     )
-    _with_short_lock_waits(
+    # CREATE TRIGGER waits for every open transaction on the table: short tries.
+    with_short_lock_waits(
+        op.get_bind(),
         "CREATE TRIGGER conversations_foreign_write"
         " AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON conversations FOR EACH STATEMENT"
         " WHEN (current_setting('convhub.clock', true) IS DISTINCT FROM 'on')"
-        " EXECUTE FUNCTION convhub_foreign_write()"
+        " EXECUTE FUNCTION convhub_foreign_write()",
+        revision=revision,
     )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    _with_short_lock_waits("DROP TRIGGER IF EXISTS conversations_foreign_write ON conversations")
+    with_short_lock_waits(
+        op.get_bind(),
+        "DROP TRIGGER IF EXISTS conversations_foreign_write ON conversations",
+        revision=revision,
+    )
     op.execute("DROP FUNCTION IF EXISTS convhub_foreign_write()")
     op.execute(f"DELETE FROM write_clock WHERE id = {FOREIGN_ROW}")
