@@ -345,6 +345,34 @@ def test_readers_ask_no_versions_until_another_process_writes_and_again_once_it_
         db.close()
 
 
+def _clocks(url: str) -> dict[int, int]:
+    with _transaction(url) as conn:
+        return {row: seq for row, seq in conn.execute(select(write_clock.c.id, write_clock.c.seq))}
+
+
+def test_only_a_change_of_conversations_raises_the_writers_clock_and_no_other(
+    database_url: str,
+) -> None:
+    """Readers keep conversations only: a batch that changes none (creates, members, messages'
+    own rows) leaves every clock where it was, and other processes' readers keep trusting. On
+    PostgreSQL the writer's connections are marked, so its changes never raise the clock of
+    foreign writes (row -1) through migration 0010's trigger."""
+    db = _database(database_url, 1000, clock_row=7)
+    try:
+        ids = [9_750_000_001, 9_750_000_002]
+        before = _clocks(database_url)
+        _add(db, ids)
+        assert _clocks(database_url) == before  # created: nothing a reader kept changed
+        _write(db, lambda uow: _changed(uow, ids[0], name="renamed"))
+        after = _clocks(database_url)
+        assert after == {**before, 7: before[7] + 1}, (before, after)
+        _write(db, lambda uow: uow.conversations.get(ids[1], lock=True))  # locks, changes none
+        assert _clocks(database_url) == after
+        assert _read(db, ids)[ids[0]].name == "renamed"
+    finally:
+        db.close()
+
+
 def test_a_change_by_anything_but_a_convhub_writer_is_seen_at_once_on_postgresql() -> None:
     """An older convhub during a rolling upgrade, or an administrator's SQL, raises no clock of
     a process: migration 0010's trigger raises the clock of foreign writes (row -1) for it."""

@@ -6,7 +6,9 @@ part of it that grows with the table. Each process has one writer thread that ma
 it is asked for, so that writer can forget each row it changes before it answers. Its readers
 need not ask for versions as long as nothing else changed the database since what they kept was
 read. The clocks are what tells: a row per process (``write_clock``, keyed by its ID node, which
-no two live processes share), whose ``seq`` the process's writer raises in every transaction.
+no two live processes share), whose ``seq`` the process's writer raises, last thing before the
+commit, in every transaction that changed a conversation (the others change nothing a reader
+keeps).
 
 - A reader reads every clock (a few rows, one statement) and trusts what is kept only while they
   are exactly as this process published them (``KeptRows.valid_at``): its own clock where its
@@ -22,7 +24,8 @@ no two live processes share), whose ``seq`` the process's writer raises in every
 One row per process: on PostgreSQL every process's batches would queue on a shared one. On
 PostgreSQL a change of conversations by anything else (a process of an older version during a
 rolling upgrade, an administrator's SQL) raises row -1 through a trigger (migration 0010), which
-readers see move like another process's clock.
+readers see move like another process's clock. The writer's connections are marked
+(``mark_writer``), so that the trigger leaves their changes to the writer's own tick.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import Conversation
@@ -42,21 +45,34 @@ from convhub.store.session import Session
 from convhub.store.tables import write_clock
 
 NOW = fast(select(write_clock.c.id, write_clock.c.seq).order_by(write_clock.c.id))
-_TICK_ROW = update(write_clock).where(write_clock.c.id == bindparam("row"))
-_TICK = {
-    "sqlite": fast(_TICK_ROW.values(seq=write_clock.c.seq + 1).returning(write_clock.c.seq)),
-    # The same, and it marks the transaction as a convhub writer's: without the mark, a change
-    # of conversations raises the clock of foreign writes instead (migration 0010).
-    "postgresql": fast(
-        _TICK_ROW.where(func.set_config("convhub.clock", "on", True).is_not(None))
-        .values(seq=write_clock.c.seq + 1)
-        .returning(write_clock.c.seq)
-    ),
-}
+_TICK = fast(
+    update(write_clock)
+    .where(write_clock.c.id == bindparam("row"))
+    .values(seq=write_clock.c.seq + 1)
+    .returning(write_clock.c.seq)
+)
+# Marks a PostgreSQL session as a convhub writer's: its changes of conversations do not raise
+# the clock of foreign writes (migration 0010), since its writer ticks for them.
+_MARK = "SELECT set_config('convhub.clock', 'on', false)"
 _START = {
     "sqlite": sqlite.insert(write_clock).on_conflict_do_nothing(),
     "postgresql": postgresql.insert(write_clock).on_conflict_do_nothing(),
 }
+
+
+def mark_writer(engine: Engine) -> None:
+    """Mark every connection ``engine`` opens from now on as a convhub writer's (PostgreSQL;
+    once a connection, at connect). On a connection opened before, the trigger raises the clock
+    of foreign writes as well: readers then ask for versions, and nothing is missed."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect")
+    def mark(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(_MARK)
+        dbapi_connection.commit()
+
 
 Clocks = tuple[tuple[int, int], ...]  # (row, seq) of every clock, by row
 
@@ -104,14 +120,15 @@ class WriteClock:
         return seq
 
     def tick(self, conn: Connection) -> int | None:
-        """Raise this process's clock, first thing in a writer's transaction."""
-        return self._ticked(execute(conn, _TICK[conn.dialect.name], {"row": self._row}).scalar())
+        """Raise this process's clock, last thing in a writer's transaction that changed a
+        conversation."""
+        return self._ticked(execute(conn, _TICK, {"row": self._row}).scalar())
 
     def tick_in(self, session: Session, then: Callable[[int | None], None]) -> None:
-        """``tick``, first thing in a batch's pipeline (PostgreSQL): sent without waiting, its
+        """``tick``, last thing in a batch's pipeline (PostgreSQL): sent without waiting, its
         seq handed to ``then`` with the batch's other answers, so it costs no round trip."""
         session.check_around_held(
-            _TICK[session.dialect], {"row": self._row}, lambda seq: then(self._ticked(seq)),
+            _TICK, {"row": self._row}, lambda seq: then(self._ticked(seq)),
             writes=True,
         )  # fmt: skip
 

@@ -47,7 +47,7 @@ from convhub.domain.models import Conversation
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.store import driver
-from convhub.store.clock import WriteClock
+from convhub.store.clock import WriteClock, mark_writer
 from convhub.store.kept import KeptRows
 from convhub.store.loop_reads import LoopReads
 from convhub.store.session import Session
@@ -157,6 +157,7 @@ class GroupCommitDatabase:
         self._clock = None if self._kept is None else WriteClock(self._kept, clock_row)
         self._touched: set[int] = set()  # conversations the writer's batch changed
         self._seq: int | None = None  # the write clock's, in the writer's transaction
+        self._ticks = False  # the writer's transaction raises the clock (sent, or done)
         self._checks_at_once = 0  # batches left that answer their checks at once
         if read_connections:
             self._loop_reads = LoopReads(engine, size=read_connections, kept=self._kept)
@@ -164,6 +165,7 @@ class GroupCommitDatabase:
             conn = engine.connect().execution_options(convhub_readonly=True)
             self._reader = SqlUnitOfWork(conn, kept=self._kept)
         if self._clock is not None:
+            mark_writer(engine)
             self._start_clock()
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
         self._thread.start()
@@ -329,20 +331,25 @@ class GroupCommitDatabase:
         self._clock.settle(())
 
     @contextmanager
-    def _transaction(self, conn: Connection, *, tick: bool = True) -> Iterator[None]:
-        """One of the writer's transactions: the write clock ticks first, or, without ``tick``,
-        the caller sends the tick first in its pipeline (``_tick_in``)."""
+    def _transaction(self, conn: Connection) -> Iterator[None]:
+        """One of the writer's transactions. If a conversation changed, the write clock ticks
+        last, before the commit, unless the caller sent the tick in its pipeline already
+        (``_tick_in``)."""
         clock = self._clock
         self._seq = None
+        self._ticks = False
         with conn.begin():
-            if clock is not None and tick:
-                self._seq = clock.tick(conn)
             yield
-        if clock is not None:
+            if clock is not None and self._touched and not self._ticks:
+                self._ticks = True
+                self._seq = clock.tick(conn)
+        if clock is not None and self._ticks:
             clock.committed(self._seq)
 
     def _tick_in(self, session: Session) -> None:
-        if self._clock is not None:
+        """The tick, last in the batch's pipeline, if a conversation changed."""
+        if self._clock is not None and self._touched:
+            self._ticks = True
             self._clock.tick_in(session, self._ticked)
 
     def _ticked(self, seq: int | None) -> None:
@@ -416,17 +423,17 @@ class GroupCommitDatabase:
         return results
 
     def _run_batch(self, conn: Connection, batch: list[_Item], *, isolate: bool) -> list[_Outcome]:
-        with self._transaction(conn, tick=isolate):
+        with self._transaction(conn):
             uow = self._unit_of_work(conn)
             if isolate:
                 GroupCommitDatabase._lock_together(uow, batch, follow_updates=False)
                 return GroupCommitDatabase._isolated(conn, uow, batch)
             try:
                 with uow.session.pipelined():
-                    self._tick_in(uow.session)
                     GroupCommitDatabase._lock_together(uow, batch, follow_updates=True)
                     results = GroupCommitDatabase._together(uow, batch)
                     uow.session.flush()
+                    self._tick_in(uow.session)
             except Exception as exc:  # held-back rows, or a pipelined statement, failed
                 if uow.session.check_failed:
                     self._checks_at_once = CHECKS_AT_ONCE_BATCHES
