@@ -7,8 +7,8 @@ it is asked for, so that writer can forget each row it changes before it answers
 need not ask for versions as long as nothing else changed the database since what they kept was
 read. The clocks are what tells: a row per process (``write_clock``, keyed by its ID node, which
 no two live processes share), whose ``seq`` the process's writer raises, last thing before the
-commit, in every transaction that changed a conversation (the others change nothing a reader
-keeps).
+commit, in every transaction that changed a stored conversation (a batch of creates changes
+nothing a reader kept).
 
 - A reader reads every clock (a few rows, one statement) and trusts what is kept only while they
   are exactly as this process published them (``KeptRows.valid_at``): its own clock where its
