@@ -353,10 +353,10 @@ def _clocks(url: str) -> dict[int, int]:
 def test_only_a_change_of_conversations_raises_the_writers_clock_and_no_other(
     database_url: str,
 ) -> None:
-    """Readers keep stored conversations only: a batch that changes none (creates, or writes
-    that fail) leaves every clock where it was, and other processes' readers keep trusting. On
-    PostgreSQL the writer's connections are marked, so its changes never raise the clock of
-    foreign writes (row -1) through migration 0010's trigger."""
+    """Readers keep stored conversations only: a batch that changes none (creates, a write
+    that only locks) leaves every clock where it was, and other processes' readers keep
+    trusting. On PostgreSQL the writer's connections are marked, so its changes never raise the
+    clock of foreign writes (row -1) through migration 0010's trigger."""
     db = _database(database_url, 1000, clock_row=7)
     try:
         ids = [9_750_000_001, 9_750_000_002]

@@ -18,6 +18,7 @@ from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
+from convhub.store.driver import fast
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.session import Session, advisory_key
 from convhub.store.tables import conversations
@@ -543,3 +544,77 @@ def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
             second.db.close()
             first.checker.dispose()
             second.checker.dispose()
+
+
+def _renamed_unread(conversation_id: int, name: str | None) -> Callable[[UnitOfWork], str | None]:
+    """A rename that reads nothing after its change: on PostgreSQL the change is answered only
+    with the batch's last round trip, the one that carries the COMMIT."""
+
+    def work(uow: UnitOfWork) -> str | None:
+        conversation = uow.conversations.get(conversation_id, lock=True)
+        assert conversation is not None
+        conversation.name = name  # type: ignore[assignment]
+        uow.conversations.update(conversation, ("name",))
+        return name
+
+    return work
+
+
+def _names(writer: Writer, ids: list[int]) -> list[str]:
+    with writer.checker.connect() as conn:
+        names = dict(conn.execute(sa.select(conversations.c.id, conversations.c.name)).all())
+    return [names[i] for i in ids]
+
+
+def test_a_change_refused_in_the_round_trip_of_the_commit_fails_its_unit_alone() -> None:
+    """PostgreSQL: a batch with nothing left to check sends its COMMIT with its last statements.
+    A change refused there makes PostgreSQL skip the COMMIT: nothing is committed, and the batch
+    runs again with a savepoint a unit, where only the refused unit fails."""
+    with required_postgres() as url:
+        writer = Writer(url, max_queue=64)
+        try:
+            x, y, z = _made(writer, 3)
+            units = [
+                (_renamed_unread(x, "x1"), {"locks": x}),
+                (_renamed_unread(y, None), {"locks": y}),  # NOT NULL: only the database refuses
+                (_renamed_unread(z, "z1"), {"locks": z}),
+            ]
+            outcomes = _one_batch(writer, units)
+            assert outcomes[0] == "x1" and outcomes[2] == "z1", outcomes
+            assert isinstance(outcomes[1], sa.exc.IntegrityError), outcomes[1]
+            assert _names(writer, [x, y, z]) == ["x1", "", "z1"]
+        finally:
+            writer.db.close()
+            writer.checker.dispose()
+
+
+_END_OWN_CONNECTION = fast(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+
+def test_a_connection_lost_with_the_commit_sent_is_not_run_again() -> None:
+    """PostgreSQL: once the COMMIT went, a lost connection leaves nobody knowing whether it was
+    carried out, so the batch is not run again (a rerun could apply every write twice): each of
+    its units hears that the database is unavailable, and the writer goes on."""
+    with required_postgres() as url:
+        writer = Writer(url, max_queue=64)
+        try:
+            (x,) = _made(writer, 1)
+            runs: list[str] = []
+
+            def rename_then_lose_the_connection(uow: UnitOfWork) -> str:
+                runs.append("ran")
+                _renamed_unread(x, "lost")(uow)
+                # Sent without waiting for its answer: the server ends the connection there.
+                uow.session.change(_END_OWN_CONNECTION, {})  # type: ignore[attr-defined]
+                return "done"
+
+            outcomes = _one_batch(writer, [(rename_then_lose_the_connection, {"locks": x})])
+            assert isinstance(outcomes[0], ConvhubError), outcomes[0]
+            assert outcomes[0].code == ErrorCode.UNAVAILABLE
+            assert runs == ["ran"]  # not run again
+            assert _names(writer, [x]) == [""]  # the server ended it before the COMMIT
+            assert asyncio.run(writer.db.write(_renamed_unread(x, "after"), locks=x)) == "after"
+            assert _names(writer, [x]) == ["after"]
+        finally:
+            writer.db.close()
+            writer.checker.dispose()
