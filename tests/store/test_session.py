@@ -1,19 +1,16 @@
 """The session's held-back rows, on each engine: what ``held_tally`` counts of them as a batch's
-units hold rows, fail and are dropped, and are written; and how a flush writes them. On
-PostgreSQL, when the COMMIT may go in the pipeline."""
+units hold rows, fail and are dropped, and are written; and how a flush writes them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
 from convhub.store.driver import chunks, fast
 from convhub.store.engine import create_database_engine
 from convhub.store.session import Session
-from tests.support import required_postgres
 
 _INSERT = sa.text("INSERT INTO tallied (user_id, counted) VALUES (:user_id, :counted)")
 
@@ -130,40 +127,3 @@ def test_a_flush_writes_every_held_row_exactly_in_few_statements(database_url: s
             conn.rollback()
     finally:
         engine.dispose()
-
-
-_SET_N = fast(sa.text("UPDATE in_pipeline SET n = :n"))
-_READ_N = fast(sa.text("SELECT n FROM in_pipeline"))
-
-
-def test_the_commit_rides_with_the_last_statements_unless_a_check_waits() -> None:
-    """PostgreSQL: ``commit_in_pipeline`` sends the COMMIT in the round trip that answers the
-    batch's statements; the change is then committed before SQLAlchemy's commit, which finds
-    nothing to do. While a check sent in the pipeline waits for its answer it is not sent: a
-    failed check must still roll the batch back."""
-    with required_postgres() as url:
-        engine = create_database_engine(url, pool_size=2)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text("CREATE TABLE in_pipeline (n INT)"))
-                conn.execute(sa.text("INSERT INTO in_pipeline VALUES (0)"))
-            with engine.connect() as conn:
-                session = Session(conn)
-                with conn.begin():
-                    with session.pipelined():
-                        session.change(_SET_N, {"n": 1})
-                        session.check_around_held(_READ_N, {}, lambda n: None)
-                        assert not session.commit_in_pipeline()  # a check waits
-                    with session.pipelined():
-                        session.change(_SET_N, {"n": 2})
-                        seen: list[int] = []
-                        session.answer_later(_READ_N, {}, seen.append)
-                        assert session.commit_in_pipeline()
-                    raw = conn.connection.dbapi_connection
-                    assert raw is not None
-                    assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-                    assert seen == [2]
-                    with engine.connect() as other:  # committed, before SQLAlchemy's commit
-                        assert other.execute(_READ_N).scalar() == 2
-        finally:
-            engine.dispose()

@@ -548,7 +548,7 @@ def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
 
 def _renamed_unread(conversation_id: int, name: str | None) -> Callable[[UnitOfWork], str | None]:
     """A rename that reads nothing after its change: on PostgreSQL the change is answered only
-    with the batch's last round trip, the one that carries the COMMIT."""
+    with the batch's last round trip."""
 
     def work(uow: UnitOfWork) -> str | None:
         conversation = uow.conversations.get(conversation_id, lock=True)
@@ -566,9 +566,9 @@ def _names(writer: Writer, ids: list[int]) -> list[str]:
     return [names[i] for i in ids]
 
 
-def test_a_change_refused_in_the_round_trip_of_the_commit_fails_its_unit_alone() -> None:
-    """PostgreSQL: a batch with nothing left to check sends its COMMIT with its last statements.
-    A change refused there makes PostgreSQL skip the COMMIT: nothing is committed, and the batch
+def test_a_change_refused_in_the_batchs_last_round_trip_fails_its_unit_alone() -> None:
+    """PostgreSQL: with nothing read after them, the batch's changes are answered only when it
+    leaves the pipeline, before the COMMIT. A change refused there rolls the batch back, and it
     runs again with a savepoint a unit, where only the refused unit fails."""
     with required_postgres() as url:
         writer = Writer(url, max_queue=64)
@@ -591,10 +591,11 @@ def test_a_change_refused_in_the_round_trip_of_the_commit_fails_its_unit_alone()
 _END_OWN_CONNECTION = fast(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
 
 
-def test_a_connection_lost_with_the_commit_sent_is_not_run_again() -> None:
-    """PostgreSQL: once the COMMIT went, a lost connection leaves nobody knowing whether it was
-    carried out, so the batch is not run again (a rerun could apply every write twice): each of
-    its units hears that the database is unavailable, and the writer goes on."""
+def test_a_connection_lost_mid_batch_answers_unavailable_and_runs_nothing_twice() -> None:
+    """PostgreSQL: the connection goes while the batch's statements are in the pipeline, so the
+    error arrives when the batch waits for their answers. Nothing is committed; each unit hears
+    that the database is unavailable (before, the rerun with savepoints met the dead connection
+    and its requests got an internal error), and the writer goes on with a new connection."""
     with required_postgres() as url:
         writer = Writer(url, max_queue=64)
         try:
@@ -611,8 +612,8 @@ def test_a_connection_lost_with_the_commit_sent_is_not_run_again() -> None:
             outcomes = _one_batch(writer, [(rename_then_lose_the_connection, {"locks": x})])
             assert isinstance(outcomes[0], ConvhubError), outcomes[0]
             assert outcomes[0].code == ErrorCode.UNAVAILABLE
-            assert runs == ["ran"]  # not run again
-            assert _names(writer, [x]) == [""]  # the server ended it before the COMMIT
+            assert runs == ["ran"]
+            assert _names(writer, [x]) == [""]
             assert asyncio.run(writer.db.write(_renamed_unread(x, "after"), locks=x)) == "after"
             assert _names(writer, [x]) == ["after"]
         finally:

@@ -127,7 +127,10 @@ class WriteClock:
     def tick_in(self, session: Session, then: Callable[[int | None], None]) -> None:
         """``tick``, last thing in a batch's pipeline (PostgreSQL): sent without waiting, its
         seq handed to ``then`` with the batch's other answers, so it costs no round trip."""
-        session.answer_later(_TICK, {"row": self._row}, lambda seq: then(self._ticked(seq)))
+        session.check_around_held(
+            _TICK, {"row": self._row}, lambda seq: then(self._ticked(seq)),
+            writes=True,
+        )  # fmt: skip
 
     def _ticked(self, seq: int | None) -> int | None:
         if seq is None or self._last is None or seq - 1 != self._last:

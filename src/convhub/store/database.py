@@ -93,17 +93,6 @@ def _conflict(error: BaseException | None) -> bool:
     return False
 
 
-def _not_committed(error: BaseException) -> bool:
-    """Whether ``error``, from a round trip that carried the COMMIT, says the COMMIT was not
-    carried out: PostgreSQL's answer to one of its statements (an SQLSTATE) on a connection that
-    is still there. A statement that fails makes PostgreSQL skip the rest of the pipeline, the
-    COMMIT with it; a connection that went may have gone after the COMMIT."""
-    if not isinstance(error, DBAPIError) or error.connection_invalidated:
-        return False
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    return sqlstate is not None and not sqlstate.startswith(("08", "57P"))
-
-
 def unavailable(error: BaseException) -> BaseException:
     """A lost, refused or timed-out database connection (or a pool with none free in time), or a
     deadlock that kept recurring, is the service being unavailable for a moment, not a bug."""
@@ -445,12 +434,9 @@ class GroupCommitDatabase:
                     results = GroupCommitDatabase._together(uow, batch)
                     uow.session.flush()
                     self._tick_in(uow.session)
-                    uow.session.commit_in_pipeline()
             except Exception as exc:  # held-back rows, or a pipelined statement, failed
-                if uow.session.commit_sent and not _not_committed(exc):
-                    # The connection went with the COMMIT sent: it may have been carried out,
-                    # so the batch is not run again (nobody's write is said to be durable).
-                    raise
+                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    raise  # the connection went: nothing to run again on (UNAVAILABLE)
                 if uow.session.check_failed:
                     self._checks_at_once = CHECKS_AT_ONCE_BATCHES
                 if isinstance(exc, _Retry):

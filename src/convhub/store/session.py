@@ -22,8 +22,7 @@ limit, a keyed insert that must have inserted) goes out the same way (``check_ar
 and is checked when the batch's statements have all been answered. A batch's checks of one kind
 (its group creates' counts of their owners' groups, which only the writer changes on SQLite and
 only under the owner's lock on PostgreSQL) wait together until it next changes something, and
-one statement answers them all (``check_grouped``). A batch with nothing left to check sends its
-COMMIT with its last statements (``commit_in_pipeline``), saving the round trip of its own.
+one statement answers them all (``check_grouped``).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from sqlalchemy import Connection, Executable, text
 from convhub.store import driver
 from convhub.store.driver import InList, fast, is_fast
 
-_COMMIT = fast(text("COMMIT"))
 # unnest keeps the array's (sorted) order, and the locks are taken row by row in that order.
 _ADVISORY_LOCKS = fast(
     text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
@@ -62,7 +60,6 @@ def advisory_key(name: str) -> int:
 
 class Session:
     __slots__ = (
-        "_answers",
         "_checks",
         "_defer_checks",
         "_flushes",
@@ -77,7 +74,6 @@ class Session:
         "_tallies",
         "broken",
         "check_failed",
-        "commit_sent",
         "conn",
         "dialect",
         "touched",
@@ -104,9 +100,6 @@ class Session:
         self._may_pipeline = False
         self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
         self._checks: list[tuple[Any, Callable[[Any], None]]] = []  # sent, not yet answered
-        # sent, not yet answered; their callbacks cannot fail (``answer_later``)
-        self._answers: list[tuple[Any, Callable[[Any], None]]] = []
-        self.commit_sent = False  # the COMMIT went in the pipeline (``commit_in_pipeline``)
         self._locked_ahead: frozenset[int] = frozenset()  # advisory keys held till the end
         self._group_checks = False  # in the writer's batch: see ``check_grouped``
         self._grouped: list[_Grouped] = []  # made, not yet answered
@@ -155,34 +148,6 @@ class Session:
             return
         assert is_fast(statement)
         self._checks.append((self._send(statement, params), check))
-
-    def answer_later(
-        self, statement: Executable, params: Mapping[str, Any], then: Callable[[Any], None]
-    ) -> None:
-        """``statement``'s first column of its first row, handed to ``then``: at once, or,
-        pipelined, when the batch's statements have all been answered. Unlike a check, ``then``
-        decides nothing about the transaction (it must not raise), so it does not stand in the
-        way of ``commit_in_pipeline``."""
-        self.flush()
-        self.wrote = True
-        if not self._may_pipeline:
-            then(self._execute(statement, params).scalar())
-            return
-        assert is_fast(statement)
-        self._answers.append((self._send(statement, params), then))
-
-    def commit_in_pipeline(self) -> bool:
-        """Send the COMMIT with the batch's last statements, in the round trip that answers
-        them, instead of in one of its own after them: only where nothing sent is still to be
-        checked (a failed check must roll the batch back; checks are answered after the sync).
-        True if sent; the caller's commit then finds nothing to do. If the sync then fails, the
-        COMMIT was not carried out, but for a lost connection, after which nobody knows."""
-        if not self._may_pipeline or self._checks or self._grouped or self._sent_grouped:
-            return False
-        self.flush()
-        self._execute(_COMMIT, {}, answer=False)
-        self.commit_sent = True
-        return True
 
     def _send(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Send ``statement`` in the pipeline (entered if need be) without waiting for its rows:
@@ -246,7 +211,6 @@ class Session:
         return self._may_pipeline and self._defer_checks
 
     def _settle(self) -> None:
-        later, self._answers = self._answers, []
         checks, self._checks = self._checks, []
         grouped, self._sent_grouped = self._sent_grouped, []
         for at, (cursor, check) in enumerate(checks):
@@ -256,7 +220,6 @@ class Session:
                 self.broken = self.check_failed = True
                 self._forget(checks[at + 1 :])
                 self._forget(grouped)
-                self._forget(later)
                 raise
         for at, (cursor, waiting) in enumerate(grouped):
             try:
@@ -264,22 +227,12 @@ class Session:
             except Exception:
                 self.broken = True
                 self._forget(grouped[at + 1 :])
-                self._forget(later)
                 raise
             try:
                 self._check_grouped(answers, waiting)
             except Exception:
                 self._forget(grouped[at + 1 :])
-                self._forget(later)
                 raise
-        for at, (cursor, then) in enumerate(later):
-            try:
-                answer = driver.receive(self.conn, cursor).scalar()
-            except Exception:
-                self.broken = True
-                self._forget(later[at + 1 :])
-                raise
-            then(answer)
 
     def _forget(self, checks: Sequence[tuple[Any, object]]) -> None:
         for cursor, _check in checks:
@@ -383,10 +336,8 @@ class Session:
                 self._leave_pipeline(error)
                 raise
         else:
-            self._forget(self._answers)
             self._forget(self._checks)
             self._forget(self._sent_grouped)
-            self._answers = []
             self._checks = []
             self._sent_grouped = []
         pipeline, self._pipeline = self._pipeline, None
@@ -444,10 +395,8 @@ class Session:
         self._held = {}
         self._tallies = {}
         self._grouped = []
-        self._forget(self._answers)
         self._forget(self._checks)
         self._forget(self._sent_grouped)
-        self._answers = []
         self._checks = []
         self._sent_grouped = []
         self.broken = False
