@@ -535,10 +535,11 @@ def test_batches_that_deadlock_across_processes_still_all_commit() -> None:
                 )
 
             assert asyncio.run(scenario()) == ["ab", "ba"]
-            # PostgreSQL killed one of the two: only its unit ran again (more than once if its
-            # rerun queued behind the survivor's locks long enough to be suspected again).
-            runs = sorted(attempts.count(name) for name in ("ab", "ba"))
-            assert runs[0] == 1 and runs[1] >= 2, attempts
+            # PostgreSQL killed one of the two, whose unit ran again. Usually the other's ran
+            # once; but the killed unit's rerun can take its first lock again before the other
+            # wakes up to take it, and the two deadlock once more (seen once in CI, on a loaded
+            # machine): each ends up committed all the same.
+            assert max(attempts.count(name) for name in ("ab", "ba")) >= 2, attempts
         finally:
             first.db.close()
             second.db.close()
