@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import Connection
 
 from convhub.client import VolcAuth
 from convhub.config import Settings
@@ -66,6 +67,17 @@ def empty_postgres() -> Iterator[str]:
         yield url
     finally:
         context.__exit__(None, None, None)
+
+
+@contextmanager
+def connection(url: str) -> Iterator[Connection]:
+    """A connection of its own to ``url`` (as another process's), its engine disposed after."""
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 @contextmanager

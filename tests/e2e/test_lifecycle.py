@@ -21,10 +21,17 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from convhub.store.engine import create_database_engine
 from convhub.store.tables import conversations, messages, node_leases
 from tests.e2e.test_volc_sdks import Served, convhub_serve
-from tests.support import NO_LIMITS, VERSION, Tenant, new_tenant, new_token, signed_headers
+from tests.support import (
+    NO_LIMITS,
+    VERSION,
+    Tenant,
+    connection,
+    new_tenant,
+    new_token,
+    signed_headers,
+)
 
 GRACE = 5  # --graceful-timeout of these servers, seconds
 BOT = "7390000000000000001"
@@ -44,16 +51,6 @@ def credentials(database_url: str) -> Credentials:
     return Credentials(tenant, new_token(database_url, tenant.account, user="10001"))
 
 
-@contextmanager
-def database(url: str) -> Iterator[sa.Connection]:
-    engine = create_database_engine(url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            yield conn
-    finally:
-        engine.dispose()
-
-
 def serve(
     database_url: str, workdir: Path, *, grace: int = GRACE
 ) -> AbstractContextManager[Served]:
@@ -67,7 +64,7 @@ def port_of(served: Served) -> int:
 
 
 def lease_owners(database_url: str, pid: int) -> list[str]:
-    with database(database_url) as conn:
+    with connection(database_url) as conn:
         owners = conn.execute(sa.select(node_leases.c.owner)).scalars().all()
     return [o for o in owners if f":{pid}:" in o]
 
@@ -269,7 +266,7 @@ def test_sigterm_answers_what_is_in_flight_drains_and_exits_0(
     refused = [a for a in answered if a[0] != 200 and not _refusal(a)]
     assert refused == [], refused[:3]
     acknowledged = {i for i in map(created_id, answered) if i is not None} | {in_flight_id}
-    with database(database_url) as conn:
+    with connection(database_url) as conn:
         stored = set(
             conn.execute(
                 sa.select(conversations.c.id).where(conversations.c.app_id == tenant.app_id)
@@ -311,7 +308,7 @@ def test_a_request_still_unfinished_after_the_grace_period_is_refused_and_it_exi
 @contextmanager
 def write_lock(database_url: str) -> Iterator[None]:
     """Holds off every writer of ``conversations`` (SQLite: the database's write lock)."""
-    with database(database_url) as conn, conn.begin() as transaction:
+    with connection(database_url) as conn, conn.begin() as transaction:
         # convhub's engine begins SQLite transactions with BEGIN IMMEDIATE: the write lock
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE conversations IN EXCLUSIVE MODE")
@@ -350,7 +347,7 @@ def test_a_write_queued_when_the_grace_period_ends_is_answered_with_its_outcome(
     assert elapsed < SHORT_GRACE + 5, elapsed
     made = created_id(answers[0])
     assert made is not None, answers
-    with database(database_url) as conn:
+    with connection(database_url) as conn:
         name = conn.execute(
             sa.select(conversations.c.name).where(conversations.c.id == made)
         ).scalar_one()
@@ -500,7 +497,7 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
         result = answer[1]["Result"]
         assert (result["Exist"], result["ConversationShortId"]) == (True, *ids), (key, result)
 
-    with database(database_url) as conn:
+    with connection(database_url) as conn:
         names = dict(
             conn.execute(
                 sa.select(conversations.c.id, conversations.c.name).where(

@@ -26,7 +26,7 @@ from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.kept import KeptRows
 from convhub.store.tables import conversations, write_clock
-from tests.support import migrated, required_postgres
+from tests.support import connection, migrated, required_postgres
 
 APP = 515_151
 
@@ -277,12 +277,8 @@ def _seen_across(first: GroupCommitDatabase, second: GroupCommitDatabase, ids: l
 @contextmanager
 def _transaction(url: str) -> Iterator[Connection]:
     """One transaction on a connection of its own, as another process's."""
-    engine = create_database_engine(url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            yield conn
-    finally:
-        engine.dispose()
+    with connection(url) as conn, conn.begin():
+        yield conn
 
 
 def _behind_the_clocks(
