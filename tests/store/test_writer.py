@@ -620,3 +620,46 @@ def test_a_connection_lost_mid_batch_answers_unavailable_and_runs_nothing_twice(
         finally:
             writer.db.close()
             writer.checker.dispose()
+
+
+def test_a_connection_lost_in_the_rerun_with_savepoints_answers_unavailable() -> None:
+    """PostgreSQL: a unit fails after writing, so the batch runs again with a savepoint a unit,
+    and the connection goes during that rerun. Nothing is committed, and every unit hears that
+    the database is unavailable: the ones after the loss too (before, they got SQLAlchemy's
+    ``PendingRollbackError``, an internal error)."""
+    with required_postgres() as url:
+        writer = Writer(url, max_queue=64)
+        try:
+            x, y = _made(writer, 2)
+            runs: list[str] = []
+
+            def rename_then_fail(uow: UnitOfWork) -> None:
+                _renamed_unread(x, "given up")(uow)
+                uow.session.flush()  # type: ignore[attr-defined]  # sent: only a rollback undoes it
+                raise ConvhubError(ErrorCode.INVALID_PARAM, "gave up after writing")
+
+            def lose_the_connection(uow: UnitOfWork) -> str:
+                # The first run stops at the unit before: this runs only in the rerun.
+                runs.append("ran")
+                uow.session.change(_END_OWN_CONNECTION, {})  # type: ignore[attr-defined]
+                return "done"
+
+            outcomes = _one_batch(
+                writer,
+                [
+                    (_renamed_unread(x, "x1"), {"locks": x}),
+                    (rename_then_fail, {"locks": x}),
+                    (lose_the_connection, {}),
+                    (_renamed_unread(y, "y1"), {"locks": y}),
+                ],
+            )
+            assert runs == ["ran"], outcomes
+            for outcome in outcomes:
+                assert isinstance(outcome, ConvhubError), outcomes
+                assert outcome.code == ErrorCode.UNAVAILABLE, outcomes
+            assert _names(writer, [x, y]) == ["", ""]
+            assert asyncio.run(writer.db.write(_renamed_unread(y, "after"), locks=y)) == "after"
+            assert _names(writer, [x, y]) == ["", "after"]
+        finally:
+            writer.db.close()
+            writer.checker.dispose()

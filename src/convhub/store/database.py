@@ -93,13 +93,18 @@ def _conflict(error: BaseException | None) -> bool:
     return False
 
 
+def _lost(error: BaseException) -> bool:
+    """Whether ``error`` is the connection going: there is nothing left to run again on."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
 def unavailable(error: BaseException) -> BaseException:
     """A lost, refused or timed-out database connection (or a pool with none free in time), or a
     deadlock that kept recurring, is the service being unavailable for a moment, not a bug."""
     if (
         isinstance(error, OperationalError | InterfaceError | DisconnectionError | PoolTimeoutError)
         or _conflict(error)
-        or (isinstance(error, DBAPIError) and error.connection_invalidated)
+        or _lost(error)
     ):
         return ConvhubError(ErrorCode.UNAVAILABLE, "the database is unavailable; retry later")
     return error
@@ -435,8 +440,8 @@ class GroupCommitDatabase:
                     uow.session.flush()
                     self._tick_in(uow.session)
             except Exception as exc:  # held-back rows, or a pipelined statement, failed
-                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                    raise  # the connection went: nothing to run again on (UNAVAILABLE)
+                if _lost(exc):
+                    raise  # nothing to run again on: the batch fails (UNAVAILABLE)
                 if uow.session.check_failed:
                     self._checks_at_once = CHECKS_AT_ONCE_BATCHES
                 if isinstance(exc, _Retry):
@@ -483,6 +488,8 @@ class GroupCommitDatabase:
             except Exception as exc:
                 if _conflict(exc):
                     raise  # a deadlock is not this unit's failure: _commit runs them alone
+                if _lost(exc):
+                    raise  # nor is a lost connection: the batch fails (UNAVAILABLE)
                 session.discard()  # the failed unit's held-back rows go with its savepoint
                 results.append((False, exc))
         return results
