@@ -127,3 +127,122 @@ def test_a_flush_writes_every_held_row_exactly_in_few_statements(database_url: s
             conn.rollback()
     finally:
         engine.dispose()
+
+
+_CHANGED_ROWS = sa.Table(
+    "changed_rows",
+    _metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("n", sa.Integer),
+    sa.Column("version", sa.BigInteger),
+)
+_INSERT_CHANGED = fast(sa.insert(_CHANGED_ROWS))
+_BY_ID = _CHANGED_ROWS.c.id == sa.bindparam("b_id")
+_BUMPED = _CHANGED_ROWS.c.version + sa.literal_column("1")
+# One statement object for each set of names changed (``Session.hold_change``).
+_RENAME = fast(sa.update(_CHANGED_ROWS).where(_BY_ID).values(version=_BUMPED))
+_RENUMBER = fast(sa.update(_CHANGED_ROWS).where(_BY_ID).values(version=_BUMPED))
+_SELECT_NAME = fast(sa.select(_CHANGED_ROWS.c.name).where(_CHANGED_ROWS.c.id == sa.bindparam("id")))
+
+# Each UPDATE statement of changed_rows, with the rows it changed (PostgreSQL).
+_COUNT_UPDATES = """
+CREATE TEMPORARY TABLE updates (seq SERIAL, rows INT);
+CREATE FUNCTION pg_temp.count_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO updates (rows) SELECT count(*) FROM new_rows;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER counted AFTER UPDATE ON changed_rows REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.count_updates();
+"""
+
+
+def _stored(conn: sa.Connection) -> dict[int, tuple[Any, ...]]:
+    rows = conn.execute(sa.text("SELECT id, name, n, version FROM changed_rows"))
+    return {row.id: tuple(row)[1:] for row in rows}
+
+
+def test_held_changes_go_out_after_the_held_inserts_in_one_statement_a_form(
+    database_url: str,
+) -> None:
+    """A batch's changes of rows by key are held back like its inserts: each form's rows go in
+    one statement (on PostgreSQL; one ``executemany`` on SQLite), after the inserts, so that a
+    row inserted and changed in the same batch ends changed. A second change of a held row
+    flushes first, and what reads around held rows sees the changes."""
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE TEMPORARY TABLE changed_rows"
+                    " (id BIGINT PRIMARY KEY, name TEXT, n INT, version BIGINT)"
+                )
+            )
+            stored = {2**53 + 1 + i: (f"old {i}", i, 0) for i in range(300)}
+            conn.execute(
+                _INSERT_CHANGED,
+                [{"id": k, "name": v[0], "n": v[1], "version": 0} for k, v in stored.items()],
+            )
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(_COUNT_UPDATES))
+            session = Session(conn)
+            ids = list(stored)
+            with session.pipelined():
+                session.begin_unit()
+                # A row inserted in the batch, then changed, after the change was held.
+                fresh = {"id": 7, "name": "fresh", "n": 0, "version": 0}
+                session.hold_change(_RENAME, {"b_id": 7, "name": "changed"}, 7)
+                session.hold(_INSERT_CHANGED, [fresh])
+                assert session.wrote  # a held change cannot be dropped without a rollback
+                for i, key in enumerate(ids[:260]):
+                    # Values a placeholder's rewriting could mangle: NULLs, text that looks like
+                    # placeholders.
+                    name = None if i % 7 == 0 else f"%s $1 %(n)s ü{i}"
+                    session.hold_change(_RENAME, {"b_id": key, "name": name}, key)
+                    stored[key] = (name, i, 1)
+                for i, key in enumerate(ids[260:], start=260):
+                    session.hold_change(_RENUMBER, {"b_id": key, "n": -i}, key)
+                    stored[key] = (f"old {i}", -i, 1)
+                assert _stored(conn)[ids[0]] == ("old 0", 0, 0)  # nothing sent yet
+                # A second change of a held row: what was held goes first.
+                session.hold_change(_RENAME, {"b_id": ids[1], "name": "again"}, ids[1])
+                stored[ids[1]] = ("again", 1, 2)
+                # Read around the held rows: the held change is written first.
+                params = {"id": ids[1]}
+                assert session.scalar_around_held(_SELECT_NAME, params) == "again"
+                session.hold_change(_RENAME, {"b_id": ids[2], "name": "last"}, ids[2])
+                stored[ids[2]] = ("last", 2, 2)
+                session.flush()
+            stored[7] = ("changed", 0, 1)
+            assert _stored(conn) == stored
+            if session.dialect == "postgresql":
+                # 261 renames, then 40 renumbers, in statements of 128, 64 … rows; then the
+                # second change of one row, then the last.
+                changed = conn.execute(sa.text("SELECT rows FROM updates ORDER BY seq")).scalars()
+                assert list(changed) == [128, 128, 4, 1, 32, 8, 1, 1]
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_rows_of_one_update_with_a_key_twice_are_each_applied_in_turn(database_url: str) -> None:
+    """PostgreSQL updates a row once in a statement: rows that change one key twice go one by
+    one, as ``executemany`` sends them, and both changes count."""
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE TEMPORARY TABLE changed_rows"
+                    " (id BIGINT PRIMARY KEY, name TEXT, n INT, version BIGINT)"
+                )
+            )
+            conn.execute(_INSERT_CHANGED, [{"id": 1, "name": "a", "n": 0, "version": 0}])
+            session = Session(conn)
+            rows = [{"b_id": 1, "name": "b"}, {"b_id": 1, "name": "c"}]
+            session.change(_RENAME, rows)
+            assert _stored(conn) == {1: ("c", 0, 2)}
+            conn.rollback()
+    finally:
+        engine.dispose()

@@ -272,8 +272,8 @@ def execute(
         return Rows(rows, rowcount)
     if many and conn.dialect.name == "postgresql":
         rows_form = _multi_row(sql)
-        if rows_form is not None:
-            return _insert_rows(conn, rows_form, list(map(arguments, rows_in)), pipeline, answer)
+        if rows_form is not None and rows_form.fits(rows_in):
+            return _many_rows(conn, rows_form, list(map(arguments, rows_in)), pipeline, answer)
     cursor = _cursor(conn)
     try:
         if many:
@@ -304,21 +304,29 @@ def execute(
 _ONE_ROW = re.compile(
     r"(INSERT INTO [^()]+\([^()]+\) VALUES )\(((?:[^()%]|%\(\w+\)s)+)\)", re.ASCII
 )
+# An UPDATE of one row by its key: ``SET a=%(a)s::T, …, b=<no placeholder> WHERE t.k = %(k)s::T``.
+_ONE_UPDATE = re.compile(r"UPDATE (\w+) SET (.+) WHERE (\w+\.\w+) = (%\((\w+)\)s::\w+)", re.ASCII)
+_SET_ITEM = re.compile(r"(\w+)=(%\((\w+)\)s::\w+)", re.ASCII)
 _NAMED = re.compile(r"%\((\w+)\)s", re.ASCII)
 _MOST_ROWS = 128  # a statement's rows at most: 25 columns make 3,200 parameters
 
 
 class _MultiRow:
-    """One INSERT of many rows for a statement that inserts one: ``VALUES ($1, …), ($k+1, …)``,
-    in numbered placeholders that psycopg's raw cursor sends as they are. psycopg's
-    ``executemany`` sends one statement a row, each with its pass through psycopg's Python and
-    a poll of the socket (12% of a PostgreSQL group create's time under load); a batch's rows
-    now go in a few statements of 128, 64 … 2, 1 rows (``chunks``), each prepared once."""
+    """One statement of many rows for a statement of one: ``VALUES ($1, …), ($k+1, …)``, in
+    numbered placeholders that psycopg's raw cursor sends as they are. psycopg's ``executemany``
+    sends one statement a row, each with its pass through psycopg's Python and a poll of the
+    socket (12% of a PostgreSQL group create's time under load); a batch's rows now go in a few
+    statements of 128, 64 … 2, 1 rows (``chunks``), each prepared once. An INSERT's rows are
+    its VALUES; an UPDATE by key becomes ``UPDATE … FROM (VALUES …) AS v(…) WHERE key = v.key``
+    (``_multi_update``)."""
 
-    __slots__ = ("_head", "_literals", "_sizes", "take")
+    __slots__ = ("_head", "_key", "_literals", "_sizes", "_tail", "inserts", "take")
 
-    def __init__(self, head: str, row: str) -> None:
+    def __init__(self, head: str, row: str, tail: str = "", *, key: str | None = None) -> None:
         self._head = head
+        self._tail = tail
+        self._key = key
+        self.inserts = key is None
         parts = _NAMED.split(row)
         self._literals = parts[0::2]  # the text around the placeholders (casts, commas)
         names = parts[1::2]
@@ -331,6 +339,13 @@ class _MultiRow:
     def width(self) -> int:
         return len(self._literals) - 1
 
+    def fits(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the rows can go in one statement: an UPDATE's keys must differ, since
+        PostgreSQL updates a row at most once in a statement (``executemany`` updates it again
+        for each of its rows, in turn)."""
+        key = self._key
+        return key is None or len({row[key] for row in rows}) == len(rows)
+
     def sql(self, rows: int) -> str:
         found = self._sizes.get(rows)
         if found is None:
@@ -339,7 +354,7 @@ class _MultiRow:
             for row in range(rows):
                 numbered = (f"{text}${row * width + i + 1}" for i, text in enumerate(literals[:-1]))
                 values.append("(" + "".join(numbered) + literals[-1] + ")")
-            found = self._sizes[rows] = self._head + ", ".join(values)
+            found = self._sizes[rows] = self._head + ", ".join(values) + self._tail
         return found
 
 
@@ -349,12 +364,44 @@ _MULTI_ROW: dict[str, _MultiRow | None] = {}
 def _multi_row(sql: str) -> _MultiRow | None:
     if sql in _MULTI_ROW:
         return _MULTI_ROW[sql]
+    form: _MultiRow | None = None
     matched = _ONE_ROW.fullmatch(sql)
-    form = None if matched is None else _MultiRow(matched.group(1), matched.group(2))
+    if matched is not None:
+        form = _MultiRow(matched.group(1), matched.group(2))
+    else:
+        form = _multi_update(sql)
     if form is not None and form.width == 0:
         form = None
     _MULTI_ROW[sql] = form
     return form
+
+
+def _multi_update(sql: str) -> _MultiRow | None:
+    """``UPDATE t SET a=v.a, … FROM (VALUES (…), …) AS v(a, …, k) WHERE t.k = v.k`` for an
+    UPDATE of one row by its key whose every placeholder is a whole value with its cast (what
+    SQLAlchemy renders for psycopg), for rows whose keys differ (``fits``)."""
+    matched = _ONE_UPDATE.fullmatch(sql)
+    if matched is None:
+        return None
+    table, assignments, target, key_value, key = matched.groups()
+    sets, values, names = [], [], []
+    for item in re.split(r", (?=\w+=)", assignments):
+        one = _SET_ITEM.fullmatch(item)
+        if one is not None:
+            column, value, name = one.groups()
+            sets.append(f'{column}=v."{name}"')
+            values.append(value)
+            names.append(name)
+        elif "%(" in item:
+            return None  # a placeholder inside an expression: not a value of the row
+        else:
+            sets.append(item)  # no placeholder: the same for every row (version + 1)
+    values.append(key_value)
+    names.append(key)
+    columns = ", ".join(f'"{name}"' for name in names)
+    head = f"UPDATE {table} SET {', '.join(sets)} FROM (VALUES "
+    tail = f') AS v({columns}) WHERE {target} = v."{key}"'
+    return _MultiRow(head, ", ".join(values), tail, key=key)
 
 
 def chunks(count: int) -> list[int]:
@@ -368,7 +415,7 @@ def chunks(count: int) -> list[int]:
     return sizes
 
 
-def _insert_rows(
+def _many_rows(
     conn: Connection,
     form: _MultiRow,
     rows: list[Mapping[str, Any]],
@@ -386,20 +433,21 @@ def _insert_rows(
     sql = ""
     try:
         start = 0
-        inserted = 0
+        changed = 0
         for size in chunks(len(rows)):
             sql = form.sql(size)
             values = list(chain.from_iterable(map(form.take, rows[start : start + size])))
             cursor.execute(sql, values, prepare=True)
             start += size
             if pipeline is None:
-                inserted += cursor.rowcount
+                changed += cursor.rowcount
         if pipeline is not None:
             if not answer:
                 return Rows([], -1)
             pipeline.sync()
-            inserted = len(rows)  # each row was inserted, or the sync raised
-        return Rows([], inserted)
+            # each row was inserted, or the sync raised; how many rows updates met is not known
+            changed = len(rows) if form.inserts else -1
+        return Rows([], changed)
     except conn.dialect.loaded_dbapi.Error as error:
         raise _translated(conn, sql, cursor, error) from error
     finally:

@@ -28,7 +28,7 @@ one statement answers them all (``check_grouped``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,6 +60,7 @@ def advisory_key(name: str) -> int:
 
 class Session:
     __slots__ = (
+        "_changes",
         "_checks",
         "_defer_checks",
         "_flushes",
@@ -67,6 +68,7 @@ class Session:
         "_grouped",
         "_held",
         "_held_in_unit",
+        "_held_keys",
         "_locked_ahead",
         "_may_pipeline",
         "_pipeline",
@@ -91,6 +93,8 @@ class Session:
         self.touched: set[int] = set() if touched is None else touched
         self.dialect: str = conn.dialect.name
         self._held: dict[Executable, list[Mapping[str, Any]]] = {}
+        self._changes: set[Executable] = set()  # the statements ``hold_change`` holds rows for
+        self._held_keys: set[Hashable] = set()  # the keys of the changes held
         # ``held_tally``'s counts, per statement and key: the held rows counted, and the tally
         self._tallies: dict[tuple[Executable, _Key], tuple[int, dict[Any, int]]] = {}
         self._flushes = 0
@@ -116,14 +120,32 @@ class Session:
         else:
             held.extend(rows)
 
+    def hold_change(self, statement: Executable, params: Mapping[str, Any], key: Hashable) -> None:
+        """``change``, held back like an insert (an UPDATE of one row by ``key``): a batch's
+        changes of one form go out together, after its held inserts (a change may be of a row
+        inserted in the same batch). ``statement`` must be one object for each set of names in
+        ``params``. A second change of a held key flushes first, so that each row's changes
+        go out in turn and one statement changes a row once; and what reads around held rows
+        (``scalar_around_held``, ``check_around_held``, ``check_grouped``) flushes the held
+        changes first, since it may read what they change. The unit can no longer be dropped
+        alone: the caller applied the change to the rows it reads (``SqlConversations``)."""
+        if key in self._held_keys:
+            self.flush()
+        self.wrote = True
+        self._changes.add(statement)
+        self._held_keys.add(key)
+        self.hold(statement, (params,))
+
     def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         self.flush()
         return self._execute(statement, params)
 
     def scalar_around_held(self, statement: Executable, params: Mapping[str, Any]) -> Any:
-        """The first column of the first row, read without writing what is held back first:
-        for a caller that accounts for the held rows itself (``held``), because flushing here
-        would undo the batching."""
+        """The first column of the first row, read without writing the held inserts first: for a
+        caller that accounts for them itself (``held_tally``), because flushing here would undo
+        the batching. Held changes are written first."""
+        if self._held_keys:
+            self.flush()
         return self._execute(statement, params).scalar()
 
     def check_around_held(
@@ -140,6 +162,8 @@ class Session:
         fails there breaks the session: the writer reruns the batch with a savepoint per unit
         and no pipeline, where each check runs at once and fails its own unit alone.
         ``writes``: the statement changes data (``drop_unit`` then cannot undo the unit)."""
+        if self._held_keys:
+            self.flush()
         if writes:
             self.wrote = True
             self._settle_grouped()
@@ -178,6 +202,8 @@ class Session:
         the caller holds the lock every change of it takes; and the transaction's own changes
         wait for the checks. So each is answered as it would have been at once; a failure
         breaks the session, as a pipelined check's does."""
+        if self._held_keys:
+            self.flush()
         self._grouped.append((statement, tuple(others.items()), value, check))
 
     def _settle_grouped(self) -> None:
@@ -296,11 +322,17 @@ class Session:
             return
         held, self._held = self._held, {}
         self._tallies = {}
+        self._held_keys = set()
         self._flushes += 1
         if self._held_in_unit:  # the current unit's own rows go out now
             self.wrote = True
+        changes = self._changes
         for statement, rows in held.items():
-            self._execute(statement, rows, answer=False)
+            if statement not in changes:
+                self._execute(statement, rows, answer=False)
+        for statement, rows in held.items():
+            if statement in changes:
+                self._execute(statement, rows, answer=False)
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -393,6 +425,7 @@ class Session:
 
     def discard(self) -> None:
         self._held = {}
+        self._held_keys = set()
         self._tallies = {}
         self._grouped = []
         self._forget(self._checks)

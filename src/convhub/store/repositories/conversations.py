@@ -3,10 +3,10 @@ user's conversations, and the marks of live groups."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Update, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from convhub.domain.models import (
@@ -73,8 +73,22 @@ _INSERT_KEYED = {
 }
 # The SET list comes from the parameter names at execution; every update raises the version,
 # and notes the row in the session's ``touched`` (store/clock.py).
-_BUMP = c.version + 1
-_UPDATE = fast(update(conversations).where(c.id == bindparam("b_id")).values(version=_BUMP))
+_BUMP = c.version + literal_column("1")
+# One statement for each set of names: the session holds a batch's updates back and sends those
+# of one statement together (``Session.hold_change``; on PostgreSQL one statement for many rows).
+_UPDATES: dict[frozenset[str], Update] = {}
+
+
+def _update(names: Iterable[str]) -> Update:
+    key = frozenset(names)
+    found = _UPDATES.get(key)
+    if found is None:
+        found = _UPDATES[key] = fast(
+            update(conversations).where(c.id == bindparam("b_id")).values(version=_BUMP)
+        )
+    return found
+
+
 _TAKE_INDEXES = fast(
     update(conversations)
     .where(c.id == bindparam("b_id"))
@@ -247,7 +261,7 @@ class SqlConversations:
         values = MAPPER.dump(conversation, fields)
         self._changing(conversation.id, values)
         values["b_id"] = conversation.id
-        self._session.change(_UPDATE, values)
+        self._session.hold_change(_update(values), values, conversation.id)
 
     def dissolve(self, conversation: Conversation) -> None:
         conversation.status = ConversationStatus.DISSOLVED
@@ -255,7 +269,7 @@ class SqlConversations:
         self._changing(conversation.id, values)
         values["b_id"] = conversation.id
         values["idempotency_key"] = None
-        self._session.change(_UPDATE, values)
+        self._session.hold_change(_update(values), values, conversation.id)
 
     def _changing(self, conversation_id: int, values: dict[str, object]) -> None:
         """Note a change of the row (readers forget it: ``touched``) and apply it to the row
