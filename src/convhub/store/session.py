@@ -1,10 +1,11 @@
 """One transaction's statements, with the rule that makes held-back inserts safe.
 
 Inserts that cannot conflict (a conversation without an idempotency key, members, messages) are
-held back and written together, one executemany per statement, by ``flush``. Every other
-statement flushes first, so nothing ever reads around a held-back row; the transaction's owner
-flushes before it commits. Under group commit this turns a batch of creates into a handful of
-statements instead of several per create.
+held back and written together, one executemany per statement, by ``flush``; so are updates of
+one row by key (``hold_change``: a conversation's), after the inserts. Every other statement
+flushes first, so nothing ever reads around a held-back row; the transaction's owner flushes
+before it commits. Under group commit this turns a batch of creates, or of renames, into a
+handful of statements instead of one or several per request.
 
 The session also knows whether the current unit of work changed anything: a unit that failed
 before it wrote (a "not found", a rule broken) can be dropped alone, without a savepoint.
