@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from convhub.store.driver import chunks, fast
 from convhub.store.engine import create_database_engine
 from convhub.store.session import Session
+from tests.support import connection
 
 _INSERT = sa.text("INSERT INTO tallied (user_id, counted) VALUES (:user_id, :counted)")
 
@@ -72,17 +73,22 @@ _HELD_ROWS = sa.Table(
 _INSERT_ROW = fast(sa.insert(_HELD_ROWS))
 
 
-# Each INSERT statement into held_rows, with the rows it inserted (PostgreSQL).
-_COUNT_INSERTS = """
-CREATE TEMPORARY TABLE inserts (seq SERIAL, rows INT);
-CREATE FUNCTION pg_temp.count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+def _count_statements(event: str, table: str, log: str) -> str:
+    """PostgreSQL: each ``event`` (INSERT, UPDATE) statement on ``table``, with the rows it
+    wrote, noted in the temporary table ``log`` (``seq``, ``rows``)."""
+    return f"""
+CREATE TEMPORARY TABLE {log} (seq SERIAL, rows INT);
+CREATE FUNCTION pg_temp.count_{log}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO inserts (rows) SELECT count(*) FROM new_rows;
+    INSERT INTO {log} (rows) SELECT count(*) FROM new_rows;
     RETURN NULL;
 END $$;
-CREATE TRIGGER counted AFTER INSERT ON held_rows REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.count_inserts();
+CREATE TRIGGER counted AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.count_{log}();
 """
+
+
+_COUNT_INSERTS = _count_statements("INSERT", "held_rows", "inserts")
 
 
 def test_chunks_are_powers_of_two_that_add_up_to_the_rows() -> None:
@@ -145,17 +151,10 @@ _RENAME = fast(sa.update(_CHANGED_ROWS).where(_BY_ID).values(version=_BUMPED))
 _RENUMBER = fast(sa.update(_CHANGED_ROWS).where(_BY_ID).values(version=_BUMPED))
 _SELECT_NAME = fast(sa.select(_CHANGED_ROWS.c.name).where(_CHANGED_ROWS.c.id == sa.bindparam("id")))
 
-# Each UPDATE statement of changed_rows, with the rows it changed (PostgreSQL).
-_COUNT_UPDATES = """
-CREATE TEMPORARY TABLE updates (seq SERIAL, rows INT);
-CREATE FUNCTION pg_temp.count_updates() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO updates (rows) SELECT count(*) FROM new_rows;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER counted AFTER UPDATE ON changed_rows REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.count_updates();
-"""
+_COUNT_UPDATES = _count_statements("UPDATE", "changed_rows", "updates")
+_CREATE_CHANGED_ROWS = sa.text(
+    "CREATE TEMPORARY TABLE changed_rows (id BIGINT PRIMARY KEY, name TEXT, n INT, version BIGINT)"
+)
 
 
 def _stored(conn: sa.Connection) -> dict[int, tuple[Any, ...]]:
@@ -170,79 +169,61 @@ def test_held_changes_go_out_after_the_held_inserts_in_one_statement_a_form(
     one statement (on PostgreSQL; one ``executemany`` on SQLite), after the inserts, so that a
     row inserted and changed in the same batch ends changed. A second change of a held row
     flushes first, and what reads around held rows sees the changes."""
-    engine = create_database_engine(database_url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "CREATE TEMPORARY TABLE changed_rows"
-                    " (id BIGINT PRIMARY KEY, name TEXT, n INT, version BIGINT)"
-                )
-            )
-            stored = {2**53 + 1 + i: (f"old {i}", i, 0) for i in range(300)}
-            conn.execute(
-                _INSERT_CHANGED,
-                [{"id": k, "name": v[0], "n": v[1], "version": 0} for k, v in stored.items()],
-            )
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text(_COUNT_UPDATES))
-            session = Session(conn)
-            ids = list(stored)
-            with session.pipelined():
-                session.begin_unit()
-                # A row inserted in the batch, then changed, after the change was held.
-                fresh = {"id": 7, "name": "fresh", "n": 0, "version": 0}
-                session.hold_change(_RENAME, {"b_id": 7, "name": "changed"}, 7)
-                session.hold(_INSERT_CHANGED, [fresh])
-                assert session.wrote  # a held change cannot be dropped without a rollback
-                for i, key in enumerate(ids[:260]):
-                    # Values a placeholder's rewriting could mangle: NULLs, text that looks like
-                    # placeholders.
-                    name = None if i % 7 == 0 else f"%s $1 %(n)s ü{i}"
-                    session.hold_change(_RENAME, {"b_id": key, "name": name}, key)
-                    stored[key] = (name, i, 1)
-                for i, key in enumerate(ids[260:], start=260):
-                    session.hold_change(_RENUMBER, {"b_id": key, "n": -i}, key)
-                    stored[key] = (f"old {i}", -i, 1)
-                assert _stored(conn)[ids[0]] == ("old 0", 0, 0)  # nothing sent yet
-                # A second change of a held row: what was held goes first.
-                session.hold_change(_RENAME, {"b_id": ids[1], "name": "again"}, ids[1])
-                stored[ids[1]] = ("again", 1, 2)
-                # Read around the held rows: the held change is written first.
-                params = {"id": ids[1]}
-                assert session.scalar_around_held(_SELECT_NAME, params) == "again"
-                session.hold_change(_RENAME, {"b_id": ids[2], "name": "last"}, ids[2])
-                stored[ids[2]] = ("last", 2, 2)
-                session.flush()
-            stored[7] = ("changed", 0, 1)
-            assert _stored(conn) == stored
-            if session.dialect == "postgresql":
-                # 261 renames, then 40 renumbers, in statements of 128, 64 … rows; then the
-                # second change of one row, then the last.
-                changed = conn.execute(sa.text("SELECT rows FROM updates ORDER BY seq")).scalars()
-                assert list(changed) == [128, 128, 4, 1, 32, 8, 1, 1]
-            conn.rollback()
-    finally:
-        engine.dispose()
+    with connection(database_url) as conn:
+        conn.execute(_CREATE_CHANGED_ROWS)
+        stored = {2**53 + 1 + i: (f"old {i}", i, 0) for i in range(300)}
+        conn.execute(
+            _INSERT_CHANGED,
+            [{"id": k, "name": v[0], "n": v[1], "version": 0} for k, v in stored.items()],
+        )
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(_COUNT_UPDATES))
+        session = Session(conn)
+        ids = list(stored)
+        with session.pipelined():
+            session.begin_unit()
+            # A row inserted in the batch, then changed, after the change was held.
+            fresh = {"id": 7, "name": "fresh", "n": 0, "version": 0}
+            session.hold_change(_RENAME, {"b_id": 7, "name": "changed"}, 7)
+            session.hold(_INSERT_CHANGED, [fresh])
+            assert session.wrote  # a held change cannot be dropped without a rollback
+            for i, key in enumerate(ids[:260]):
+                # Values a placeholder's rewriting could mangle: NULLs, text that looks like
+                # placeholders.
+                name = None if i % 7 == 0 else f"%s $1 %(n)s ü{i}"
+                session.hold_change(_RENAME, {"b_id": key, "name": name}, key)
+                stored[key] = (name, i, 1)
+            for i, key in enumerate(ids[260:], start=260):
+                session.hold_change(_RENUMBER, {"b_id": key, "n": -i}, key)
+                stored[key] = (f"old {i}", -i, 1)
+            assert _stored(conn)[ids[0]] == ("old 0", 0, 0)  # nothing sent yet
+            # A second change of a held row: what was held goes first.
+            session.hold_change(_RENAME, {"b_id": ids[1], "name": "again"}, ids[1])
+            stored[ids[1]] = ("again", 1, 2)
+            # Read around the held rows: the held change is written first.
+            params = {"id": ids[1]}
+            assert session.scalar_around_held(_SELECT_NAME, params) == "again"
+            session.hold_change(_RENAME, {"b_id": ids[2], "name": "last"}, ids[2])
+            stored[ids[2]] = ("last", 2, 2)
+            session.flush()
+        stored[7] = ("changed", 0, 1)
+        assert _stored(conn) == stored
+        if session.dialect == "postgresql":
+            # 261 renames, then 40 renumbers, in statements of 128, 64 … rows; then the
+            # second change of one row, then the last.
+            changed = conn.execute(sa.text("SELECT rows FROM updates ORDER BY seq")).scalars()
+            assert list(changed) == [128, 128, 4, 1, 32, 8, 1, 1]
+        conn.rollback()
 
 
 def test_rows_of_one_update_with_a_key_twice_are_each_applied_in_turn(database_url: str) -> None:
     """PostgreSQL updates a row once in a statement: rows that change one key twice go one by
     one, as ``executemany`` sends them, and both changes count."""
-    engine = create_database_engine(database_url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "CREATE TEMPORARY TABLE changed_rows"
-                    " (id BIGINT PRIMARY KEY, name TEXT, n INT, version BIGINT)"
-                )
-            )
-            conn.execute(_INSERT_CHANGED, [{"id": 1, "name": "a", "n": 0, "version": 0}])
-            session = Session(conn)
-            rows = [{"b_id": 1, "name": "b"}, {"b_id": 1, "name": "c"}]
-            session.change(_RENAME, rows)
-            assert _stored(conn) == {1: ("c", 0, 2)}
-            conn.rollback()
-    finally:
-        engine.dispose()
+    with connection(database_url) as conn:
+        conn.execute(_CREATE_CHANGED_ROWS)
+        conn.execute(_INSERT_CHANGED, [{"id": 1, "name": "a", "n": 0, "version": 0}])
+        session = Session(conn)
+        rows = [{"b_id": 1, "name": "b"}, {"b_id": 1, "name": "c"}]
+        session.change(_RENAME, rows)
+        assert _stored(conn) == {1: ("c", 0, 2)}
+        conn.rollback()

@@ -320,13 +320,12 @@ class _MultiRow:
     its VALUES; an UPDATE by key becomes ``UPDATE … FROM (VALUES …) AS v(…) WHERE key = v.key``
     (``_multi_update``)."""
 
-    __slots__ = ("_head", "_key", "_literals", "_sizes", "_tail", "inserts", "take")
+    __slots__ = ("_head", "_key", "_literals", "_sizes", "_tail", "take")
 
     def __init__(self, head: str, row: str, tail: str = "", *, key: str | None = None) -> None:
         self._head = head
         self._tail = tail
-        self._key = key
-        self.inserts = key is None
+        self._key = key  # an UPDATE's: the parameter its rows are found by
         parts = _NAMED.split(row)
         self._literals = parts[0::2]  # the text around the placeholders (casts, commas)
         names = parts[1::2]
@@ -338,6 +337,10 @@ class _MultiRow:
     @property
     def width(self) -> int:
         return len(self._literals) - 1
+
+    @property
+    def inserts(self) -> bool:
+        return self._key is None
 
     def fits(self, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the rows can go in one statement: an UPDATE's keys must differ, since
@@ -364,12 +367,8 @@ _MULTI_ROW: dict[str, _MultiRow | None] = {}
 def _multi_row(sql: str) -> _MultiRow | None:
     if sql in _MULTI_ROW:
         return _MULTI_ROW[sql]
-    form: _MultiRow | None = None
     matched = _ONE_ROW.fullmatch(sql)
-    if matched is not None:
-        form = _MultiRow(matched.group(1), matched.group(2))
-    else:
-        form = _multi_update(sql)
+    form = _multi_update(sql) if matched is None else _MultiRow(matched.group(1), matched.group(2))
     if form is not None and form.width == 0:
         form = None
     _MULTI_ROW[sql] = form

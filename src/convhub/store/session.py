@@ -137,6 +137,12 @@ class Session:
         self._held_keys.add(key)
         self.hold(statement, (params,))
 
+    def _flush_if_changes_held(self) -> None:
+        """Before a statement that reads around held rows: write everything held if a change is
+        among it, since the statement may read what the change changes (``hold_change``)."""
+        if self._held_keys:
+            self.flush()
+
     def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         self.flush()
         return self._execute(statement, params)
@@ -145,8 +151,7 @@ class Session:
         """The first column of the first row, read without writing the held inserts first: for a
         caller that accounts for them itself (``held_tally``), because flushing here would undo
         the batching. Held changes are written first."""
-        if self._held_keys:
-            self.flush()
+        self._flush_if_changes_held()
         return self._execute(statement, params).scalar()
 
     def check_around_held(
@@ -163,8 +168,7 @@ class Session:
         fails there breaks the session: the writer reruns the batch with a savepoint per unit
         and no pipeline, where each check runs at once and fails its own unit alone.
         ``writes``: the statement changes data (``drop_unit`` then cannot undo the unit)."""
-        if self._held_keys:
-            self.flush()
+        self._flush_if_changes_held()
         if writes:
             self.wrote = True
             self._settle_grouped()
@@ -203,8 +207,7 @@ class Session:
         the caller holds the lock every change of it takes; and the transaction's own changes
         wait for the checks. So each is answered as it would have been at once; a failure
         breaks the session, as a pipelined check's does."""
-        if self._held_keys:
-            self.flush()
+        self._flush_if_changes_held()
         self._grouped.append((statement, tuple(others.items()), value, check))
 
     def _settle_grouped(self) -> None:
