@@ -6,8 +6,8 @@ Which build goes first is swapped each round: on a machine whose speed drifts, t
 always ran second read up to 22% faster when both builds were the same code. Beside each row's
 median req/s it prints the server's CPU a request and the database's share of a core (medians),
 and the ceiling's CPU a request in each build's runs: when those differ, the machine changed
-between the builds' windows, and the rates say little. ``REF`` is checked out in a temporary git
-worktree, removed at the end.
+between the builds' windows, and the rates say little. Each build's median p99 follows. ``REF``
+is checked out in a temporary git worktree, removed at the end.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Side:
     requests_per_second: float
     server_cpu_us: float  # the server's CPU a request
     database_percent: float  # PostgreSQL's share of a core (0 on SQLite)
+    p99_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,12 @@ def _side(windows: Sequence[Mapping[str, Any]]) -> Side:
         w["server_cpu_percent"] / 100 / max(w["requests_per_second"], 1e-9) * 1e6 for w in windows
     ]
     database = [w.get("other_cpu_percent", {}).get("postgres", 0.0) for w in windows]
-    return Side(statistics.median(rates), statistics.median(cpu), statistics.median(database))
+    return Side(
+        statistics.median(rates),
+        statistics.median(cpu),
+        statistics.median(database),
+        statistics.median(w["p99_ms"] for w in windows),
+    )
 
 
 def summarize(runs: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]]) -> list[Line]:
@@ -76,16 +82,19 @@ def summarize(runs: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]]) -> list
 def report(lines: Sequence[Line], base_ref: str) -> str:
     out = [
         f"base: {base_ref}; new: this checkout. Medians: req/s (the server's CPU a request; "
-        "PostgreSQL's share of a core)",
+        "PostgreSQL's share of a core); p99",
         "",
-        "| row | base | new | req/s change |",
-        "|---|---:|---:|---:|",
+        "| row | base | new | req/s change | p99 base | p99 new |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for line in lines:
         engine, workers, table, operation = line.key
         row = f"{engine} w{workers} {table:,} {operation}" if engine != "ceiling" else operation
         change = line.new.requests_per_second / line.base.requests_per_second - 1
-        out.append(f"| {row} | {_cell(line.base)} | {_cell(line.new)} | {change:+.1%} |")
+        out.append(
+            f"| {row} | {_cell(line.base)} | {_cell(line.new)} | {change:+.1%} "
+            f"| {line.base.p99_ms:.1f} ms | {line.new.p99_ms:.1f} ms |"
+        )
     return "\n".join(out)
 
 
