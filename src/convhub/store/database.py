@@ -47,6 +47,7 @@ from convhub.domain.models import Conversation
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.store import driver
+from convhub.store.checkpoint import Checkpointer
 from convhub.store.clock import WriteClock, mark_writer
 from convhub.store.kept import KeptRows
 from convhub.store.loop_reads import LoopReads
@@ -172,6 +173,7 @@ class GroupCommitDatabase:
         if self._clock is not None:
             mark_writer(engine)
             self._start_clock()
+        self._checkpointer = Checkpointer(engine) if self._sqlite else None
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
         self._thread.start()
 
@@ -260,6 +262,8 @@ class GroupCommitDatabase:
         if self._thread.is_alive():
             self._queue.put(_STOP)  # behind everything already queued
             self._thread.join()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     def _close_readers(self) -> None:
         if self._reader is not None:
@@ -314,6 +318,8 @@ class GroupCommitDatabase:
                         self._clock.settle(self._touched)
                     self._touched.clear()
                 self._answer(batch, outcomes)
+                if self._checkpointer is not None:
+                    self._checkpointer.wrote()
                 self._in_flight = []
                 self._events.batch(len(batch), self._queue.qsize())
                 if stop:

@@ -1,0 +1,66 @@
+"""SQLite's checkpoints run on a thread of their own, shortly after the writer commits: what a
+batch wrote reaches the database file itself while the WAL is far from the 1,000 pages at which
+the writer would checkpoint, and closing the database stops that thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from convhub.domain.models import Conversation, ConversationType
+from convhub.domain.ports import UnitOfWork
+from convhub.ids import SnowflakeIds
+from convhub.store.database import GroupCommitDatabase
+from convhub.store.engine import create_database_engine
+from tests.support import migrated
+
+APP = 515_151
+
+
+def _conversation(conversation_id: int) -> Conversation:
+    return Conversation(
+        id=conversation_id, app_id=APP, inbox_type=0, type=ConversationType.GROUP, owner="u",
+        creator="u", other=None, create_time=1, modify_time=1,
+    )  # fmt: skip
+
+
+def _in_the_file_itself(path: Path) -> int:
+    """The app's conversations in the database file, the WAL left unread (``immutable``)."""
+    try:
+        with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM conversations WHERE app_id = ?", (APP,)
+            ).fetchone()
+            return int(count)
+    except sqlite3.DatabaseError:  # a page read while the checkpoint wrote it
+        return -1
+
+
+def test_a_commit_reaches_the_database_file_without_the_writer_checkpointing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "convhub.db"
+    migrated(f"sqlite:///{path}")
+    engine = create_database_engine(f"sqlite:///{path}", pool_size=2)
+    db = GroupCommitDatabase(engine)
+    ids = SnowflakeIds(1001)
+    made = [ids.next_id() for _ in range(300)]
+
+    def work(uow: UnitOfWork) -> None:
+        for conversation_id in made:
+            uow.conversations.add(_conversation(conversation_id), None)
+
+    try:
+        asyncio.run(db.write(work))
+        wal_pages = (path.parent / (path.name + "-wal")).stat().st_size // 4096
+        assert 0 < wal_pages < 1000  # the writer's own checkpoint has not come due
+        deadline = time.monotonic() + 10
+        while _in_the_file_itself(path) != len(made):
+            assert time.monotonic() < deadline, "the commit never reached the database file"
+            time.sleep(0.01)
+    finally:
+        db.close()
+    assert not [t for t in threading.enumerate() if t.name == "convhub-checkpointer"]
