@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from convhub.client import VolcAuth
 from convhub.config import Settings
+from convhub.domain.models import Conversation, ConversationType
 from convhub.server import Convhub
 from convhub.store import migrate
 from convhub.store.engine import create_database_engine
@@ -40,6 +41,14 @@ VERSION = "2020-12-01"
 SIGNING_VECTORS = (
     Path(__file__).resolve().parents[2] / "shared" / "vectors" / "volc-signed-requests.jsonl"
 )
+
+
+def group_of(conversation_id: int, app_id: int) -> Conversation:
+    """A group conversation of user ``u`` with nothing else set, for tests of the store."""
+    return Conversation(
+        id=conversation_id, app_id=app_id, inbox_type=0, type=ConversationType.GROUP, owner="u",
+        creator="u", other=None, create_time=1, modify_time=1,
+    )  # fmt: skip
 
 
 def convhub_command() -> list[str]:

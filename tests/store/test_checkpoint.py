@@ -10,21 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from convhub.domain.models import Conversation, ConversationType
 from convhub.domain.ports import UnitOfWork
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine
-from tests.support import migrated
+from tests.support import group_of, migrated
 
 APP = 515_151
-
-
-def _conversation(conversation_id: int) -> Conversation:
-    return Conversation(
-        id=conversation_id, app_id=APP, inbox_type=0, type=ConversationType.GROUP, owner="u",
-        creator="u", other=None, create_time=1, modify_time=1,
-    )  # fmt: skip
 
 
 def _in_the_file_itself(path: Path) -> int:
@@ -51,7 +43,7 @@ def test_a_commit_reaches_the_database_file_without_the_writer_checkpointing(
 
     def work(uow: UnitOfWork) -> None:
         for conversation_id in made:
-            uow.conversations.add(_conversation(conversation_id), None)
+            uow.conversations.add(group_of(conversation_id, APP), None)
 
     try:
         asyncio.run(db.write(work))

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from convhub.domain.models import Conversation, ConversationType
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
@@ -22,16 +21,9 @@ from convhub.store.driver import fast
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.session import Session, advisory_key
 from convhub.store.tables import conversations
-from tests.support import required_postgres
+from tests.support import group_of, required_postgres
 
 APP = 424_242
-
-
-def _conversation(conversation_id: int) -> Conversation:
-    return Conversation(
-        id=conversation_id, app_id=APP, inbox_type=0, type=ConversationType.GROUP, owner="u",
-        creator="u", other=None, create_time=1, modify_time=1,
-    )  # fmt: skip
 
 
 class Writer:
@@ -48,7 +40,7 @@ class Writer:
         def work(uow: UnitOfWork) -> int:
             if runs is not None:
                 runs.append(new_id)
-            uow.conversations.add(_conversation(new_id), None)
+            uow.conversations.add(group_of(new_id, APP), None)
             return new_id
 
         return new_id, work
@@ -222,7 +214,7 @@ def test_a_unit_that_fails_after_holding_rows_leaves_none_of_them(writer: Writer
     blocker, started, release = writer.hold()
 
     def half_done(uow: UnitOfWork) -> int:
-        uow.conversations.add(_conversation(lost_id), None)  # held back, not yet written
+        uow.conversations.add(group_of(lost_id, APP), None)  # held back, not yet written
         raise ConvhubError(ErrorCode.INVALID_PARAM, "changed its mind")
 
     lost_id = writer.ids.next_id()
