@@ -202,6 +202,9 @@ def _refused(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # The listening socket closed while this connect sat in its queue: not taken either.
+        return True
     return False
 
 
