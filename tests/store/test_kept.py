@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from convhub.domain.models import (
     Conversation,
@@ -21,9 +21,10 @@ from convhub.domain.models import (
     Role,
 )
 from convhub.domain.ports import UnitOfWork, UserOrder
-from convhub.store.clock import QUIET, WriteClock
+from convhub.store.clock import QUIET, WriteClock, heard, notice
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
+from convhub.store.hearing import APPLICATION_NAME
 from convhub.store.kept import KeptRows
 from convhub.store.tables import conversations, write_clock
 from tests.support import connection, migrated, required_postgres
@@ -211,6 +212,71 @@ def test_readers_look_at_the_clocks_seldom_and_keep_rows_while_others_write() ->
     assert kept.generation == generation + 1 and at(4.7, 99, own_seq=2)
 
 
+def test_a_listening_process_trusts_what_it_kept_once_it_has_heard_up_to_the_clocks() -> None:
+    """The rules with a listener, without a database: another clock ahead of what was heard of
+    it sends a reader to the versions (after one drain); each notification forgets only what it
+    names; a seq skipped, or a notification of too many IDs, forgets everything; a process
+    hears its own clock from its writer alone; a clock that stays ahead, unheard, for ``quiet``
+    is taken as it is once everything is forgotten; a lost listener leaves the clocks alone."""
+    now = [0.0]
+    kept: KeptRows[int, str] = KeptRows(10)
+    clock = WriteClock(kept, 1, quiet=1.0, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    arriving: list[tuple[int, int, list[int] | None]] = []
+    drains: list[float] = []
+
+    def drain() -> None:  # what a reader's drain finds arrived
+        drains.append(now[0])
+        while arriving:
+            clock.heard(*arriving.pop(0))
+
+    def at(others_seq: int, own_seq: int = 1) -> bool:
+        return clock.trusted(lambda: [(-1, 0), (1, own_seq), (2, others_seq)])
+
+    def keep(*keys: int) -> None:
+        kept.put_many([(key, 1, f"row {key}") for key in keys], since=kept.generation)
+
+    clock.committed(1)
+    clock.settle(())
+    clock.listening([(-1, 0), (1, 1), (2, 5)], drain)
+    keep(7, 8)
+    assert at(5) and drains == []
+    assert not at(6) and drains == [0.0]  # ahead, and nothing arrived: versions
+    clock.heard(2, 6, [7])
+    assert (kept.get(7, 1), kept.get(8, 1)) == (None, "row 8")  # only what it named
+    assert at(6) and at(5)  # a reader that read the clocks before the commit trusts as well
+    arriving.append((2, 7, [8]))
+    assert at(7)  # arrived, taken in by the reader's drain
+    assert kept.get(8, 1) is None and not arriving
+
+    keep(7, 8)
+    clock.heard(2, 9, [7])  # seq 8 was never told of (an older convhub): everything goes
+    assert len(kept) == 0 and at(9)
+    keep(7, 8)
+    clock.heard(2, 10, heard(f"2 10 {notice(range(351))}")[2])  # too many to name
+    assert len(kept) == 0 and at(10)
+    keep(7)
+    clock.heard(1, 2, [7])  # its own clock: its writer forgets what it changes
+    assert kept.get(7, 1) == "row 7"
+
+    assert not at(12)  # ahead, unheard: an older convhub wrote
+    assert not at(12) and kept.get(7, 1) == "row 7"  # nothing forgotten yet
+    now[0] = 1.1
+    assert not at(12)  # stood still for 1 s: everything forgotten, 12 taken as heard
+    assert len(kept) == 0 and at(12)
+
+    clock.deaf()
+    keep(7)
+    drains.clear()
+    assert not at(13) and not at(13)
+    assert drains == [] and not clock.hearing  # the clocks alone, as without a listener
+    assert kept.valid_at is None  # nor are the clocks read again before quiet / 4 s
+    now[0] = 1.4
+    assert not at(13) and kept.get(7, 1) == "row 7"  # looked: still, but not for 1 s yet
+    now[0] = 2.2
+    assert not at(13) and len(kept) == 0  # still for 1.1 s: everything forgotten, 13 taken
+    assert at(13)
+
+
 def _statements_of_read(db: GroupCommitDatabase, ids: list[int]) -> list[str]:
     """The SQL a SQLite read of ``ids`` runs on the read connection."""
     reader = db._reader
@@ -384,6 +450,71 @@ def test_a_change_by_anything_but_a_convhub_writer_is_seen_at_once_on_postgresql
             assert _read(db, ids)[ids[0]].name == "by an older convhub"
         finally:
             db.close()
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _heard_up_to_the_clocks(db: GroupCommitDatabase, url: str) -> None:
+    """Wait until ``db`` trusts what it keeps at the clocks as they stand."""
+    _until(
+        lambda: db._kept is not None and db._kept.valid_at == tuple(sorted(_clocks(url).items())),
+        "the listener never heard up to the clocks",
+    )
+
+
+def _hearing(db: GroupCommitDatabase) -> bool:
+    return db._clock is not None and db._clock.hearing
+
+
+def test_a_process_that_hears_another_write_keeps_trusting_what_it_kept_on_postgresql() -> None:
+    """Each writer's tick tells the other processes what it changed. A reader that has heard up
+    to the clocks asks no versions while another process writes (a change behind the clocks
+    stays unseen) and reads again only what was named. When its listening connection is ended,
+    readers ask versions again until it listens anew."""
+    with required_postgres() as url:
+        first, second = _database(url, 1000, 1), _database(url, 1000, 2)
+        try:
+            ids = [9_850_000_001, 9_850_000_002, 9_850_000_003]
+            _add(second, ids)
+            _until(lambda: _hearing(first), "the first never listened")
+            kept = _read(first, ids)
+            _behind_the_clocks(url, ids[2], "unseen")
+            _write(second, lambda uow: _changed(uow, ids[0], name="by the second"))
+            _heard_up_to_the_clocks(first, url)
+            seen = _read(first, ids)
+            assert seen[ids[0]].name == "by the second"  # named, so forgotten and read again
+            assert seen[ids[1]] is kept[ids[1]]
+            assert seen[ids[2]].name == "first"  # trusted while the second wrote: no versions
+
+            with _transaction(url) as conn:  # the server ends both listening connections
+                ended = conn.execute(
+                    select(func.pg_terminate_backend(text("pid")))
+                    .select_from(text("pg_stat_activity"))
+                    .where(text("application_name = :name"))
+                    .params(name=APPLICATION_NAME)
+                ).all()
+            assert len(ended) == 2
+            _until(lambda: not _hearing(first), "the first never noticed its listener ended")
+            _write(second, lambda uow: _changed(uow, ids[0], name="by the second, again"))
+            seen = _read(first, ids)
+            assert seen[ids[0]].name == "by the second, again"
+            assert seen[ids[2]].name == "unseen"  # unheard: the versions were asked
+
+            _until(lambda: _hearing(first), "the first never listened again")
+            _read(first, ids)  # listening again forgot everything: kept anew
+            _behind_the_clocks(url, ids[1], "unseen again")
+            _write(second, lambda uow: _changed(uow, ids[0], name="heard again"))
+            _heard_up_to_the_clocks(first, url)
+            seen = _read(first, ids)
+            assert (seen[ids[0]].name, seen[ids[1]].name) == ("heard again", "first")
+        finally:
+            first.close()
+            second.close()
 
 
 def test_a_users_conversations_keep_their_order_and_their_newest_values(

@@ -49,6 +49,7 @@ from convhub.errors import ConvhubError, ErrorCode
 from convhub.store import driver
 from convhub.store.checkpoint import Checkpointer
 from convhub.store.clock import WriteClock, mark_writer
+from convhub.store.hearing import Listener
 from convhub.store.kept import KeptRows
 from convhub.store.loop_reads import LoopReads
 from convhub.store.session import Session
@@ -160,7 +161,11 @@ class GroupCommitDatabase:
             KeptRows(kept_conversations) if kept_conversations else None
         )
         # The writer keeps the kept rows current itself (store/clock.py).
-        self._clock = None if self._kept is None else WriteClock(self._kept, clock_row)
+        self._clock = (
+            None
+            if self._kept is None
+            else WriteClock(self._kept, clock_row, notifies=not self._sqlite)
+        )
         self._touched: set[int] = set()  # conversations the writer's batch changed
         self._seq: int | None = None  # the write clock's, in the writer's transaction
         self._ticks = False  # the writer's transaction raises the clock (sent, or done)
@@ -173,6 +178,10 @@ class GroupCommitDatabase:
         if self._clock is not None:
             mark_writer(engine)
             self._start_clock()
+        # Other processes write to PostgreSQL too: hear what they change (store/hearing.py).
+        self._listener = (
+            Listener(engine, self._clock) if self._clock is not None and not self._sqlite else None
+        )
         self._checkpointer = Checkpointer(engine) if self._sqlite else None
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
         self._thread.start()
@@ -264,6 +273,8 @@ class GroupCommitDatabase:
             self._thread.join()
         if self._checkpointer is not None:
             self._checkpointer.close()
+        if self._listener is not None:
+            self._listener.close()
 
     def _close_readers(self) -> None:
         if self._reader is not None:
@@ -353,7 +364,7 @@ class GroupCommitDatabase:
             yield
             if clock is not None and self._touched and not self._ticks:
                 self._ticks = True
-                self._seq = clock.tick(conn)
+                self._seq = clock.tick(conn, self._touched)
         if clock is not None and self._ticks:
             clock.committed(self._seq)
 
@@ -361,7 +372,7 @@ class GroupCommitDatabase:
         """The tick, last in the batch's pipeline, if a conversation changed."""
         if self._clock is not None and self._touched:
             self._ticks = True
-            self._clock.tick_in(session, self._ticked)
+            self._clock.tick_in(session, self._touched, self._ticked)
 
     def _ticked(self, seq: int | None) -> None:
         self._seq = seq
