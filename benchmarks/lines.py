@@ -108,7 +108,10 @@ def extra_lines(
         f"Modify: renames one of {args.modify_targets} conversations (alternating names), "
         "spread evenly over the prefilled table (with no prefill: the API-made ones). "
         "BatchGet(100): 100 existing IDs drawn from all of the main app's prefilled rows "
-        f"(no prefill: of the {args.conversations} made), SkipMemberCount left at its default.",
+        f"(no prefill: of the {args.conversations} made), SkipMemberCount left at its default. "
+        f"{workload.BATCH_GET_BESIDE_MODIFY}: those BatchGet(100)s, with one of the Modifies "
+        f"amid each {workload.BESIDE_WRITES - 1} (with several workers, readers meet the other "
+        "processes' writes).",
         "Coze rows (Authorization: Bearer token of user bench, in an app of its own): "
         f"rename = PUT /v1/conversations/{{id}} of one of {args.coze_targets} conversations "
         "spread over the prefilled table (no prefill: made through the API), alternating names; "

@@ -16,6 +16,7 @@ SLUGS = {
     "create-single": workload.CREATE_SINGLE,
     "modify": workload.MODIFY,
     "batch-get": workload.BATCH_GET,
+    "batch-get-beside-modify": workload.BATCH_GET_BESIDE_MODIFY,
     "user-conversations": workload.USER_CONVERSATIONS,
     "batch-add": workload.BATCH_ADD,
     "scan": workload.SCAN,

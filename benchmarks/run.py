@@ -75,6 +75,12 @@ OPERATIONS: dict[str, Operation] = {
     workload.BATCH_GET: Operation(
         lambda tenant, port, made: workload.batch_get_pool(tenant, port, made.batch), "volc"
     ),
+    workload.BATCH_GET_BESIDE_MODIFY: Operation(
+        lambda tenant, port, made: workload.batch_get_beside_modify_pool(
+            tenant, port, made.batch, made.volc_modify
+        ),
+        "volc",
+    ),
     workload.USER_CONVERSATIONS: Operation(
         lambda tenant, port, _: workload.user_conversations_pool(tenant, port), "volc"
     ),

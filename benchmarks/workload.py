@@ -49,6 +49,8 @@ CREATE = "Create"
 CREATE_SINGLE = "CreateConversation (single, new pairs)"
 MODIFY = "Modify"
 BATCH_GET = "BatchGet(100)"
+BESIDE_WRITES = 10  # BatchGet(100) beside Modify: one request in this many is a Modify
+BATCH_GET_BESIDE_MODIFY = f"BatchGet(100), 1 in {BESIDE_WRITES} a Modify"
 COZE_RENAME = "Coze rename"
 COZE_MESSAGE_CREATE = "Coze message create"
 COZE_MESSAGE_LIST = f"Coze message list({LIST_LIMIT})"
@@ -175,6 +177,22 @@ def batch_get_pool(
         )
         for _ in range(size)
     ]
+
+
+def batch_get_beside_modify_pool(
+    tenant: Tenant, port: int, ids: Sequence[int], renamed: Sequence[int]
+) -> list[bytes]:
+    """BatchGet(100)s as ``batch_get_pool`` draws them, with a Modify of one of ``renamed``
+    amid each run of ``BESIDE_WRITES`` - 1, so that readers meet other processes' writes.
+    Each run begins and ends with a BatchGet (``verify_pool`` checks the first and the last)."""
+    reads = batch_get_pool(tenant, port, ids)
+    writes = modify_pool(tenant, port, renamed)
+    half = BESIDE_WRITES // 2
+    pool: list[bytes] = []
+    for n, write in enumerate(writes):
+        run = [reads[(n * (BESIDE_WRITES - 1) + i) % len(reads)] for i in range(BESIDE_WRITES - 1)]
+        pool += [*run[:half], write, *run[half:]]
+    return pool
 
 
 def _members(first: int, count: int) -> list[dict[str, Any]]:
@@ -457,6 +475,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     CREATE_SINGLE: _check_single,
     MODIFY: lambda result: None,
     BATCH_GET: _check_batch,
+    BATCH_GET_BESIDE_MODIFY: _check_batch,
     USER_CONVERSATIONS: _check_page("ConversationInfos", USER_PAGE),
     BATCH_ADD: _check_added,
     SCAN: _check_page("Participants", SCAN_LIMIT),
