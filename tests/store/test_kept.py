@@ -495,7 +495,7 @@ def test_a_process_that_hears_another_write_keeps_trusting_what_it_kept_on_postg
                 ended = conn.execute(
                     select(func.pg_terminate_backend(text("pid")))
                     .select_from(text("pg_stat_activity"))
-                    .where(text("application_name = :name"))
+                    .where(text("application_name = :name AND datname = current_database()"))
                     .params(name=APPLICATION_NAME)
                 ).all()
             assert len(ended) == 2

@@ -10,16 +10,21 @@ no two live processes share), whose ``seq`` the process's writer raises, last th
 commit, in every transaction that changed a stored conversation (a batch of creates changes
 nothing a reader kept).
 
-- A reader reads every clock (a few rows, one statement) and trusts what is kept only while they
-  are exactly as this process published them (``KeptRows.valid_at``): its own clock where its
-  writer settled, every other one as it was when the kept rows were last all forgotten.
+- A reader reads every clock (a few rows, one statement) and trusts what is kept only while its
+  own clock is where its writer settled, and every other one no further than what was forgotten
+  of it: where it stood when the kept rows were last all forgotten, or what was heard since
+  (``KeptRows.valid_at`` holds them, for the common case of equal clocks).
 - Its writer publishes its own clock after each batch, having forgotten what the batch changed.
   A writer that finds its own clock anywhere but where it left it (another process on the same
   node's clock) forgets everything it kept.
-- When another process's clock moves, readers ask for versions as before. Once the other clocks
-  have stood still for ``quiet`` seconds, a reader forgets everything kept and takes them as the
-  new baseline: a process whose neighbours keep writing goes on asking versions, and forgets
-  everything at most once each time they pause.
+- On PostgreSQL each tick also notifies every listening process of the conversations it changed
+  (store/hearing.py). A process that listens forgets them as it hears them, and its readers trust
+  another process's clock up to the seq heard of it (``heard``); a seq skipped (a writer that
+  does not notify) makes it forget everything.
+- When another process's clock moves past what was heard of it, readers ask for versions. Once
+  the other clocks have stood still for ``quiet`` seconds, a reader forgets everything kept and
+  takes them as the new baseline: without a listener, a process whose neighbours keep writing
+  goes on asking versions, and forgets everything at most once each time they pause.
 
 One row per process: on PostgreSQL every process's batches would queue on a shared one. On
 PostgreSQL a change of conversations by anything else (a process of an older version during a
@@ -253,8 +258,9 @@ class WriteClock:
         if self._last is None or (self._row, self._last) not in clocks:
             return False  # this writer committed and has not settled yet
         ahead = self._ahead(clocks)
-        if ahead and self._drain is not None:
-            self._drain()  # the notification may be here, not yet taken in
+        drain = self._drain
+        if ahead and drain is not None:
+            drain()  # the notification may be here, not yet taken in
             ahead = self._ahead(clocks)
         if not ahead:
             return True
@@ -275,8 +281,9 @@ class WriteClock:
             self._look_at = now + self._quiet / 4
             if self._through is not None:  # first seen: trust nothing (nor read the clocks)
                 with self._lock:  # till a pause
-                    self._through = None
-                    self._publish()
+                    if not self._hearing:  # nor has a listener begun meanwhile
+                        self._through = None
+                        self._publish()
         if others != self._moved:
             self._moved, self._moved_at = others, now
             return
