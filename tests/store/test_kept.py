@@ -25,7 +25,7 @@ from convhub.store.clock import QUIET, WriteClock, heard, notice
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.hearing import APPLICATION_NAME
-from convhub.store.kept import KeptRows
+from convhub.store.kept import FORGOTTEN_KEYS, KeptRows
 from convhub.store.tables import conversations, write_clock
 from tests.support import connection, migrated, required_postgres
 
@@ -155,19 +155,31 @@ def test_kept_rows_hold_at_most_their_capacity_and_match_versions() -> None:
         KeptRows(0)
 
 
-def test_a_reader_that_began_before_a_forget_keeps_nothing() -> None:
-    """A reader's snapshot may predate the writer's commit of a change: what it read must not
-    be kept once the writer has forgotten the row (it would be served as current)."""
+def test_a_reader_that_began_before_a_forget_keeps_nothing_of_what_it_forgot() -> None:
+    """A reader's snapshot may predate the writer's commit of a change: what it read of a row
+    must not be kept once the writer has forgotten the row (it would be served as current).
+    What else it read it keeps: nothing changed those."""
     kept: KeptRows[int, str] = KeptRows(10)
     kept.put_many([(1, 0, "a"), (2, 0, "b")], since=kept.generation)
-    began = kept.generation  # the reader begins, reads 1 as it was
+    began = kept.generation  # the reader begins, reads 1 as it was, and 3
     kept.forget([1])  # the writer commits a change of 1 and forgets it
-    kept.put_many([(1, 0, "a, as the reader saw it")], since=began)
-    assert kept.resolve_current([1, 2]) == ([1, "b"], [1])
+    kept.put_many([(1, 0, "a, as the reader saw it"), (3, 0, "c")], since=began)
+    assert kept.resolve_current([1, 2, 3]) == ([1, "b", "c"], [1])
     kept.put_many([(1, 1, "a, read after")], since=kept.generation)
     assert kept.get(1, 1) == "a, read after"
+
+    began = kept.generation
     kept.forget_all()  # another writer was here
     assert (len(kept), kept.resolve_current([1, 2])[1]) == (0, [1, 2])
+    kept.put_many([(2, 0, "b, as the reader saw it")], since=began)
+    assert len(kept) == 0  # whatever it read may have changed
+
+    began = kept.generation
+    kept.forget(range(100, 100 + FORGOTTEN_KEYS + 1))  # too many to remember one by one
+    kept.put_many([(2, 0, "b")], since=began)
+    assert len(kept) == 0  # so an overtaken reader keeps nothing
+    kept.put_many([(2, 0, "b")], since=kept.generation)
+    assert kept.get(2, 0) == "b"
 
 
 def test_readers_look_at_the_clocks_seldom_and_keep_rows_while_others_write() -> None:

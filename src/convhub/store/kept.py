@@ -8,8 +8,11 @@ the answer is the same as a full read, in one process or in many. Only read-only
 
 A process's writer forgets each row it changed before it answers, and readers skip the versions
 while the write clocks say nobody else wrote (``valid_at``; see store/clock.py). A reader that
-read a row before such a forget must not keep it after: each forget raises ``generation``, and a
-store carries the generation its reader began at.
+read a row before such a forget must not keep it after: each forget raises ``generation`` and
+notes it beside each key it forgot, and a store carries the generation its reader began at. Only
+the keys forgotten since are left out of a store: with a write among every ten BatchGet(100)s,
+dropping the whole of every store that a forget overtook kept the changed rows from ever being
+kept again, and BatchGet read most of its rows in full (half the requests a second).
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _value = itemgetter(1)  # of a kept (version, value)
+# Keys forgotten one by one that are remembered as such; past this many, the memory is cleared
+# and every reader in flight keeps nothing instead.
+FORGOTTEN_KEYS = 10_000
 
 
 class KeptRows(Generic[K, V]):
     """At most ``capacity`` values by key, the oldest kept dropped first. Lookups take no lock
     (a dict read is atomic); stores and forgets take turns."""
 
-    __slots__ = ("_capacity", "_lock", "_rows", "clock", "generation", "valid_at")
+    __slots__ = (
+        "_capacity", "_floor", "_forgotten", "_lock", "_rows", "clock", "generation", "valid_at",
+    )  # fmt: skip
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -44,6 +52,8 @@ class KeptRows(Generic[K, V]):
         self._rows: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._lock = threading.Lock()
         self.generation = 0  # raised by every forget
+        self._forgotten: dict[K, int] = {}  # key -> the generation that forgot it last
+        self._floor = 0  # readers that began before this generation keep nothing
         # The write clocks at which every row kept is known to be current; None: ask versions.
         self.valid_at: object | None = None
         self.clock: WriteClock | None = None  # what keeps ``valid_at``, if anything does
@@ -85,12 +95,15 @@ class KeptRows(Generic[K, V]):
 
     def put_many(self, rows: Iterable[tuple[K, int, V]], *, since: int) -> None:
         """Keep each (key, version, value), read by a reader that began at generation ``since``:
-        nothing, if a forget came after it began (what it read may be what was forgotten)."""
+        not a key forgotten after it began (what it read may be what was forgotten)."""
         with self._lock:
-            if self.generation != since:
+            if since < self._floor:
                 return
             kept = self._rows
+            forgotten = self._forgotten if self.generation != since else None
             for key, version, value in rows:
+                if forgotten and forgotten.get(key, 0) > since:
+                    continue
                 if key not in kept and len(kept) >= self._capacity:
                     kept.popitem(last=False)
                 kept[key] = (version, value)
@@ -98,13 +111,21 @@ class KeptRows(Generic[K, V]):
     def forget(self, keys: Iterable[K]) -> None:
         with self._lock:
             self.generation += 1
+            generation = self.generation
+            rows, forgotten = self._rows, self._forgotten
             for key in keys:
-                self._rows.pop(key, None)
+                rows.pop(key, None)
+                forgotten[key] = generation
+            if len(forgotten) > FORGOTTEN_KEYS:
+                forgotten.clear()
+                self._floor = generation
 
     def forget_all(self) -> None:
         with self._lock:
             self.generation += 1
             self._rows.clear()
+            self._forgotten.clear()
+            self._floor = self.generation
 
     def __len__(self) -> int:
         return len(self._rows)
