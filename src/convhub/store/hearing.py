@@ -88,9 +88,11 @@ class Listener:
             log.warning("hearing other processes' writes again")
             self._failing = False
         descriptor = conn.fileno()
+        waiting = select.poll()  # not select(): a busy server's descriptors pass 1,024
+        waiting.register(descriptor, select.POLLIN)
+        waiting.register(self._wake[0], select.POLLIN)
         while not self._closing.is_set():
-            ready, _, _ = select.select([descriptor, self._wake[0]], [], [])
-            if descriptor in ready:
+            if any(ready == descriptor for ready, _event in waiting.poll()):
                 with self._lock:
                     self._take_in(conn)
 
