@@ -127,6 +127,9 @@ def test_metrics_and_log_lines_match_a_known_mix_of_requests(
     # Every create that passed its checks was a write (the refused one never reached the writer).
     assert value(samples, "convhub_writer_batch_size_sum") >= made + 2
     assert value(samples, "convhub_writer_queue_depth") == 0
+    # Only on PostgreSQL do other processes write, and does a process listen for their changes.
+    listening = 1 if database_url.startswith("postgresql") else 0
+    assert value(samples, "convhub_listening_processes") == listening
 
     # One log line per request, carrying what its client saw.
     lines = {

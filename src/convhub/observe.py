@@ -101,6 +101,12 @@ class Observer:
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )
+        self._listening = Gauge(
+            "convhub_listening_processes",
+            "Processes that hear the other processes' changes of conversations (PostgreSQL)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self._database_errors = Counter(
             "convhub_database_errors",
             "Reads and writes that failed on the database itself (unreachable, dropped, ...)",
@@ -168,6 +174,9 @@ class Observer:
 
     def database_error(self, operation: str) -> None:
         self._database_errors.labels(operation).inc()
+
+    def listening(self, hearing: bool) -> None:
+        self._listening.set(1 if hearing else 0)
 
     def redis_fail_open(self) -> None:
         self._fail_open.inc()

@@ -246,6 +246,7 @@ def test_metrics_add_up_over_two_workers() -> None:
                                   dialect="volc", action="BatchGetConversations")  # fmt: skip
                     assert count == sent
                     assert value(samples, "convhub_writer_queue_depth") == 0
+                    assert value(samples, "convhub_listening_processes") == 2  # each worker
 
 
 def test_one_worker_keeps_its_metrics_in_memory_whatever_the_environment_says(

@@ -121,12 +121,19 @@ class StoreEvents(Protocol):
     def database_error(self, operation: str) -> None:
         """A read or a write (``operation``) failed on the database itself."""
 
+    def listening(self, hearing: bool) -> None:
+        """The process began (or ceased) to hear the other processes' writes (store/hearing.py;
+        its listening thread)."""
+
 
 class _NoEvents:
     def batch(self, size: int, waiting: int) -> None:
         pass
 
     def database_error(self, operation: str) -> None:
+        pass
+
+    def listening(self, hearing: bool) -> None:
         pass
 
 
@@ -180,7 +187,9 @@ class GroupCommitDatabase:
             self._start_clock()
         # Other processes write to PostgreSQL too: hear what they change (store/hearing.py).
         self._listener = (
-            Listener(engine, self._clock) if self._clock is not None and not self._sqlite else None
+            Listener(engine, self._clock, self._events.listening)
+            if self._clock is not None and not self._sqlite
+            else None
         )
         self._checkpointer = Checkpointer(engine) if self._sqlite else None
         self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)

@@ -18,6 +18,7 @@ import logging
 import os
 import select
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -36,16 +37,20 @@ class Listener:
     """Started at once; ``close`` once."""
 
     __slots__ = (
-        "_clock", "_closing", "_conn", "_connect_args", "_failing", "_lock", "_thread", "_wake",
+        "_clock", "_closing", "_conn", "_connect_args", "_failing", "_lock", "_thread", "_told",
+        "_wake",
     )  # fmt: skip
 
-    def __init__(self, engine: Engine, clock: WriteClock) -> None:
+    def __init__(
+        self, engine: Engine, clock: WriteClock, told: Callable[[bool], None] = lambda _: None
+    ) -> None:
         _cargs, params = engine.dialect.create_connect_args(engine.url)
         params.pop("context", None)  # SQLAlchemy's adapters: this connection reads two integers
         params.setdefault("connect_timeout", 5)
         params["application_name"] = APPLICATION_NAME
         self._connect_args = dict(params)
         self._clock = clock
+        self._told = told  # whether it hears, each time that changes (the metrics)
         self._lock = threading.Lock()  # the connection's input: the thread's or a reader's turn
         self._conn: psycopg.Connection[Any] | None = None
         self._closing = threading.Event()
@@ -73,7 +78,9 @@ class Listener:
             finally:
                 with self._lock:
                     self._conn = None
-                self._clock.deaf()
+                if self._clock.hearing:
+                    self._clock.deaf()
+                    self._told(False)
             self._closing.wait(RETRY)
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
@@ -84,6 +91,7 @@ class Listener:
         with self._lock:
             self._conn = conn
         self._clock.listening(clocks, self.drain)
+        self._told(True)
         if self._failing:
             log.warning("hearing other processes' writes again")
             self._failing = False
