@@ -10,9 +10,9 @@ A process's writer forgets each row it changed before it answers, and readers sk
 while the write clocks say nobody else wrote (``valid_at``; see store/clock.py). A reader that
 read a row before such a forget must not keep it after: each forget raises ``generation`` and
 notes it beside each key it forgot, and a store carries the generation its reader began at. Only
-the keys forgotten since are left out of a store: with a write among every ten BatchGet(100)s,
-dropping the whole of every store that a forget overtook kept the changed rows from ever being
-kept again, and BatchGet read most of its rows in full (half the requests a second).
+the keys forgotten since are left out of a store, so that a reader overtaken by a forget of other
+rows (on PostgreSQL, what is heard of other processes' writes comes every few milliseconds while
+they write) still keeps what it read.
 """
 
 from __future__ import annotations
