@@ -22,6 +22,7 @@ from benchmarks.procs import (
     cpu_snapshot,
     others_cpu_percent,
     stop,
+    tree_context_switches,
     tree_cpu_seconds,
     tree_pids,
     tree_rss,
@@ -63,6 +64,8 @@ class Measurement:
     machine_cpu_percent: float = 0.0
     other_cpu_percent: dict[str, float] = field(default_factory=dict)
     server_rss_kb: int = 0  # resident memory of the server's process tree as the window ended
+    # the server tree's threads' context switches a second (its threads trading the interpreter)
+    server_switches_per_second: float = 0.0
     server_processes: list[dict[str, object]] = field(default_factory=list)  # pid, name, rss_kb
 
     @property
@@ -177,16 +180,19 @@ def _watch_window(
     server tree's resident memory as it ends."""
     _sleep_until(start_at)
     server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    switches0 = tree_context_switches(server_pid) if server_pid else 0
     busy0, total0 = _machine_busy()
     before = cpu_snapshot()
     _sleep_until(start_at + duration)
     server1 = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    switches1 = tree_context_switches(server_pid) if server_pid else 0
     busy1, total1 = _machine_busy()
     after = cpu_snapshot()
     processes = tree_rss(server_pid) if server_pid else []
     mine = {os.getpid(), *generator_pids, *(tree_pids(server_pid) if server_pid else [])}
     return {
         "server_cpu_percent": 100.0 * (server1 - server0) / duration,
+        "server_switches_per_second": (switches1 - switches0) / duration,
         "machine_cpu_percent": 100.0 * (busy1 - busy0) / max(total1 - total0, 1),
         "other_cpu_percent": others_cpu_percent(before, after, mine, duration),
         "server_rss_kb": sum(int(str(p["rss_kb"])) for p in processes),
@@ -263,6 +269,7 @@ def measure(
         error_sample=next((str(r["error_sample"]) for r in reports if r["error_sample"]), ""),
         generator_cpu_percent=[float(str(r["cpu_percent"])) for r in reports],
         server_cpu_percent=cpu["server_cpu_percent"],
+        server_switches_per_second=cpu["server_switches_per_second"],
         machine_cpu_percent=cpu["machine_cpu_percent"],
         other_cpu_percent=cpu["other_cpu_percent"],
         server_rss_kb=cpu["server_rss_kb"],

@@ -147,6 +147,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(_stat(p)[1] for p in tree_pids(pid)) / _CLK_TCK
 
 
+def tree_context_switches(pid: int) -> int:
+    """Context switches (voluntary and not) so far of every live thread of a process and its
+    live descendants (a thread that ended takes its count with it)."""
+    total = 0
+    for process in tree_pids(pid):
+        for status in Path(f"/proc/{process}/task").glob("*/status"):
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
+    return total
+
+
 def rss_kb(pid: int) -> int:
     """Resident memory of one process (VmRSS), in KiB; 0 when it is gone."""
     try:
