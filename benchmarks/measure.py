@@ -64,7 +64,7 @@ class Measurement:
     machine_cpu_percent: float = 0.0
     other_cpu_percent: dict[str, float] = field(default_factory=dict)
     server_rss_kb: int = 0  # resident memory of the server's process tree as the window ended
-    # the server tree's threads' context switches a second (its threads trading the interpreter)
+    # context switches a second, of every thread of the server's process tree
     server_switches_per_second: float = 0.0
     server_processes: list[dict[str, object]] = field(default_factory=list)  # pid, name, rss_kb
 
