@@ -24,7 +24,7 @@ def brief(m: Measurement) -> str:
     return (
         f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
         f"errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
-        f"switches {m.server_switches_per_second / max(m.requests_per_second, 1e-9):.1f}/req "
+        f"switches {m.switches_per_request:.1f}/req "
         f"box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
         f"{len(m.server_processes)} processes, others {m.other_cpu_percent}"
     )
@@ -39,9 +39,7 @@ def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
         server_cpu = statistics.median(m.server_cpu_percent for m in group)
         gen = statistics.median(max(m.generator_cpu_percent) for m in group)
         box = statistics.median(m.machine_cpu_percent for m in group)
-        switches = statistics.median(
-            m.server_switches_per_second / max(m.requests_per_second, 1e-9) for m in group
-        )
+        switches = statistics.median(m.switches_per_request for m in group)
         cells.append(f"{name} {server_cpu:.0f}/{gen:.0f}/{box:.0f}/{switches:.1f}")
     return [
         "CPU in the window, medians (server tree % of one core / generator % / whole box % / "

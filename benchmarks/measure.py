@@ -72,6 +72,10 @@ class Measurement:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    @property
+    def switches_per_request(self) -> float:
+        return self.server_switches_per_second / max(self.requests_per_second, 1e-9)
+
 
 def percentile(ordered: Sequence[int], fraction: float) -> float:
     """Nearest-rank percentile of sorted values; 0 when there are none."""

@@ -16,7 +16,6 @@ from sqlalchemy import Connection, func, insert, select, text, update
 from convhub.domain.models import (
     Conversation,
     ConversationStatus,
-    ConversationType,
     Participant,
     Role,
 )
@@ -27,16 +26,16 @@ from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.hearing import APPLICATION_NAME
 from convhub.store.kept import FORGOTTEN_KEYS, KeptRows
 from convhub.store.tables import conversations, write_clock
-from tests.support import connection, migrated, required_postgres
+from tests.outages import eventually
+from tests.support import connection, group_of, migrated, required_postgres
 
 APP = 515_151
 
 
 def _conversation(conversation_id: int) -> Conversation:
-    return Conversation(
-        id=conversation_id, app_id=APP, inbox_type=0, type=ConversationType.GROUP, owner="u",
-        creator="u", other=None, create_time=1, modify_time=1, name="first",
-    )  # fmt: skip
+    conversation = group_of(conversation_id, APP)
+    conversation.name = "first"
+    return conversation
 
 
 def _database(url: str, kept: int, clock_row: int = 0) -> GroupCommitDatabase:
@@ -464,19 +463,11 @@ def test_a_change_by_anything_but_a_convhub_writer_is_seen_at_once_on_postgresql
             db.close()
 
 
-def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def _heard_up_to_the_clocks(db: GroupCommitDatabase, url: str) -> None:
     """Wait until ``db`` trusts what it keeps at the clocks as they stand."""
-    _until(
-        lambda: db._kept is not None and db._kept.valid_at == tuple(sorted(_clocks(url).items())),
-        "the listener never heard up to the clocks",
-    )
+    assert db._kept is not None
+    kept = db._kept
+    eventually(lambda: (kept.valid_at, tuple(sorted(_clocks(url).items()))), lambda c: c[0] == c[1])
 
 
 def _hearing(db: GroupCommitDatabase) -> bool:
@@ -493,7 +484,7 @@ def test_a_process_that_hears_another_write_keeps_trusting_what_it_kept_on_postg
         try:
             ids = [9_850_000_001, 9_850_000_002, 9_850_000_003]
             _add(second, ids)
-            _until(lambda: _hearing(first), "the first never listened")
+            eventually(lambda: _hearing(first), bool)  # it listens
             kept = _read(first, ids)
             _behind_the_clocks(url, ids[2], "unseen")
             _write(second, lambda uow: _changed(uow, ids[0], name="by the second"))
@@ -511,13 +502,13 @@ def test_a_process_that_hears_another_write_keeps_trusting_what_it_kept_on_postg
                     .params(name=APPLICATION_NAME)
                 ).all()
             assert len(ended) == 2
-            _until(lambda: not _hearing(first), "the first never noticed its listener ended")
+            eventually(lambda: _hearing(first), lambda hearing: not hearing)  # noticed
             _write(second, lambda uow: _changed(uow, ids[0], name="by the second, again"))
             seen = _read(first, ids)
             assert seen[ids[0]].name == "by the second, again"
             assert seen[ids[2]].name == "unseen"  # unheard: the versions were asked
 
-            _until(lambda: _hearing(first), "the first never listened again")
+            eventually(lambda: _hearing(first), bool)  # it listens again
             _read(first, ids)  # listening again forgot everything: kept anew
             _behind_the_clocks(url, ids[1], "unseen again")
             _write(second, lambda uow: _changed(uow, ids[0], name="heard again"))

@@ -80,7 +80,7 @@ def create_database_engine(url: str, *, pool_size: int = 16) -> Engine:
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
-        connect_args=_postgres_connect_args(parsed),
+        connect_args=postgres_connect_args(parsed),
         hide_parameters=True,  # errors are logged; their parameters may be credentials
     )
 
@@ -91,12 +91,12 @@ def create_loop_engine(engine: Engine) -> AsyncEngine:
     return create_async_engine(
         engine.url,
         poolclass=NullPool,
-        connect_args=_postgres_connect_args(engine.url),
+        connect_args=postgres_connect_args(engine.url),
         hide_parameters=True,
     )
 
 
-def _postgres_connect_args(url: URL) -> dict[str, Any]:
+def postgres_connect_args(url: URL) -> dict[str, Any]:
     # A PostgreSQL that does not answer a connect is down: fail in seconds, not minutes
     # (``?connect_timeout=`` in the URL overrides it).
     return {} if "connect_timeout" in url.query else {"connect_timeout": 5}

@@ -24,21 +24,21 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from convhub.store.clock import CHANNEL, WriteClock, heard
+from convhub.store.clock import CHANNEL, NOW, WriteClock, heard
+from convhub.store.engine import postgres_connect_args
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "convhub-listener"  # what pg_stat_activity shows of its connection
 RETRY = 1.0  # seconds between attempts to listen again
-_CLOCKS = "SELECT id, seq FROM write_clock ORDER BY id"
 
 
 class Listener:
     """Started at once; ``close`` once."""
 
     __slots__ = (
-        "_clock", "_closing", "_conn", "_connect_args", "_failing", "_lock", "_thread", "_told",
-        "_wake",
+        "_clock", "_clocks", "_closing", "_conn", "_connect_args", "_failing", "_lock", "_thread",
+        "_told", "_wake",
     )  # fmt: skip
 
     def __init__(
@@ -46,10 +46,11 @@ class Listener:
     ) -> None:
         _cargs, params = engine.dialect.create_connect_args(engine.url)
         params.pop("context", None)  # SQLAlchemy's adapters: this connection reads two integers
-        params.setdefault("connect_timeout", 5)
+        params.update(postgres_connect_args(engine.url))
         params["application_name"] = APPLICATION_NAME
         self._connect_args = dict(params)
         self._clock = clock
+        self._clocks = str(NOW.compile(dialect=engine.dialect))  # the readers' statement, as text
         self._told = told  # whether it hears, each time that changes (the metrics)
         self._lock = threading.Lock()  # the connection's input: the thread's or a reader's turn
         self._conn: psycopg.Connection[Any] | None = None
@@ -87,7 +88,8 @@ class Listener:
         # Notifications that come with an answer are taken in as they come.
         conn.add_notify_handler(lambda notify: self._heard(notify.channel, notify.payload))
         conn.execute(f"LISTEN {CHANNEL}")
-        clocks = conn.execute(_CLOCKS).fetchall()  # read after the LISTEN: nothing falls between
+        # Read after the LISTEN: no change falls between.
+        clocks = conn.execute(self._clocks).fetchall()
         with self._lock:
             self._conn = conn
         self._clock.listening(clocks, self.drain)
