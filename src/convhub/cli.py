@@ -111,7 +111,7 @@ def _command(url: str, words: str) -> str:
 
 def _stopped(signum: int, frame: object) -> None:
     # uvicorn raises SIGTERM again once it has stopped gracefully; that stop is a success, so end
-    # the way it ends a Ctrl-C, by the KeyboardInterrupt uvicorn.run catches, and exit 0.
+    # the way it ends a Ctrl-C, by the KeyboardInterrupt caught around the server, and exit 0.
     raise KeyboardInterrupt
 
 
@@ -197,8 +197,9 @@ def _bootstrap_and_serve(
             file=sys.stderr,
         )
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
-    from convhub import observe
+    from convhub import observe, workers
     from convhub.edge import HttpToolsProtocol
 
     log_config = observe.logging_config(
@@ -210,24 +211,34 @@ def _bootstrap_and_serve(
         observe.multiprocess_directory() if args.workers > 1 else nullcontext()
     )
     signal.signal(signal.SIGTERM, _stopped)
+    config = uvicorn.Config(
+        "convhub.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http=HttpToolsProtocol,
+        ws="none",  # no WebSockets here: an upgrade request is answered as plain HTTP
+        access_log=False,  # convhub logs each request itself (convhub.access)
+        # Nothing reads the peer's address or scheme: rewriting them from X-Forwarded-* on
+        # every request cost 3% of a Modify.
+        proxy_headers=False,
+        log_config=log_config,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=args.graceful_timeout,
+    )
+    server = uvicorn.Server(config)
     with metrics:
-        uvicorn.run(
-            "convhub.server:app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            http=HttpToolsProtocol,
-            ws="none",  # no WebSockets here: an upgrade request is answered as plain HTTP
-            access_log=False,  # convhub logs each request itself (convhub.access)
-            # Nothing reads the peer's address or scheme: rewriting them from X-Forwarded-* on
-            # every request cost 3% of a Modify.
-            proxy_headers=False,
-            log_config=log_config,
-            log_level=args.log_level,
-            lifespan="on",
-            timeout_graceful_shutdown=args.graceful_timeout,
-        )
+        try:  # as uvicorn.run
+            if args.workers > 1:
+                workers.run(config)  # each worker listens on a socket of its own
+            else:
+                server.run()
+        except KeyboardInterrupt:
+            pass
+    if args.workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 @contextmanager
