@@ -1,0 +1,115 @@
+"""``convhub serve --workers N``: each worker listens on a socket of its own, and the kernel
+spreads the connections over them (src/convhub/workers.py). Linux only, as that spreading is:
+the sockets each process holds are read from /proc."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_service import clean_env
+from tests.e2e.test_volc_sdks import Served, assert_stopped_cleanly, convhub_serve
+from tests.support import convhub_command, required_postgres
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads on Linux")
+
+CONNECTIONS = 64
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _sockets_on(port: int, state: str) -> set[int]:
+    """The inodes of this machine's TCP sockets on local ``port`` in ``state``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def _held(pid: int, inodes: set[int]) -> list[int]:
+    """Which of ``inodes`` process ``pid`` holds."""
+    held = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+            held.append(int(target[8:-1]))
+    return held
+
+
+def _port(served: Served) -> int:
+    return int(served.host.rsplit(":", 1)[1])
+
+
+def _workers_up(served: Served) -> bool:
+    return served.log().count("Application startup complete") == 2
+
+
+def test_each_worker_listens_on_a_socket_of_its_own_and_takes_a_share_of_connections(
+    tmp_path: Path,
+) -> None:
+    """With one shared socket (uvicorn's way) the worker that woke first took all 64 in 2 of 3
+    tries; here each holds its own listening socket, and both serve a fair share."""
+    with required_postgres() as url:
+        args = ["--workers", "2", "--database-url", url, "--no-access-log"]
+        with convhub_serve(args, tmp_path, ready=_workers_up) as served:
+            port = _port(served)
+            workers = _children(served.process.pid)
+            listening = _sockets_on(port, LISTEN)
+            by_worker = {pid: _held(pid, listening) for pid in workers}
+            listeners = [held for held in by_worker.values() if held]
+            assert len(listeners) == 2, by_worker
+            assert len({inode for held in listeners for inode in held}) == 2, by_worker
+            assert not _held(served.process.pid, listening)  # the supervisor's never listens
+
+            clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+            try:
+                for client in clients:
+                    client.sendall(b"GET /healthz HTTP/1.1\r\nHost: convhub\r\n\r\n")
+                for client in clients:
+                    client.settimeout(10)
+                    assert client.recv(64).startswith(b"HTTP/1.1 200"), "every worker answers"
+                established = _sockets_on(port, ESTABLISHED)
+                share = Counter({pid: len(_held(pid, established)) for pid in workers})
+            finally:
+                for client in clients:
+                    client.close()
+            assert sum(share.values()) == CONNECTIONS, share
+            # Spread by a hash: fewer than 12 of 64 on one of two has odds below one in ten million.
+            assert min(share[pid] for pid in by_worker if by_worker[pid]) >= 12, share
+
+            # A second server on the port fails to start, though its sockets would share it.
+            second = subprocess.run(
+                [*convhub_command(), "serve", "--port", str(port), *args],
+                cwd=tmp_path,
+                env=clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode != 0, second.stderr
+            assert "address already in use" in second.stderr.lower(), second.stderr
+    assert_stopped_cleanly(served, workers=2)
