@@ -5,6 +5,7 @@ the sockets each process holds are read from /proc."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,14 +103,20 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_takes_a_share_of_connect
             assert min(share[pid] for pid in by_worker if by_worker[pid]) >= 12, share
 
             # A second server on the port fails to start, though its sockets would share it.
-            second = subprocess.run(
+            second = subprocess.Popen(
                 [*convhub_command(), "serve", "--port", str(port), *args],
                 cwd=tmp_path,
                 env=clean_env(),
-                capture_output=True,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=60,
+                start_new_session=True,
             )
-            assert second.returncode != 0, second.stderr
-            assert "address already in use" in second.stderr.lower(), second.stderr
+            try:
+                _, said = second.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(second.pid, signal.SIGKILL)  # it and its workers
+                second.wait()
+                pytest.fail("a second serve on the port started")
+            assert second.returncode != 0, said
+            assert "address already in use" in said.lower(), said
     assert_stopped_cleanly(served, workers=2)
