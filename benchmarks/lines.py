@@ -26,7 +26,8 @@ def brief(m: Measurement) -> str:
         f"errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
         f"switches {m.switches_per_request:.1f}/req "
         f"box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
-        f"{len(m.server_processes)} processes, others {m.other_cpu_percent}"
+        f"{len(m.server_processes)} processes, connections {'/'.join(map(str, m.connections))}, "
+        f"others {m.other_cpu_percent}"
     )
 
 

@@ -22,6 +22,7 @@ from benchmarks.procs import (
     cpu_snapshot,
     others_cpu_percent,
     stop,
+    tree_connections,
     tree_context_switches,
     tree_cpu_seconds,
     tree_pids,
@@ -67,6 +68,8 @@ class Measurement:
     # context switches a second, of every thread of the server's process tree
     server_switches_per_second: float = 0.0
     server_processes: list[dict[str, object]] = field(default_factory=list)  # pid, name, rss_kb
+    # the load's connections each server process held as the window ended, most first
+    connections: list[int] = field(default_factory=list)
 
     @property
     def error_count(self) -> int:
@@ -163,7 +166,7 @@ def run_load(
         for i, n in enumerate(shares)
     ]
     try:
-        cpu = _watch_window(start_at, load.duration, server_pid, [p.pid for p in procs])
+        cpu = _watch_window(start_at, load.duration, server_pid, [p.pid for p in procs], port)
         reports = [_collect(p, start_at + load.duration + _EXIT_GRACE_SECONDS) for p in procs]
     finally:
         for process in procs:
@@ -178,10 +181,10 @@ def run_load(
 
 
 def _watch_window(
-    start_at: float, duration: float, server_pid: int | None, generator_pids: list[int]
+    start_at: float, duration: float, server_pid: int | None, generator_pids: list[int], port: int
 ) -> dict[str, Any]:
-    """CPU during the window (the server's process tree, the whole box, everything else) and the
-    server tree's resident memory as it ends."""
+    """CPU during the window (the server's process tree, the whole box, everything else), the
+    server tree's resident memory as it ends and how its processes share the connections."""
     _sleep_until(start_at)
     server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     switches0 = tree_context_switches(server_pid) if server_pid else 0
@@ -193,6 +196,7 @@ def _watch_window(
     busy1, total1 = _machine_busy()
     after = cpu_snapshot()
     processes = tree_rss(server_pid) if server_pid else []
+    connections = tree_connections(server_pid, port) if server_pid else []
     mine = {os.getpid(), *generator_pids, *(tree_pids(server_pid) if server_pid else [])}
     return {
         "server_cpu_percent": 100.0 * (server1 - server0) / duration,
@@ -201,6 +205,7 @@ def _watch_window(
         "other_cpu_percent": others_cpu_percent(before, after, mine, duration),
         "server_rss_kb": sum(int(str(p["rss_kb"])) for p in processes),
         "server_processes": processes,
+        "connections": connections,
     }
 
 
@@ -278,6 +283,7 @@ def measure(
         other_cpu_percent=cpu["other_cpu_percent"],
         server_rss_kb=cpu["server_rss_kb"],
         server_processes=cpu["server_processes"],
+        connections=cpu["connections"],
     )
 
 

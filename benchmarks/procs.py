@@ -161,6 +161,36 @@ def tree_context_switches(pid: int) -> int:
     return total
 
 
+def tree_connections(pid: int, port: int) -> list[int]:
+    """How many established TCP connections on local ``port`` each process of a tree holds,
+    most first, leaving out those that hold none (Linux: /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()  # sl, local address:port, remote, state (01: established), …
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    held = []
+    for process in tree_pids(pid):
+        try:
+            fds = list(Path(f"/proc/{process}/fd").iterdir())
+        except OSError:
+            continue
+        count = 0
+        for fd in fds:
+            try:
+                count += os.readlink(fd) in inodes
+            except OSError:
+                continue
+        if count:
+            held.append(count)
+    return sorted(held, reverse=True)
+
+
 def rss_kb(pid: int) -> int:
     """Resident memory of one process (VmRSS), in KiB; 0 when it is gone."""
     try:
