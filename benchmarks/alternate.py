@@ -110,6 +110,9 @@ def _run(tree: Path, args: Sequence[str], log: Path) -> list[dict[str, Any]]:
             [sys.executable, "-m", "benchmarks.run", *args, "--runs", "1"],
             cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, check=True,
         )  # fmt: skip
+    for line in log.read_text().splitlines():  # each window's figures, as the run printed them
+        if " req/s, " in line:
+            print(line, file=sys.stderr, flush=True)
     found: list[dict[str, Any]] = json.loads(
         (tree / "benchmarks" / "results" / "latest.json").read_text()
     )["runs"]
