@@ -68,7 +68,7 @@ class Measurement:
     # context switches a second, of every thread of the server's process tree
     server_switches_per_second: float = 0.0
     server_processes: list[dict[str, object]] = field(default_factory=list)  # pid, name, rss_kb
-    # the load's connections each server process held as the window ended, most first
+    # the load's connections each server process held halfway through the window, most first
     connections: list[int] = field(default_factory=list)
 
     @property
@@ -184,19 +184,21 @@ def _watch_window(
     start_at: float, duration: float, server_pid: int | None, generator_pids: list[int], port: int
 ) -> dict[str, Any]:
     """CPU during the window (the server's process tree, the whole box, everything else), the
-    server tree's resident memory as it ends and how its processes share the connections."""
+    server tree's resident memory as it ends and how its processes share the connections
+    halfway through."""
     _sleep_until(start_at)
     server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     switches0 = tree_context_switches(server_pid) if server_pid else 0
     busy0, total0 = _machine_busy()
     before = cpu_snapshot()
+    _sleep_until(start_at + duration / 2)  # the generators close their connections at the end
+    connections = tree_connections(server_pid, port) if server_pid else []
     _sleep_until(start_at + duration)
     server1 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     switches1 = tree_context_switches(server_pid) if server_pid else 0
     busy1, total1 = _machine_busy()
     after = cpu_snapshot()
     processes = tree_rss(server_pid) if server_pid else []
-    connections = tree_connections(server_pid, port) if server_pid else []
     mine = {os.getpid(), *generator_pids, *(tree_pids(server_pid) if server_pid else [])}
     return {
         "server_cpu_percent": 100.0 * (server1 - server0) / duration,
