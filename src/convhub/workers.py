@@ -2,8 +2,8 @@
 
 uvicorn's workers share one listening socket, and the process that wakes first accepts every
 connection waiting (uvloop accepts until none is left). Measured with ``--workers 2`` under the
-bench's 64 connections (2026-11-30), one process held all 64 in some windows, 36 and 28 in
-others: the idle one's core went unused, and the busy one's batches waited on its own commits.
+bench's 64 connections (2026-11-30), one process held all 64, or 62 and 2, in some windows, and
+the other's core went unused.
 
 On Linux each worker here binds a socket of its own to the same address with ``SO_REUSEPORT``,
 and the kernel spreads new connections over the listening sockets by a hash of their addresses.
