@@ -191,11 +191,12 @@ def one_line(code: int, err: str) -> str:
 
 @pytest.fixture
 def no_serving(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    """uvicorn.run replaced by a recorder; the CONVHUB_* that serve sets restored afterwards."""
-    import uvicorn
+    """What serves (``workers.serve``) replaced by a recorder of its uvicorn settings; the
+    CONVHUB_* that serve sets restored afterwards."""
+    from convhub import workers
 
     calls: list[dict[str, object]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(workers, "serve", lambda config: calls.append(vars(config)))
     for name in ("CONVHUB_DATABASE_URL", "CONVHUB_RATE_LIMITS", "CONVHUB_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     return calls

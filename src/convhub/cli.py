@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import NoReturn
 
@@ -197,7 +197,6 @@ def _bootstrap_and_serve(
             file=sys.stderr,
         )
     import uvicorn
-    from uvicorn.config import STARTUP_FAILURE
 
     from convhub import observe, workers
     from convhub.edge import HttpToolsProtocol
@@ -228,17 +227,8 @@ def _bootstrap_and_serve(
         lifespan="on",
         timeout_graceful_shutdown=args.graceful_timeout,
     )
-    server = uvicorn.Server(config)
-    with metrics:
-        try:  # as uvicorn.run
-            if args.workers > 1:
-                workers.run(config)  # each worker listens on a socket of its own
-            else:
-                server.run()
-        except KeyboardInterrupt:
-            pass
-    if args.workers == 1 and not server.started:
-        sys.exit(STARTUP_FAILURE)
+    with metrics, suppress(KeyboardInterrupt):  # as uvicorn.run
+        workers.serve(config)  # several workers: each listens on a socket of its own
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Several worker processes, each listening on a socket of its own.
+"""How ``convhub serve`` runs uvicorn: one process, or several workers, each listening on a
+socket of its own.
 
 uvicorn's workers share one listening socket, and the process that wakes first accepts every
 connection waiting (uvloop accepts until none is left). Measured with ``--workers 2`` under the
@@ -24,7 +25,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from uvicorn import Config
+from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
@@ -32,9 +33,19 @@ SPREAD = sys.platform == "linux"
 log = logging.getLogger("uvicorn.error")
 
 
-def run(config: Config) -> None:
-    """Serve ``config`` (``config.workers`` > 1, ``config.app`` an import string) until the
-    supervisor is told to stop."""
+def serve(config: Config) -> None:
+    """Serve ``config`` until told to stop (with several workers, ``config.app`` is an import
+    string); as ``uvicorn.run``, but for the workers' sockets."""
+    if config.workers > 1:
+        _several(config)
+        return
+    server = Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def _several(config: Config) -> None:
     if not SPREAD:
         multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
         return

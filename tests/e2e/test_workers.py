@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.test_service import clean_env
 from tests.e2e.test_volc_sdks import Served, assert_stopped_cleanly, convhub_serve
+from tests.outages import eventually
 from tests.support import convhub_command, required_postgres
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads on Linux")
@@ -79,7 +80,8 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_takes_a_share_of_connect
         with convhub_serve(args, tmp_path, ready=_workers_up) as served:
             port = _port(served)
             workers = _children(served.process.pid)
-            listening = _sockets_on(port, LISTEN)
+            # A worker listens just after its application's startup: both have, in a moment.
+            listening = eventually(lambda: _sockets_on(port, LISTEN), lambda found: len(found) >= 2)
             by_worker = {pid: _held(pid, listening) for pid in workers}
             listeners = [held for held in by_worker.values() if held]
             assert len(listeners) == 2, by_worker
