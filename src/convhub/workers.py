@@ -9,7 +9,7 @@ the other's core went unused.
 On Linux each worker here binds a socket of its own to the same address with ``SO_REUSEPORT``,
 and the kernel spreads new connections over the listening sockets by a hash of their addresses.
 The supervisor's socket is bound first, with the same option, so that a port in use fails the
-start once and port 0 is picked once; it never listens, so no connection waits on it.
+start once (``_bound``) and port 0 is picked once; it never listens, so no connection waits on it.
 Elsewhere ``SO_REUSEPORT`` does not spread connections, and the workers share the socket as
 uvicorn has them do.
 
