@@ -27,7 +27,7 @@ from convhub.health import Readiness
 from convhub.ids import SnowflakeIds
 from convhub.observe import Observer
 from convhub.ratelimit.limiter import RateLimiter
-from convhub.store.database import GroupCommitDatabase
+from convhub.store.database import PG_LINGER, GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.nodes import NodeLease
 
@@ -56,6 +56,7 @@ class Convhub:
             kept_conversations=settings.kept_conversations,
             clock_row=self.lease.node,  # no two live processes hold one node
             events=self.observer,
+            linger=0.0 if is_sqlite(settings.database_url) else PG_LINGER,
         )
         self.limiter = RateLimiter(
             per_second=settings.rate_limits,

@@ -655,3 +655,44 @@ def test_a_connection_lost_in_the_rerun_with_savepoints_answers_unavailable() ->
         finally:
             writer.db.close()
             writer.checker.dispose()
+
+
+class _Batches:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def batch(self, size: int, waiting: int) -> None:
+        self.sizes.append(size)
+
+    def database_error(self, operation: str) -> None:
+        pass
+
+    def listening(self, hearing: bool) -> None:
+        pass
+
+
+@pytest.mark.parametrize("linger", [0.0, 2.0])
+def test_a_batch_that_lingers_takes_the_writes_that_come_meanwhile(
+    database_url: str, linger: float
+) -> None:
+    """A write that comes 50 ms after another joins its batch while the batch lingers (the
+    server has PostgreSQL's batches linger, PG_LINGER); without a linger, each goes alone."""
+    batches = _Batches()
+    made = Writer(database_url, linger=linger, events=batches)
+    try:
+        first_id, first = made.insert()
+        second_id, second = made.insert()
+
+        async def both() -> list[int]:
+            one = asyncio.ensure_future(made.db.write(first))
+            await asyncio.sleep(0.05)
+            return list(await asyncio.gather(one, made.db.write(second)))
+
+        started = time.monotonic()
+        assert asyncio.run(both()) == [first_id, second_id]
+        assert made.stored([first_id, second_id]) == {first_id, second_id}
+        assert batches.sizes == ([2] if linger else [1, 1])
+        assert time.monotonic() - started < 1.5  # the second write ended the wait, not the clock
+    finally:
+        made.db.close()
+        made.checker.dispose()

@@ -76,6 +76,12 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+# PostgreSQL: once the queue is empty, a batch waits this long once for more writes before it
+# goes. Measured with two workers (2026-11-30, three alternated rounds), 0.3 ms made Create +26%,
+# Modify +22% and the Coze rename +29%: the writer otherwise takes the interpreter from an event
+# loop that is still reading the requests whose writes would have joined its batch.
+PG_LINGER = 0.0003
+
 # After a batch ran twice because a check sent without waiting failed (a replayed key, a create
 # past a limit), this many batches answer their checks at once: a stream of replays would
 # otherwise make every batch run twice.
@@ -153,8 +159,10 @@ class GroupCommitDatabase:
         kept_conversations: int = 0,
         clock_row: int = 0,
         events: StoreEvents | None = None,
+        linger: float = 0.0,
     ) -> None:
         self._engine = engine
+        self._linger = linger  # seconds a batch waits, once, for more writes (PG_LINGER)
         self._sqlite = engine.dialect.name == "sqlite"
         self._events: StoreEvents = events or _NoEvents()
         self._max_batch = max_batch
@@ -313,11 +321,18 @@ class GroupCommitDatabase:
                     return
                 batch = [item]
                 stop = False
+                lingered = not self._linger
                 while len(batch) < self._max_batch:
                     try:
                         more = self._queue.get_nowait()
                     except queue.Empty:
-                        break
+                        if lingered:
+                            break
+                        lingered = True  # once a batch: wait for the writes on their way
+                        try:
+                            more = self._queue.get(timeout=self._linger)
+                        except queue.Empty:
+                            break
                     if more is _STOP:
                         stop = True
                         break
