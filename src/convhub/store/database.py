@@ -78,8 +78,8 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 
 # PostgreSQL: once the queue is empty, a batch waits this long once for more writes before it
 # goes. Measured with two workers (2026-11-30, three alternated rounds), 0.3 ms made Create +26%,
-# Modify +22% and the Coze rename +29%: the writer otherwise takes the interpreter from an event
-# loop that is still reading the requests whose writes would have joined its batch.
+# Modify +22% and the Coze rename +29%; likely because the writer otherwise takes the
+# interpreter from an event loop still reading the requests whose writes would have joined.
 PG_LINGER = 0.0003
 
 # After a batch ran twice because a check sent without waiting failed (a replayed key, a create
