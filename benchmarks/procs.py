@@ -161,34 +161,48 @@ def tree_context_switches(pid: int) -> int:
     return total
 
 
-def tree_connections(pid: int, port: int) -> list[int]:
-    """How many established TCP connections on local ``port`` each process of a tree holds,
-    most first, leaving out those that hold none (Linux: /proc)."""
-    inodes = set()
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+
+
+def sockets_on(port: int, state: str) -> set[str]:
+    """This machine's TCP sockets on local ``port`` in ``state``, as a process's descriptors link
+    to them (``socket:[inode]``; Linux: /proc)."""
+    found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
-            fields = line.split()  # sl, local address:port, remote, state (01: established), …
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{fields[9]}]")
-    held = []
-    for process in tree_pids(pid):
+            fields = line.split()  # sl, local address:port, remote, state, …, inode
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def held(pid: int, sockets: set[str]) -> set[str]:
+    """Which of ``sockets`` process ``pid`` holds (none when it is gone)."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return set()
+    holds = set()
+    for fd in fds:
         try:
-            fds = list(Path(f"/proc/{process}/fd").iterdir())
+            target = os.readlink(fd)
         except OSError:
             continue
-        count = 0
-        for fd in fds:
-            try:
-                count += os.readlink(fd) in inodes
-            except OSError:
-                continue
-        if count:
-            held.append(count)
-    return sorted(held, reverse=True)
+        if target in sockets:
+            holds.add(target)
+    return holds
+
+
+def tree_connections(pid: int, port: int) -> list[int]:
+    """How many established TCP connections on local ``port`` each process of a tree holds,
+    most first, leaving out those that hold none (Linux: /proc)."""
+    established = sockets_on(port, ESTABLISHED)
+    counts = (len(held(process, established)) for process in tree_pids(pid))
+    return sorted((count for count in counts if count), reverse=True)
 
 
 def rss_kb(pid: int) -> int:

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from benchmarks.procs import ESTABLISHED, LISTEN, held, sockets_on, tree_pids
 
 from tests.e2e.test_service import clean_env
 from tests.e2e.test_volc_sdks import Served, assert_stopped_cleanly, convhub_serve
@@ -22,44 +23,6 @@ from tests.support import convhub_command, required_postgres
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads on Linux")
 
 CONNECTIONS = 64
-LISTEN, ESTABLISHED = "0A", "01"
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _sockets_on(port: int, state: str) -> set[int]:
-    """The inodes of this machine's TCP sockets on local ``port`` in ``state``."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                inodes.add(int(fields[9]))
-    return inodes
-
-
-def _held(pid: int, inodes: set[int]) -> list[int]:
-    """Which of ``inodes`` process ``pid`` holds."""
-    held = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
-            held.append(int(target[8:-1]))
-    return held
 
 
 def _port(served: Served) -> int:
@@ -79,14 +42,15 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_takes_a_share_of_connect
         args = ["--workers", "2", "--database-url", url, "--no-access-log"]
         with convhub_serve(args, tmp_path, ready=_workers_up) as served:
             port = _port(served)
-            workers = _children(served.process.pid)
+            supervisor = served.process.pid
+            workers = [pid for pid in tree_pids(supervisor) if pid != supervisor]
             # A worker listens just after its application's startup: both have, in a moment.
-            listening = eventually(lambda: _sockets_on(port, LISTEN), lambda found: len(found) >= 2)
-            by_worker = {pid: _held(pid, listening) for pid in workers}
-            listeners = [held for held in by_worker.values() if held]
+            listening = eventually(lambda: sockets_on(port, LISTEN), lambda found: len(found) >= 2)
+            by_worker = {pid: held(pid, listening) for pid in workers}
+            listeners = [sockets for sockets in by_worker.values() if sockets]
             assert len(listeners) == 2, by_worker
-            assert len({inode for held in listeners for inode in held}) == 2, by_worker
-            assert not _held(served.process.pid, listening)  # the supervisor's never listens
+            assert len(set().union(*listeners)) == 2, by_worker
+            assert not held(supervisor, listening)  # the supervisor's never listens
 
             clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
             try:
@@ -95,8 +59,8 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_takes_a_share_of_connect
                 for client in clients:
                     client.settimeout(10)
                     assert client.recv(64).startswith(b"HTTP/1.1 200"), "every worker answers"
-                established = _sockets_on(port, ESTABLISHED)
-                share = Counter({pid: len(_held(pid, established)) for pid in workers})
+                established = sockets_on(port, ESTABLISHED)
+                share = Counter({pid: len(held(pid, established)) for pid in workers})
             finally:
                 for client in clients:
                     client.close()
