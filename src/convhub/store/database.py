@@ -342,9 +342,9 @@ class GroupCommitDatabase:
                     try:
                         conn = self._engine.connect()
                     except SQLAlchemyError as error:
+                        self._events.batch(len(batch), self._queue.qsize())
                         self._answer(batch, self._failed(batch, error))
                         self._in_flight = []
-                        self._events.batch(len(batch), self._queue.qsize())
                         continue
                 try:
                     outcomes = self._commit(conn, batch)
@@ -352,11 +352,13 @@ class GroupCommitDatabase:
                     if self._clock is not None:
                         self._clock.settle(self._touched)
                     self._touched.clear()
+                # Counted before it is answered, so that whoever holds an answer (a test, a
+                # scrape of /metrics after a reply) finds its batch counted.
+                self._events.batch(len(batch), self._queue.qsize())
                 self._answer(batch, outcomes)
                 if self._checkpointer is not None:
                     self._checkpointer.wrote()
                 self._in_flight = []
-                self._events.batch(len(batch), self._queue.qsize())
                 if stop:
                     return
         finally:
