@@ -663,7 +663,8 @@ class Batch:
             first = asyncio.ensure_future(db.write(blocker))
             assert await asyncio.to_thread(started.wait, 30)  # the writer runs the blocker
             tasks = [asyncio.ensure_future(db.write(unit)) for unit in units]
-            await asyncio.sleep(0)  # one turn of the loop: every task has queued its unit
+            await asyncio.sleep(0)  # one turn of the loop: every task has written its unit …
+            await asyncio.sleep(0)  # … and at the turn's end they went to the writer's queue
             # All of them wait in the queue, and the writer takes whatever is queued at once.
             assert db._queue.qsize() == len(units)
             release.set()

@@ -29,8 +29,8 @@ APP = 424_242
 class Writer:
     def __init__(self, database_url: str, **options: Any) -> None:
         self.engine = create_database_engine(database_url, pool_size=4)
-        read_connections = 0 if is_sqlite(database_url) else 2
-        self.db = GroupCommitDatabase(self.engine, read_connections=read_connections, **options)
+        options.setdefault("read_connections", 0 if is_sqlite(database_url) else 2)
+        self.db = GroupCommitDatabase(self.engine, **options)
         self.ids = SnowflakeIds(1000)
         self.checker = create_database_engine(database_url, pool_size=1)
 
@@ -694,5 +694,52 @@ def test_a_batch_that_lingers_takes_the_writes_that_come_meanwhile(
         assert batches.sizes == ([2] if linger else [1, 1])
         assert time.monotonic() - started < 1.5  # the second write ended the wait, not the clock
     finally:
+        made.db.close()
+        made.checker.dispose()
+
+
+def test_the_writes_of_one_turn_of_the_loop_reach_the_writer_together(database_url: str) -> None:
+    """Between two writes of one turn, the loop blocks in a system call that lets other threads
+    run (as a socket's send does): the writer must not have the first one meanwhile."""
+    batches = _Batches()
+    made = Writer(database_url, events=batches)
+    try:
+        first_id, first = made.insert()
+        second_id, second = made.insert()
+
+        async def one_turn() -> list[int]:
+            loop = asyncio.get_running_loop()
+            one = asyncio.ensure_future(made.db.write(first))
+            loop.call_soon(time.sleep, 0.05)  # after the first write, before the second
+            two = asyncio.ensure_future(made.db.write(second))
+            return list(await asyncio.gather(one, two))
+
+        assert asyncio.run(one_turn()) == [first_id, second_id]
+        assert made.stored([first_id, second_id]) == {first_id, second_id}
+        assert batches.sizes == [2]
+    finally:
+        made.db.close()
+        made.checker.dispose()
+
+
+def test_closing_in_the_turn_of_a_write_still_commits_and_answers_it(database_url: str) -> None:
+    """A write not yet handed to the writer (its turn of the loop has not ended) goes ahead of the
+    writer's stop, not behind it where nobody would answer it."""
+    made = Writer(database_url, read_connections=0)  # whose close() may run on the loop
+    new_id, work = made.insert()
+
+    async def scenario() -> int | None:
+        written = asyncio.ensure_future(made.db.write(work))
+        asyncio.get_running_loop().call_soon(made.db.close)  # after the write, in its turn
+        await asyncio.wait([written], timeout=10)
+        return written.result() if written.done() else None
+
+    # Not asyncio.run, which would wait forever to cancel a write never answered.
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(scenario()) == new_id
+        assert made.stored([new_id]) == {new_id}
+    finally:
+        loop.close()
         made.db.close()
         made.checker.dispose()

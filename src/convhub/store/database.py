@@ -2,7 +2,9 @@
 
 SQLite allows one writer at a time and every commit with ``synchronous=FULL`` costs an fsync, so
 ``GroupCommitDatabase`` hands writes to one thread that gathers whatever is queued into a single
-transaction, and answers every caller only after the commit has been synced.
+transaction, and answers every caller only after the commit has been synced. The writes one turn
+of the event loop makes are queued together at the turn's end, so that the writer wakes once for
+them all.
 
 A unit of work that fails before it wrote anything (a "not found", a broken rule) is dropped
 alone and the batch goes on. One that fails after writing makes the batch roll back and run again
@@ -185,6 +187,8 @@ class GroupCommitDatabase:
         self._seq: int | None = None  # the write clock's, in the writer's transaction
         self._ticks = False  # the writer's transaction raises the clock (sent, or done)
         self._checks_at_once = 0  # batches left that answer their checks at once
+        self._max_queue = max_queue
+        self._handed: list[_Item] = []  # written in this turn of the event loop, not yet queued
         if read_connections:
             self._loop_reads = LoopReads(engine, size=read_connections, kept=self._kept)
         else:
@@ -215,14 +219,15 @@ class GroupCommitDatabase:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = _Pending(loop=loop)
-        try:
-            self._queue.put_nowait((work, future, loop, locks, lock_names))
-        except queue.Full:
-            raise ConvhubError(
-                ErrorCode.OVERLOADED, "too many writes are waiting; retry later"
-            ) from None
-        if self._failure is not None:  # the writer died while we queued: nobody will answer
-            self._fail_queued()
+        if self._queue.qsize() + len(self._handed) >= self._max_queue:
+            raise ConvhubError(ErrorCode.OVERLOADED, "too many writes are waiting; retry later")
+        # The writes of one turn of the event loop go to the writer together, at the turn's end
+        # (_hand_over). Queued one by one, the first wakes the writer, which takes the
+        # interpreter from the loop at its next system call (a socket's send) and commits it
+        # alone while the loop still holds the requests whose writes would have joined it.
+        if not self._handed:
+            loop.call_soon(self._hand_over)
+        self._handed.append((work, future, loop, locks, lock_names))
         try:
             return await future
         except asyncio.CancelledError:
@@ -230,6 +235,18 @@ class GroupCommitDatabase:
             # shutdown ran out). The future refused the cancel, so the task woke only once the
             # writer had answered: answer what became of the write, as the database says.
             return future.result()
+
+    def _hand_over(self) -> None:
+        handed, self._handed = self._handed, []
+        for item in handed:
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:  # room was kept for it; only a second event loop could take it
+                item[1].set_exception(
+                    ConvhubError(ErrorCode.OVERLOADED, "too many writes are waiting; retry later")
+                )
+        if self._failure is not None:  # the writer died meanwhile: nobody will answer
+            self._fail_queued()
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         reader = self._reader
@@ -253,7 +270,7 @@ class GroupCommitDatabase:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._handed)
 
     def _check_open(self) -> None:
         if self._failure is not None:
@@ -271,6 +288,7 @@ class GroupCommitDatabase:
     async def aclose(self) -> None:
         """Stop taking writes, let the writer drain the queue, wait for it off the event loop."""
         self._accepting = False
+        self._hand_over()  # before the writer's stop, which goes behind them
         await asyncio.to_thread(self._stop_writer)
         if self._loop_reads is not None:
             await self._loop_reads.aclose()
@@ -279,6 +297,7 @@ class GroupCommitDatabase:
     def close(self) -> None:
         """``aclose`` for callers without an event loop."""
         self._accepting = False
+        self._hand_over()
         self._stop_writer()
         if self._loop_reads is not None:
             self._loop_reads.close()
