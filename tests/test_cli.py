@@ -488,3 +488,18 @@ def test_a_later_start_on_the_default_database_shows_plain_commands(
         "`convhub keys create --account default`, "
         "`convhub tokens create --account default --user NAME`\n"
     )
+
+
+@pytest.mark.skipif("postgresql" not in ENGINES, reason="the PostgreSQL half is not selected")
+def test_serve_warns_of_more_workers_than_cores(
+    monkeypatch: pytest.MonkeyPatch,
+    no_serving: list[dict[str, object]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    with empty_postgres() as url:
+        for workers, warned in (("2", False), ("4", True)):
+            code, _out, err = _run(capsys, "serve", "--database-url", url, "--workers", workers)
+            assert code == 0, err
+            assert ("--workers 4 on 2 cores" in err) is warned, err
+    assert [call["workers"] for call in no_serving] == [2, 4]
