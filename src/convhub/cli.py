@@ -207,7 +207,7 @@ def _bootstrap_and_serve(
     if args.workers > cores:
         print(
             f"convhub: warning: --workers {args.workers} on {cores} cores: measured on 2 cores, "
-            "4 workers served 23-36% fewer requests a second than 2 (README, Benchmark)",
+            "4 workers served 7-36% fewer requests a second than 2 (README, Benchmark)",
             file=sys.stderr,
         )
     import uvicorn
