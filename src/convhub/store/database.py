@@ -187,7 +187,6 @@ class GroupCommitDatabase:
         self._seq: int | None = None  # the write clock's, in the writer's transaction
         self._ticks = False  # the writer's transaction raises the clock (sent, or done)
         self._checks_at_once = 0  # batches left that answer their checks at once
-        self._max_queue = max_queue
         self._handed: list[_Item] = []  # written in this turn of the event loop, not yet queued
         if read_connections:
             self._loop_reads = LoopReads(engine, size=read_connections, kept=self._kept)
@@ -219,8 +218,8 @@ class GroupCommitDatabase:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = _Pending(loop=loop)
-        if self._queue.qsize() + len(self._handed) >= self._max_queue:
-            raise ConvhubError(ErrorCode.OVERLOADED, "too many writes are waiting; retry later")
+        if self._queue.qsize() + len(self._handed) >= self._queue.maxsize:
+            raise _overloaded()
         # The writes of one turn of the event loop go to the writer together, at the turn's end
         # (_hand_over). Queued one by one, the first wakes the writer, which takes the
         # interpreter from the loop at its next system call (a socket's send) and commits it
@@ -242,9 +241,7 @@ class GroupCommitDatabase:
             try:
                 self._queue.put_nowait(item)
             except queue.Full:  # room was kept for it; only a second event loop could take it
-                item[1].set_exception(
-                    ConvhubError(ErrorCode.OVERLOADED, "too many writes are waiting; retry later")
-                )
+                item[1].set_exception(_overloaded())
         if self._failure is not None:  # the writer died meanwhile: nobody will answer
             self._fail_queued()
 
@@ -560,6 +557,10 @@ class GroupCommitDatabase:
         # The commit itself failed: nobody's write is durable, everybody hears so.
         log.error("group commit of %d writes failed: %s", len(batch), exc)
         return [(False, self._database_error("write", exc))] * len(batch)
+
+
+def _overloaded() -> ConvhubError:
+    return ConvhubError(ErrorCode.OVERLOADED, "too many writes are waiting; retry later")
 
 
 class _Pending(asyncio.Future[Any]):
