@@ -85,7 +85,10 @@ def extra_lines(
     gen_cpu = "/".join(f"{c:.0f}%" for c in check["generator_cpu_percent"])
     headroom = check["requests_per_second"] / ceiling_rps if ceiling_rps else 0.0
     filled = "; ".join(
-        f"{p['engine']} {p['table']:,} in {p['seconds']:.1f} s" for p in prefills if p["table"]
+        f"{p['engine']} {p['table']:,} in {p['seconds']:.1f} s"
+        f" (then written to disk in {p['settled']:.1f} s)"
+        for p in prefills
+        if p["table"]
     )
     return [
         f"Load generator alone (canned-response server, {GENERATOR_CHECK_SECONDS:g} s): "

@@ -29,7 +29,7 @@ from tests.postgres import PostgresMissing
 
 from benchmarks.databases import fresh_database, prepare, refresh_statistics
 from benchmarks.options import MAX_SIZE, listed
-from benchmarks.prefill import MAIN_SLOT, disk_problem, libpq_url, minimum_size, prefill
+from benchmarks.prefill import MAIN_SLOT, disk_problem, libpq_url, minimum_size, prefill, settle
 from benchmarks.procs import tree_cpu_seconds
 from benchmarks.workload import BATCH, BATCH_POOL, BATCH_SEED
 from convhub.store.repositories import conversations
@@ -122,6 +122,7 @@ def measure_size(size: int, seconds: float, warmup: float, workdir: Path) -> lis
         tenant = prepare(url)
         placed, took = prefill(url, tenant, size, COZE_TARGETS)
         refresh_statistics(url)
+        settle(url)
         print(f"[{time.strftime('%H:%M:%S')}] {size:,} conversations prefilled in {took:.0f} s")
         draw = random.Random(BATCH_SEED)
         ids = placed.slot_ids(MAIN_SLOT)

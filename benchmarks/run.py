@@ -36,7 +36,14 @@ from benchmarks.measure import (
     measure,
     run_load,
 )
-from benchmarks.prefill import MAIN_SLOT, Layout, disk_problem, drop_timed_creates, prefill
+from benchmarks.prefill import (
+    MAIN_SLOT,
+    Layout,
+    disk_problem,
+    drop_timed_creates,
+    prefill,
+    settle,
+)
 from benchmarks.procs import REPO, Server, free_port, server
 from benchmarks.report import CEILING, ceiling_label
 
@@ -263,7 +270,11 @@ class Bench:
             log(f"{engine}: prefilling {size:,} conversations")
             placed, seconds = prefill(url, tenant, size, self.args.coze_targets)
             log(f"  prefilled in {seconds:.1f} s")
-            self.found.prefills.append({"engine": engine, "table": size, "seconds": seconds})
+            settled = settle(url)
+            log(f"  written to disk in {settled:.1f} s")
+            self.found.prefills.append(
+                {"engine": engine, "table": size, "seconds": seconds, "settled": settled}
+            )
             table = Table(engine, size, url, tenant, home, placed)
             for workers in self.args.workers:
                 self.run_server(table, workers)
