@@ -1,6 +1,7 @@
 """SQLite's checkpoints run on a thread of their own, shortly after the writer commits: what a
-batch wrote reaches the database file itself while the WAL is far from the 1,000 pages at which
-the writer would checkpoint, and closing the database stops that thread."""
+batch wrote reaches the database file itself while the WAL is far from the pages at which the
+writer would checkpoint, and closing the database stops that thread. The writer's own checkpoint
+comes due at 10,000 pages, not SQLite's 1,000."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from convhub.domain.ports import UnitOfWork
 from convhub.ids import SnowflakeIds
 from convhub.store.database import GroupCommitDatabase
-from convhub.store.engine import create_database_engine
+from convhub.store.engine import SQLITE_AUTOCHECKPOINT_PAGES, create_database_engine
 from tests.support import group_of, migrated
 
 APP = 515_151
@@ -56,3 +57,32 @@ def test_a_commit_reaches_the_database_file_without_the_writer_checkpointing(
     finally:
         db.close()
     assert not [t for t in threading.enumerate() if t.name == "convhub-checkpointer"]
+
+
+def test_a_commit_checkpoints_only_past_10000_pages_of_wal(tmp_path: Path) -> None:
+    """Commits of 1,500 pages in all, 300 at a time, with no checkpointer: with SQLite's 1,000
+    the fourth would have checkpointed and the fifth begun the WAL again."""
+    path = tmp_path / "convhub.db"
+    url = migrated(f"sqlite:///{path}")
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE filler (page BLOB)")
+            conn.commit()
+            for _ in range(5):
+                with conn.begin():
+                    conn.exec_driver_sql(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                        " WHERE i < 300) INSERT INTO filler SELECT zeroblob(3000) FROM n"
+                    )
+            # Asked while the writer's connection is open: the last one to close checkpoints.
+            check = sqlite3.connect(path)
+            try:
+                _busy, wal_frames, _copied = check.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+            finally:
+                check.close()
+    finally:
+        engine.dispose()
+    assert 1_500 <= wal_frames < SQLITE_AUTOCHECKPOINT_PAGES

@@ -1,11 +1,12 @@
 """SQLite's WAL checkpoints, mostly off the writer's path.
 
-SQLite checkpoints in the connection that commits, once the WAL holds 1,000 pages: that commit
-copies every page the WAL holds into the database file and syncs the file before it returns, and
-the batch it committed waits for it. With the changed rows spread over a file of gigabytes, those
-pages lie scattered too, and the sync is long. A thread of its own checkpoints shortly after
-commits (PASSIVE: it waits for no reader and no writer, and blocks none), so that the writer's own
-checkpoint, which still restarts the WAL, finds little left to copy.
+SQLite checkpoints in the connection that commits, once the WAL holds 10,000 pages (SQLite's
+default is 1,000; see store/engine.py): that commit copies every page the WAL holds into the
+database file and syncs the file before it returns, and the batch it committed waits for it. With
+the changed rows spread over a file of gigabytes, those pages lie scattered too, and the sync is
+long. A thread of its own checkpoints shortly after commits (PASSIVE: it waits for no reader and
+no writer, and blocks none), so that the writer's own checkpoint, which still restarts the WAL,
+finds little left to copy.
 """
 
 from __future__ import annotations

@@ -104,6 +104,11 @@ def postgres_connect_args(url: URL) -> dict[str, Any]:
 
 SQLITE_MMAP_BYTES = 1 << 34  # address space, not memory: pages are shared with the OS cache
 SQLITE_CACHE_KIB = 32_768  # per connection
+# The WAL's size in pages at which a commit checkpoints in the committing connection, the writer
+# (SQLite's default: 1,000). store/checkpoint.py copies the pages off the writer; what it has not
+# copied yet when the writer's checkpoint comes due, that batch waits for. Replaying the writer's
+# batches of 64 renames over 10 million rows (no HTTP), their p99 was 9 ms at 1,000, 1.2 at 10,000.
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def _make_sqlite_durable(engine: Engine) -> None:
@@ -123,6 +128,7 @@ def _make_sqlite_durable(engine: Engine) -> None:
         # time in system calls (426 req/s, against 1,626 over 10,000).
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
