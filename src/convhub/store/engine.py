@@ -107,7 +107,8 @@ SQLITE_CACHE_KIB = 32_768  # per connection
 # The WAL's size in pages at which a commit checkpoints in the committing connection, the writer
 # (SQLite's default: 1,000). store/checkpoint.py copies the pages off the writer; what it has not
 # copied yet when the writer's checkpoint comes due, that batch waits for. Replaying the writer's
-# batches of 64 renames over 10 million rows (no HTTP), their p99 was 9 ms at 1,000, 1.2 at 10,000.
+# batches of 64 renames over 10 million rows (no HTTP), their p99 was 8-9 ms at 1,000, 1.2-3.6 at
+# 10,000 (README, Benchmark).
 SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 
 
