@@ -57,6 +57,18 @@ def convhub_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "convhub.cli"]
 
 
+def child_env(extra: Mapping[str, str] = {}) -> dict[str, str]:
+    """The environment for a ``convhub`` child process: none of this one's convhub settings,
+    metrics directory or Volcengine credentials (the child is configured by its arguments and
+    ``extra`` alone), its output unbuffered."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CONVHUB_", "PROMETHEUS_", "VOLC_"))
+    }
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

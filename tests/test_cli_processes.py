@@ -22,12 +22,15 @@ from convhub.domain import directory
 from convhub.store.engine import create_database_engine
 from convhub.store.tables import accounts
 from convhub.store.unit_of_work import run
-from tests.support import VERSION, Tenant, convhub_command, free_port, migrated, signed_headers
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVHUB_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+from tests.support import (
+    VERSION,
+    Tenant,
+    child_env,
+    convhub_command,
+    free_port,
+    migrated,
+    signed_headers,
+)
 
 
 def shell(
@@ -36,7 +39,7 @@ def shell(
     return subprocess.run(
         [*prefix, *convhub_command(), *args],
         cwd=cwd,
-        env=env or clean_env(),
+        env=env or child_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -80,7 +83,7 @@ def test_serve_mistakes_end_the_process_with_one_line(
     args: list[str], env: dict[str, str], words: str, tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    done = shell(["serve", *args], tmp_path, env=clean_env(**env))
+    done = shell(["serve", *args], tmp_path, env=child_env(env))
     assert words in one_line(done) and done.stdout == ""
     assert "Uvicorn running" not in done.stderr and time.monotonic() - started < 30
     assert list(tmp_path.iterdir()) == []  # not even the default database was made
@@ -141,7 +144,7 @@ def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
     command = " ".join([*convhub_command(), "accounts", "list", "--json", "--database-url", url])
     done = subprocess.run(
         ["bash", "-c", f"set -o pipefail; {command} | head -1"],
-        env=clean_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -191,7 +194,7 @@ def serving(url: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
                 "--no-access-log",
             ],
             cwd=workdir,
-            env=clean_env(),
+            env=child_env(),
             stdout=stdout,
             stderr=stderr,
         )
@@ -230,7 +233,7 @@ def test_a_first_start_killed_inside_the_bootstrap_leaves_nothing_and_the_next_c
         killed = subprocess.Popen(
             [sys.executable, "-c", _STOPS_IN_THE_BOOTSTRAP, "serve", "--database-url", url],
             cwd=tmp_path,
-            env=clean_env(),
+            env=child_env(),
             stdout=stdout,
             stderr=subprocess.STDOUT,
         )

@@ -25,21 +25,23 @@ from convhub.domain.models import EntityStatus
 from convhub.store.engine import create_database_engine
 from tests import admin
 from tests.metrics import scrape, series, value
-from tests.support import Tenant, convhub_command, free_port, required_postgres, signed_headers
+from tests.support import (
+    Tenant,
+    child_env,
+    convhub_command,
+    free_port,
+    required_postgres,
+    signed_headers,
+)
 
 VERSION = "2020-12-01"
 DISABLED = EntityStatus.DISABLED
 
 
-def clean_env(extra: Mapping[str, str] = {}) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVHUB_", "PROMETHEUS_"))}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
 def cli(*args: str) -> str:
     """``convhub …`` in a process of its own; its stdout (where keys and tokens are shown)."""
     done = subprocess.run(
-        [*convhub_command(), *args], capture_output=True, text=True, env=clean_env(), timeout=60
+        [*convhub_command(), *args], capture_output=True, text=True, env=child_env(), timeout=60
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -68,7 +70,7 @@ def serving(args: Sequence[str], workdir: Path, env: Mapping[str, str] = {}) -> 
         process = subprocess.Popen(
             [*convhub_command(), "serve", "--port", str(port), *args],
             cwd=workdir,
-            env=clean_env(env),
+            env=child_env(env),
             stdout=out,
             stderr=err,
             start_new_session=True,

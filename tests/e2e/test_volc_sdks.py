@@ -46,6 +46,7 @@ from tests.support import (
     VERSION,
     LiveServer,
     Tenant,
+    child_env,
     convhub_command,
     free_port,
     new_tenant,
@@ -767,12 +768,6 @@ class Served:
         return self.stderr.read_text(errors="replace")
 
 
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVHUB_", "VOLC_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 @contextmanager
 def convhub_serve(
     args: Sequence[str], workdir: Path, *, ready: Callable[[Served], bool] | None = None
@@ -784,7 +779,7 @@ def convhub_serve(
         process = subprocess.Popen(
             [*convhub_command(), "serve", "--port", str(port), *args],
             cwd=workdir,
-            env=_clean_env(),
+            env=child_env(),
             stdout=out,
             stderr=err,
             start_new_session=True,

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from benchmarks.procs import ESTABLISHED, LISTEN, held, sockets_on, tree_pids
 
-from tests.e2e.test_service import clean_env
 from tests.e2e.test_volc_sdks import Served, assert_stopped_cleanly, convhub_serve
 from tests.outages import eventually
-from tests.support import convhub_command, required_postgres
+from tests.support import child_env, convhub_command, required_postgres
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads on Linux")
 
@@ -72,7 +71,7 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_takes_a_share_of_connect
             second = subprocess.Popen(
                 [*convhub_command(), "serve", "--port", str(port), *args],
                 cwd=tmp_path,
-                env=clean_env(),
+                env=child_env(),
                 stderr=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
