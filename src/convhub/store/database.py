@@ -218,7 +218,7 @@ class GroupCommitDatabase:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = _Pending(loop=loop)
-        if self._queue.qsize() + len(self._handed) >= self._queue.maxsize:
+        if self.queued >= self._queue.maxsize:
             raise _overloaded()
         # The writes of one turn of the event loop go to the writer together, at the turn's end
         # (_hand_over). Queued one by one, the first wakes the writer, which takes the
