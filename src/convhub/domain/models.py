@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 
 class ConversationType(IntEnum):
@@ -88,6 +89,10 @@ class Conversation:
     last_message_index: int = 0  # IndexInConversation of its newest message
     last_join_seq: int = 0  # join order of its newest member
     activity_key: int = 0  # an ID minted at creation and at each message: recent activity
+    # Not a column: what a dialect encoded of this object for the wire, held with it for as long
+    # as it lives, for objects shared and never changed again (the store's kept rows). Not
+    # compared, and not carried over by ``dataclasses.replace``.
+    encoded: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)

@@ -1,9 +1,9 @@
 """Rows <-> domain objects, declared once per table.
 
-A ``Mapper`` pairs a dataclass with a table: each field is a column (of the same name unless
-renamed), and a field whose Python value differs from its column's (a JSON map kept as text, an
-enum kept as a number) names a ``Codec``. Selects use ``columns`` in field order, so a row
-becomes an object by position, and only the fields that need it are decoded.
+A ``Mapper`` pairs a dataclass with a table: each field its constructor takes is a column (of
+the same name unless renamed), and a field whose Python value differs from its column's (a JSON
+map kept as text, an enum kept as a number) names a ``Codec``. Selects use ``columns`` in field
+order, so a row becomes an object by position, and only the fields that need it are decoded.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class Mapper(Generic[M]):
     ) -> None:
         renamed = renamed or {}
         codecs = codecs or {}
-        fields = [f.name for f in dataclasses.fields(model)]  # type: ignore[arg-type]
+        # A field the constructor does not take is not a column (``Conversation.encoded``).
+        fields = [f.name for f in dataclasses.fields(model) if f.init]  # type: ignore[arg-type]
         self.model = model
         self.fields = tuple(fields)
         self.column_names = {name: renamed.get(name, name) for name in fields}

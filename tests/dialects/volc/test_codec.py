@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 
 from convhub.dialects.volc import codec
@@ -44,3 +46,14 @@ def test_a_page_keeps_its_order_and_mixes_kept_and_new_encodings() -> None:
     page = codec.kept_conversation_infos([a, b, a], member_count=True)
     plain = [codec.conversation_info(c, member_count=True) for c in (a, b, a)]
     assert orjson.dumps(page) == orjson.dumps(plain)
+
+
+def test_a_copy_made_with_replace_is_encoded_afresh_and_equals_an_unencoded_one() -> None:
+    """The encoded form rides on the object (``Conversation.encoded``): a changed copy must not
+    carry it over, and it is no part of what the conversation is."""
+    first = _conversation("before")
+    codec.kept_conversation_infos([first], member_count=True)
+    renamed = dataclasses.replace(first, name="after")
+    page = orjson.loads(orjson.dumps(codec.kept_conversation_infos([renamed], member_count=True)))
+    assert page[0]["Name"] == "after"
+    assert first == _conversation("before")

@@ -5,7 +5,6 @@ Requests are read by the readers compiled from the same declarations (``fields.r
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -48,39 +47,33 @@ def conversation_info(conversation: Conversation, *, member_count: bool) -> volc
     return info
 
 
-# The wire form of conversations read through the store's kept rows (store/kept.py), serialized:
-# those objects are shared and never changed, so each is encoded once while it stays kept. Keyed
-# by identity; an entry holds its object, so no other object can take its id while it lives.
-# An OrderedDict, not a dict: dropping a dict's first entry again and again leaves holes that
-# the next ``next(iter(...))`` walks over, which made each eviction slower than the last.
-_ENCODED: OrderedDict[tuple[int, bool], tuple[Conversation, orjson.Fragment]] = OrderedDict()
-_ENCODED_MAX = 32_768
-
-
 def kept_conversation_infos(
     conversations: Iterable[Conversation], *, member_count: bool
 ) -> list[volc.ConversationInfo]:
     """``conversation_info`` of each conversation read for a read-only answer (never to be
     changed afterwards), already serialized: an ``orjson.Fragment``, which orjson writes into the
     answer as it is, byte for byte what the dict would have been. Serializing 100 of them made 55
-    of the 60 µs that a BatchGetConversations answer took to encode. Typed as the dict it stands
-    for: nothing but the answer's serializer reads it. One loop for a page, with the lookups
-    bound once (a call per conversation cost 0.6 µs of the 1 µs each)."""
+    of the 60 µs that a BatchGetConversations answer took to encode. Each is encoded once and
+    held on the object (``Conversation.encoded``, a form with and one without MemberCount), so
+    that a kept conversation asked for again costs one attribute read: a cache beside it, keyed
+    by identity, cost three lookups in tables too large for the CPU's caches once a table's
+    conversations are asked for at random. Typed as the dict it stands for: nothing but the
+    answer's serializer reads it."""
     found: list[volc.ConversationInfo] = []
-    append, get, encoded_cache = found.append, _ENCODED.get, _ENCODED
+    append, form = found.append, int(member_count)
     for conversation in conversations:
-        key = (id(conversation), member_count)
-        entry = get(key)
-        if entry is not None and entry[0] is conversation:
-            append(entry[1])  # type: ignore[arg-type]
-            continue
-        encoded = orjson.Fragment(
+        encoded = conversation.encoded
+        if encoded is None:
+            encoded = conversation.encoded = [None, None]
+        else:
+            fragment = encoded[form]
+            if fragment is not None:
+                append(fragment)
+                continue
+        fragment = encoded[form] = orjson.Fragment(
             orjson.dumps(conversation_info(conversation, member_count=member_count))
         )
-        if len(encoded_cache) >= _ENCODED_MAX:
-            encoded_cache.popitem(last=False)
-        encoded_cache[key] = (conversation, encoded)
-        append(encoded)  # type: ignore[arg-type]
+        append(fragment)  # type: ignore[arg-type]
     return found
 
 
