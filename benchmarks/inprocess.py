@@ -9,6 +9,11 @@ instructions of one request, the same on a busy machine as on a quiet one (``--i
 does exactly that). Reads are called one after another; writes all at once, so that the writer
 groups them as it does under load (their instruction counts vary with the batches, by ±7%).
 
+``--prefill N`` first writes a table of N conversations as ``make bench`` does
+(``benchmarks.prefill``), and ``batch-get`` then sends the requests ``make bench`` sends, each
+of 100 IDs drawn from all of the main app's rows, all of them once as a warm-up: the cost of a
+request whose conversations are scattered over a large table's (kept) rows.
+
 ``create-single`` creates single chats of pairs never seen before, with ``--replays`` (a share)
 of its requests replaced by creates of pairs made in the set-up: get-or-creates that answer the
 existing chat (``Exist`` true).
@@ -28,7 +33,7 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import databases, workload
+from benchmarks import databases, prefill, workload
 from convhub.config import Settings, parse_rate_limits
 from convhub.server import Convhub
 
@@ -70,7 +75,12 @@ async def _call(app: Convhub, raw: bytes) -> tuple[int, bytes]:
 
 
 def _pool(
-    operation: str, tenant: databases.Tenant, ids: list[int], size: int, replays: float = 0.0
+    operation: str,
+    tenant: databases.Tenant,
+    ids: Sequence[int],
+    size: int,
+    replays: float = 0.0,
+    prefilled: Sequence[int] | None = None,
 ) -> list[bytes]:
     """The requests ``make bench`` times for the row, from its own pool builders; at least
     ``size`` of them where each may be sent once only (single chats of new pairs)."""
@@ -83,6 +93,8 @@ def _pool(
             for i, raw in enumerate(fresh)
         ]
     if operation == "batch-get":
+        if prefilled:
+            return workload.batch_get_pool(tenant, PORT, prefilled)
         return workload.batch_get_pool(tenant, PORT, ids, size=50)
     if operation == "user-conversations":
         return workload.user_conversations_pool(tenant, PORT)
@@ -96,13 +108,22 @@ def _pool(
 
 
 async def _measure(
-    engine: str, operation: str, requests: int, rounds: int, replays: float = 0.0
+    engine: str,
+    operation: str,
+    requests: int,
+    rounds: int,
+    replays: float = 0.0,
+    prefill_size: int = 0,
 ) -> list[float]:
     with (
         tempfile.TemporaryDirectory() as workdir,
         databases.fresh_database(engine, Path(workdir)) as url,
     ):
         tenant = databases.prepare(url)
+        prefilled = None
+        if prefill_size:
+            placed, _seconds = prefill.prefill(url, tenant, prefill_size, coze_targets=1)
+            prefilled = placed.slot_ids(prefill.MAIN_SLOT)
         settings = Settings(database_url=url, rate_limits=parse_rate_limits("*=100000000"))
         app = Convhub(settings)
         try:
@@ -129,7 +150,7 @@ async def _measure(
             if operation == "create-single":  # the pairs that replays create again
                 for raw in workload.create_single_pool(tenant, PORT, 1, EXISTING_PAIRS):
                     workload._result(*await _call(app, raw))
-            pool = _pool(operation, tenant, ids, WARM_UP + requests * rounds, replays)
+            pool = _pool(operation, tenant, ids, WARM_UP + requests * rounds, replays, prefilled)
             reads = operation in ("batch-get", "user-conversations", "scan", "messages")
             calls = iter(range(10**9))
 
@@ -143,7 +164,7 @@ async def _measure(
                 if bad:
                     raise SystemExit(f"{operation}: {len(bad)} failed, e.g. {bad[0][1][:300]!r}")
 
-            await some(WARM_UP)
+            await some(len(pool) if prefilled and operation == "batch-get" else WARM_UP)
             took = []
             for _ in range(rounds):
                 started = time.perf_counter()
@@ -161,7 +182,8 @@ def _instructions(args: argparse.Namespace) -> int:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
              "-m", "benchmarks.inprocess", "--engine", args.engine, "--operation", args.operation,
-             "--requests", str(requests), "--rounds", "1", "--replays", str(args.replays)],
+             "--requests", str(requests), "--rounds", "1", "--replays", str(args.replays),
+             "--prefill", str(args.prefill)],
             capture_output=True, text=True, check=True, env={**os.environ},
         )  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
@@ -184,9 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--replays", type=float, default=0.0, help="create-single: share of get-or-creates"
     )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="conversations written first, as make bench does; batch-get draws its IDs from them",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.replays <= 1:
         parser.error("--replays is a share, from 0 to 1")
+    if args.prefill < 0:
+        parser.error("--prefill is a number of conversations")
     if args.instructions:
         if args.requests <= 20:
             parser.error("--instructions needs --requests above 20")
@@ -194,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.operation} {args.engine}: {count:,} instructions a request")
         return 0
     took = asyncio.run(
-        _measure(args.engine, args.operation, args.requests, args.rounds, args.replays)
+        _measure(
+            args.engine, args.operation, args.requests, args.rounds, args.replays, args.prefill
+        )
     )
     took.sort()
     print(
