@@ -21,11 +21,16 @@ _EXPECTED = "several workers without --redis-url"
 
 def brief(m: Measurement) -> str:
     gen = "/".join(f"{c:.0f}%" for c in m.generator_cpu_percent)
+    batches = (
+        f"writer {m.writer_batches_per_second:,.0f} batches/s of {m.writes_per_batch:.1f} writes, "
+        if m.writer_batches_per_second
+        else ""
+    )
     return (
         f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
         f"errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
         f"switches {m.switches_per_request:.1f}/req "
-        f"box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
+        f"{batches}box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
         f"{len(m.server_processes)} processes, connections {'/'.join(map(str, m.connections))}, "
         f"others {m.other_cpu_percent}"
     )
@@ -45,6 +50,27 @@ def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
     return [
         "CPU in the window, medians (server tree % of one core / generator % / whole box % / "
         "the server's context switches a request, all its threads): " + "; ".join(cells)
+    ]
+
+
+def _batch_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """The writers' group commits of each row that wrote: with 64 connections and one worker,
+    a batch of about 64 writes means the event loop and the writer take turns (every request is
+    in the batch, so the loop waits for its commit)."""
+    groups: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        if m.writer_batches_per_second:
+            groups.setdefault(where(m), []).append(m)
+    if not groups:
+        return []
+    cells = []
+    for name, group in groups.items():
+        batches = statistics.median(m.writer_batches_per_second for m in group)
+        writes = statistics.median(m.writes_per_batch for m in group)
+        cells.append(f"{name} {batches:,.0f}/{writes:.1f}")
+    return [
+        "The writers' group commits in the window, medians (batches a second, all workers / "
+        "writes a batch; from /metrics): " + "; ".join(cells)
     ]
 
 
@@ -97,6 +123,7 @@ def extra_lines(
         "generator is near 100%), "
         f"{headroom:.2f}x the fastest ceiling's median ({ceiling_rps:,.0f} req/s).",
         *_cpu_lines(measurements),
+        *_batch_lines(measurements),
         *_memory_lines(measurements),
         *_others_lines(measurements),
         "Ratio = req/s / req/s of the uvicorn ceiling with as many workers, measured in this "

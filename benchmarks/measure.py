@@ -27,6 +27,7 @@ from benchmarks.procs import (
     tree_cpu_seconds,
     tree_pids,
     tree_rss,
+    writer_batches,
 )
 
 SPAWN_SLACK_SECONDS = 1.0  # time for the generator processes to start before warm-up counts
@@ -68,6 +69,10 @@ class Measurement:
     # context switches a second, of every thread of the server's process tree
     server_switches_per_second: float = 0.0
     server_processes: list[dict[str, object]] = field(default_factory=list)  # pid, name, rss_kb
+    # the writers' group commits in the window (``/metrics``): writes and batches a second, all
+    # the server's workers together (0: none, or a server that does not count them)
+    writer_writes_per_second: float = 0.0
+    writer_batches_per_second: float = 0.0
     # the load's connections each server process held halfway through the window, most first
     connections: list[int] = field(default_factory=list)
 
@@ -78,6 +83,13 @@ class Measurement:
     @property
     def switches_per_request(self) -> float:
         return self.server_switches_per_second / max(self.requests_per_second, 1e-9)
+
+    @property
+    def writes_per_batch(self) -> float:
+        """How many writes a group commit held, on average (0: no batch in the window)."""
+        if not self.writer_batches_per_second:
+            return 0.0
+        return self.writer_writes_per_second / self.writer_batches_per_second
 
 
 def percentile(ordered: Sequence[int], fraction: float) -> float:
@@ -184,13 +196,15 @@ def _watch_window(
     start_at: float, duration: float, server_pid: int | None, generator_pids: list[int], port: int
 ) -> dict[str, Any]:
     """CPU during the window (the server's process tree, the whole box, everything else), the
-    server tree's resident memory as it ends and how its processes share the connections
-    halfway through."""
+    server tree's resident memory as it ends, how its processes share the connections halfway
+    through, and its writers' batches (read from its ``/metrics`` just after the CPU, at each
+    end: under load the answer waits its turn behind the load's requests)."""
     _sleep_until(start_at)
     server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     switches0 = tree_context_switches(server_pid) if server_pid else 0
     busy0, total0 = _machine_busy()
     before = cpu_snapshot()
+    batches0 = writer_batches(port) if server_pid else None
     _sleep_until(start_at + duration / 2)  # the generators close their connections at the end
     connections = tree_connections(server_pid, port) if server_pid else []
     _sleep_until(start_at + duration)
@@ -198,6 +212,12 @@ def _watch_window(
     switches1 = tree_context_switches(server_pid) if server_pid else 0
     busy1, total1 = _machine_busy()
     after = cpu_snapshot()
+    batches1 = writer_batches(port) if batches0 is not None else None
+    writes, batches = (
+        (batches1[0] - batches0[0], batches1[1] - batches0[1])
+        if batches0 is not None and batches1 is not None
+        else (0.0, 0.0)
+    )
     processes = tree_rss(server_pid) if server_pid else []
     mine = {os.getpid(), *generator_pids, *(tree_pids(server_pid) if server_pid else [])}
     return {
@@ -208,6 +228,8 @@ def _watch_window(
         "server_rss_kb": sum(int(str(p["rss_kb"])) for p in processes),
         "server_processes": processes,
         "connections": connections,
+        "writer_writes_per_second": writes / duration,
+        "writer_batches_per_second": batches / duration,
     }
 
 
@@ -286,6 +308,8 @@ def measure(
         server_rss_kb=cpu["server_rss_kb"],
         server_processes=cpu["server_processes"],
         connections=cpu["connections"],
+        writer_writes_per_second=cpu["writer_writes_per_second"],
+        writer_batches_per_second=cpu["writer_batches_per_second"],
     )
 
 

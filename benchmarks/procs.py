@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,29 @@ def wait_healthy(target: Server, timeout: float = 60.0) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"{target.name} did not answer /healthz in {timeout:.0f} s")
+
+
+_BATCH_SUM = "convhub_writer_batch_size_sum"
+_BATCH_COUNT = "convhub_writer_batch_size_count"
+
+
+def writer_batches(port: int) -> tuple[float, float] | None:
+    """(writes, batches) the server's writers have committed so far, from its ``/metrics`` (the
+    sum and count of ``convhub_writer_batch_size``, every worker's added up); None from a server
+    that does not count them (the ceiling)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
+            text = response.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (_BATCH_SUM, _BATCH_COUNT):
+            found[name] = float(value)
+    if len(found) < 2:
+        return None
+    return found[_BATCH_SUM], found[_BATCH_COUNT]
 
 
 def _healthz(port: int) -> int | None:

@@ -8,8 +8,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
 
-from benchmarks.procs import tree_connections, tree_context_switches
+import uvicorn
+from benchmarks.ceiling import app as ceiling_app
+from benchmarks.procs import tree_connections, tree_context_switches, writer_batches
+
+from tests.support import LiveServer, VolcClient, free_port
 
 
 def test_context_switches_count_every_live_thread_of_the_process() -> None:
@@ -58,6 +66,80 @@ def test_connections_are_counted_for_the_process_that_holds_them() -> None:
             child.wait()
             if child.stdout is not None:
                 child.stdout.close()
+
+
+def test_writer_batches_are_read_from_the_servers_metrics(
+    server: LiveServer, volc: VolcClient
+) -> None:
+    """Three creates one after another are three batches of one write; six at once are six
+    writes, in as many batches as the writer made of them (one to six)."""
+    body = {
+        "AppId": volc.tenant.app_id,
+        "OwnerUserId": 1,
+        "ConversationCoreInfo": {"ConversationType": 2},
+    }
+    before = writer_batches(server.port)
+    assert before is not None
+    for _ in range(3):
+        volc.ok("CreateConversation", body)
+    after = writer_batches(server.port)
+    assert after is not None
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 3)
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda _: volc.ok("CreateConversation", body), range(6)))
+    last = writer_batches(server.port)
+    assert last is not None
+    assert last[0] - after[0] == 6
+    assert 1 <= last[1] - after[1] <= 6
+
+
+def test_the_sum_is_the_writes_and_the_count_the_batches() -> None:
+    """Read from the histogram's two series by name, whatever surrounds them."""
+    text = (
+        "# TYPE convhub_writer_batch_size histogram\n"
+        'convhub_writer_batch_size_bucket{le="64.0"} 4.0\n'
+        "convhub_writer_batch_size_count 4.0\n"
+        "convhub_writer_batch_size_sum 250.0\n"
+        "convhub_writer_batch_size_created 1.7e9\n"
+    )
+    with _served(_answering(text.encode())) as port:
+        assert writer_batches(port) == (250.0, 4.0)
+
+
+def test_a_server_without_the_writers_metrics_gives_none() -> None:
+    """The ceiling answers /metrics with its hello-world; nothing is listening: no error."""
+    with _served(ceiling_app) as port:
+        assert writer_batches(port) is None
+    assert writer_batches(port) is None
+
+
+def _answering(body: bytes) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@contextmanager
+def _served(app: Any) -> Iterator[int]:
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
 
 
 _ACCEPT_FIVE = """
