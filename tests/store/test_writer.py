@@ -722,6 +722,45 @@ def test_the_writes_of_one_turn_of_the_loop_reach_the_writer_together(database_u
         made.checker.dispose()
 
 
+def test_the_next_batch_waits_for_the_writes_the_answers_lead_to(database_url: str) -> None:
+    """Three clients write again as soon as they are answered; three others wrote while the
+    first batch ran. The writer lets the event loop take its answers in before it takes the next
+    batch: one batch of the six, not the three that waited and then the three that followed
+    (with 64 connections the writer fell into two groups of 32 that way)."""
+    batches = _Batches()
+    made = Writer(database_url, events=batches)
+    try:
+        blocker, started, release = made.hold()
+        firsts = [made.insert() for _ in range(3)]
+        seconds = [made.insert() for _ in range(3)]
+        waiting = [made.insert() for _ in range(3)]
+
+        async def client(first: Callable[[UnitOfWork], int], second: Callable[..., int]) -> int:
+            await made.db.write(first)
+            return await made.db.write(second)
+
+        async def scenario() -> list[int]:
+            clients = [
+                asyncio.ensure_future(client(first, second))
+                for (_i, first), (_j, second) in zip(firsts, seconds, strict=True)
+            ]
+            held = asyncio.ensure_future(made.db.write(blocker))
+            assert await asyncio.to_thread(started.wait, 10)  # the first batch runs
+            others = [asyncio.ensure_future(made.db.write(work)) for _id, work in waiting]
+            await asyncio.sleep(0.05)  # handed over, queued behind the first batch
+            release.set()
+            await held
+            return list(await asyncio.gather(*clients, *others))
+
+        ids = asyncio.run(scenario())
+        assert ids == [i for i, _w in seconds] + [i for i, _w in waiting]
+        assert made.stored(ids) == set(ids)
+        assert batches.sizes == [4, 6]
+    finally:
+        made.db.close()
+        made.checker.dispose()
+
+
 def test_closing_in_the_turn_of_a_write_still_commits_and_answers_it(database_url: str) -> None:
     """A write not yet handed to the writer (its turn of the loop has not ended) goes ahead of the
     writer's stop, not behind it where nobody would answer it."""
