@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from benchmarks import workload
@@ -36,12 +36,17 @@ def brief(m: Measurement) -> str:
     )
 
 
-def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
+def _by_row(measurements: Iterable[Measurement]) -> dict[str, list[Measurement]]:
+    """The measurements of each row (engine, server, workers, table, operation), in order."""
     groups: dict[str, list[Measurement]] = {}
     for m in measurements:
         groups.setdefault(where(m), []).append(m)
+    return groups
+
+
+def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
     cells = []
-    for name, group in groups.items():
+    for name, group in _by_row(measurements).items():
         server_cpu = statistics.median(m.server_cpu_percent for m in group)
         gen = statistics.median(max(m.generator_cpu_percent) for m in group)
         box = statistics.median(m.machine_cpu_percent for m in group)
@@ -57,10 +62,7 @@ def _batch_lines(measurements: Sequence[Measurement]) -> list[str]:
     """The writers' group commits of each row that wrote: with 64 connections and one worker,
     a batch of about 64 writes means the event loop and the writer take turns (every request is
     in the batch, so the loop waits for its commit)."""
-    groups: dict[str, list[Measurement]] = {}
-    for m in measurements:
-        if m.writer_batches_per_second:
-            groups.setdefault(where(m), []).append(m)
+    groups = _by_row(m for m in measurements if m.writer_batches_per_second)
     if not groups:
         return []
     cells = []
