@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -112,13 +114,14 @@ def writer_batches(port: int) -> tuple[float, float] | None:
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
             text = response.read().decode("utf-8", "replace")
-    except (OSError, ValueError):
+        found = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name in (_BATCH_SUM, _BATCH_COUNT)
+        }
+    except (OSError, ValueError):  # no server, or not the Prometheus format (the ceiling)
         return None
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in (_BATCH_SUM, _BATCH_COUNT):
-            found[name] = float(value)
     if len(found) < 2:
         return None
     return found[_BATCH_SUM], found[_BATCH_COUNT]
