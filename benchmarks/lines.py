@@ -26,9 +26,15 @@ def brief(m: Measurement) -> str:
         if m.writer_batches_per_second
         else ""
     )
+    apart = (
+        f"(writes p50 {m.writes_p50_ms:.2f}, p99 {m.writes_p99_ms:.2f} ms; reads p50 "
+        f"{m.reads_p50_ms:.2f}, p99 {m.reads_p99_ms:.2f} ms), "
+        if m.writes_p50_ms
+        else ""
+    )
     return (
         f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
-        f"errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
+        f"{apart}errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
         f"switches {m.switches_per_request:.1f}/req "
         f"{batches}box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
         f"{len(m.server_processes)} processes, connections {'/'.join(map(str, m.connections))}, "
@@ -73,6 +79,26 @@ def _batch_lines(measurements: Sequence[Measurement]) -> list[str]:
     return [
         "The writers' group commits in the window, medians (batches a second, all workers / "
         "writes a batch; from /metrics): " + "; ".join(cells)
+    ]
+
+
+def _apart_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """The latencies of a mixed row's writes and of its reads, apart: the row's own p99 is
+    its writes' when they are slower, one request in ten."""
+    groups = _by_row(m for m in measurements if m.writes_p50_ms)
+    if not groups:
+        return []
+    cells = []
+    for name, group in groups.items():
+        median = statistics.median
+        cells.append(
+            f"{name} writes {median(m.writes_p50_ms for m in group):.1f}/"
+            f"{median(m.writes_p99_ms for m in group):.1f}, reads "
+            f"{median(m.reads_p50_ms for m in group):.1f}/"
+            f"{median(m.reads_p99_ms for m in group):.1f}"
+        )
+    return [
+        "Reads beside writes, each kind's latency apart, medians (p50/p99 ms): " + "; ".join(cells)
     ]
 
 
@@ -126,6 +152,7 @@ def extra_lines(
         f"{headroom:.2f}x the fastest ceiling's median ({ceiling_rps:,.0f} req/s).",
         *_cpu_lines(measurements),
         *_batch_lines(measurements),
+        *_apart_lines(measurements),
         *_memory_lines(measurements),
         *_others_lines(measurements),
         "Ratio = req/s / req/s of the uvicorn ceiling with as many workers, measured in this "

@@ -2,7 +2,8 @@
 
 Run by ``benchmarks.run`` as ``python -m benchmarks.loadgen ...``; prints one JSON object on
 stdout and writes the latencies (ns, int64) of the successful requests of the timed window to a
-file.
+file; with ``--writes`` those of the requests holding that text (a mixed row's writes) to a second
+one beside it, ``<file>.writes``, and the others' to the first alone.
 
 Each connection keeps exactly one request in flight: send, read the response (framed by
 Content-Length), send the next pre-built request of the shared pool. Warm-up runs from connect
@@ -76,25 +77,33 @@ def _cpu_seconds() -> float:
 class Shared:
     """State every connection of this process shares: the pool, the window and the tallies."""
 
-    def __init__(self, pool: list[bytes], offset: int, t0: int, t1: int, check: str) -> None:
+    def __init__(
+        self, pool: list[bytes], offset: int, t0: int, t1: int, check: str, writes: bytes = b""
+    ) -> None:
         rotated = pool[offset % len(pool) :] + pool[: offset % len(pool)]
-        self.cursor: Iterator[bytes] = itertools.cycle(rotated)
+        # Each request with whether it is one of the row's writes (timed apart).
+        self.cursor: Iterator[tuple[bytes, bool]] = itertools.cycle(
+            [(request, bool(writes) and writes in request) for request in rotated]
+        )
         self.t0 = t0
         self.t1 = t1
         self.check = check
         self.latencies = array("q")
+        self.write_latencies = array("q")
         self.warmup_ok = 0
         self.errors: Counter[str] = Counter()
         self.warmup_errors: Counter[str] = Counter()
         self.error_sample = ""
         self.connections: list[Connection] = []
 
-    def record(self, now: int, started: int, status: int, data: bytes, body: int, end: int) -> None:
+    def record(
+        self, now: int, started: int, status: int, data: bytes, body: int, end: int, write: bool
+    ) -> None:
         label = f"HTTP {status}" if status != 200 else self.body_error(data, body, end)
         in_window = self.t0 <= now < self.t1
         if label is None:
             if in_window:
-                self.latencies.append(now - started)
+                (self.write_latencies if write else self.latencies).append(now - started)
             else:
                 self.warmup_ok += now < self.t0
             return
@@ -133,6 +142,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.sent_at = 0
+        self.write = False  # the request in flight is one of the row's writes
         self.busy = False
         self.closing = False
 
@@ -145,7 +155,7 @@ class Connection(asyncio.Protocol):
         if now >= self.shared.t1 or self.transport is None:
             self.busy = False
             return
-        request = next(self.shared.cursor)
+        request, self.write = next(self.shared.cursor)
         self.busy = True
         self.sent_at = now
         self.transport.write(request)
@@ -160,7 +170,9 @@ class Connection(asyncio.Protocol):
                 body, end = found
                 status = status_code(data, pos)
                 self.busy = False
-                self.shared.record(time.perf_counter_ns(), self.sent_at, status, data, body, end)
+                self.shared.record(
+                    time.perf_counter_ns(), self.sent_at, status, data, body, end, self.write
+                )
                 pos = end
         except FramingError as error:
             self.shared.fail("framing error", in_window=True)
@@ -238,7 +250,7 @@ async def generate(args: argparse.Namespace) -> dict[str, object]:
     if t0 <= time.perf_counter_ns():
         raise SystemExit("loadgen: --start-at is already in the past")
     t1 = t0 + int(args.duration * 1e9)
-    shared = Shared(pool, args.offset, t0, t1, args.check)
+    shared = Shared(pool, args.offset, t0, t1, args.check, args.writes.encode())
     drivers = [asyncio.create_task(_drive(args.port, shared)) for _ in range(args.connections)]
     await _sleep_until(t0)
     cpu0, wall0 = _cpu_seconds(), time.perf_counter_ns()
@@ -247,10 +259,12 @@ async def generate(args: argparse.Namespace) -> dict[str, object]:
     unfinished = await _drain(shared)
     await asyncio.wait_for(asyncio.gather(*drivers), timeout=_DRAIN_SECONDS)
     Path(args.latencies_out).write_bytes(shared.latencies.tobytes())
+    if args.writes:
+        Path(f"{args.latencies_out}.writes").write_bytes(shared.write_latencies.tobytes())
     if unfinished:
         shared.errors["unanswered after the window"] += unfinished
     return {
-        "ok": len(shared.latencies),
+        "ok": len(shared.latencies) + len(shared.write_latencies),
         "window_seconds": (t1 - t0) / 1e9,
         "errors": dict(shared.errors),
         "warmup_ok": shared.warmup_ok,
@@ -271,6 +285,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--offset", type=int, default=0, help="where in the pool to start")
     parser.add_argument("--latencies-out", required=True)
+    parser.add_argument(
+        "--writes",
+        default="",
+        help="requests holding this text are the row's writes: their latencies go to "
+        "<latencies-out>.writes",
+    )
     parser.add_argument(
         "--check",
         choices=CHECKS,

@@ -75,6 +75,11 @@ class Measurement:
     writer_batches_per_second: float = 0.0
     # the load's connections each server process held halfway through the window, most first
     connections: list[int] = field(default_factory=list)
+    # a row of reads and writes (``Operation.writes``): each kind's latency apart (0: not split)
+    writes_p50_ms: float = 0.0
+    writes_p99_ms: float = 0.0
+    reads_p50_ms: float = 0.0
+    reads_p99_ms: float = 0.0
 
     @property
     def error_count(self) -> int:
@@ -90,6 +95,23 @@ class Measurement:
         if not self.writer_batches_per_second:
             return 0.0
         return self.writer_writes_per_second / self.writer_batches_per_second
+
+
+@dataclass(frozen=True, slots=True)
+class Apart:
+    """A row of reads and writes: the latencies (ns, sorted) of each kind."""
+
+    reads: list[int]
+    writes: list[int]
+
+    def percentiles(self) -> dict[str, float]:
+        """Measurement's fields for each kind's p50 and p99 (ms)."""
+        return {
+            "writes_p50_ms": percentile(self.writes, 0.50) / 1e6,
+            "writes_p99_ms": percentile(self.writes, 0.99) / 1e6,
+            "reads_p50_ms": percentile(self.reads, 0.50) / 1e6,
+            "reads_p99_ms": percentile(self.reads, 0.99) / 1e6,
+        }
 
 
 def percentile(ordered: Sequence[int], fraction: float) -> float:
@@ -117,6 +139,7 @@ def _spawn(
     load: Load,
     check: str,
     offset: int,
+    writes: bytes,
 ) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable,
@@ -130,6 +153,7 @@ def _spawn(
         f"--offset={offset}",
         f"--latencies-out={pool_file}.{index}.lat",
         f"--check={check}",
+        f"--writes={writes.decode()}",
     ]
     return subprocess.Popen(
         argv,
@@ -161,8 +185,10 @@ def run_load(
     workdir: Path,
     check: str = "volc",
     fresh: bool = False,
-) -> tuple[list[dict[str, object]], list[int], dict[str, Any]]:
-    """Run the generators once; return their reports, all latencies (sorted) and CPU figures.
+    writes: bytes = b"",
+) -> tuple[list[dict[str, object]], list[int], dict[str, Any], Apart | None]:
+    """Run the generators once; return their reports, all latencies (sorted), CPU figures and,
+    given ``writes``, the latencies of the requests that hold it and of the others, apart.
 
     ``check`` says how a 200 carrying an error is recognised (see ``benchmarks.loadgen.CHECKS``).
     ``fresh``: every request of the pool must be sent at most once, so each generator starts at
@@ -174,7 +200,7 @@ def run_load(
     shares = _split(load.connections, load.generators)
     offsets = [i * len(pool) // len(shares) if fresh else i * 7919 for i in range(len(shares))]
     procs = [
-        _spawn(i, port, pool_file, n, start_at, load, check, offsets[i])
+        _spawn(i, port, pool_file, n, start_at, load, check, offsets[i], writes)
         for i, n in enumerate(shares)
     ]
     try:
@@ -183,13 +209,20 @@ def run_load(
     finally:
         for process in procs:
             stop(process)
-    latencies: list[int] = []
+    reads: list[int] = []
+    written: list[int] = []
     for index in range(len(procs)):
-        samples = array("q")
-        samples.frombytes(Path(f"{pool_file}.{index}.lat").read_bytes())
-        latencies += samples
-    latencies.sort()
-    return reports, latencies, cpu
+        reads += _latencies(Path(f"{pool_file}.{index}.lat"))
+        if writes:
+            written += _latencies(Path(f"{pool_file}.{index}.lat.writes"))
+    apart = Apart(sorted(reads), sorted(written)) if writes else None
+    return reports, sorted(reads + written), cpu, apart
+
+
+def _latencies(path: Path) -> array[int]:
+    samples = array("q")
+    samples.frombytes(path.read_bytes())
+    return samples
 
 
 def _watch_window(
@@ -267,9 +300,10 @@ def measure(
     workdir: Path,
     check: str = "volc",
     fresh: bool = False,
+    writes: bytes = b"",
 ) -> Measurement:
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    reports, latencies, cpu = run_load(
+    reports, latencies, cpu, apart = run_load(
         port=port,
         pool=pool,
         load=load,
@@ -277,6 +311,7 @@ def measure(
         workdir=workdir,
         check=check,
         fresh=fresh,
+        writes=writes,
     )
     errors: Counter[str] = Counter()
     warmup_errors: Counter[str] = Counter()
@@ -310,6 +345,7 @@ def measure(
         connections=cpu["connections"],
         writer_writes_per_second=cpu["writer_writes_per_second"],
         writer_batches_per_second=cpu["writer_batches_per_second"],
+        **(apart.percentiles() if apart is not None else {}),
     )
 
 

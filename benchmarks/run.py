@@ -67,6 +67,7 @@ class Operation:
     build: PoolBuilder
     check: str  # how the load generator tells a 200 carrying an error (see loadgen.CHECKS)
     fresh: bool = False  # every request once only: built per window from new pairs of users
+    writes: bytes = b""  # in a row of reads and writes, what its writes hold: timed apart
 
 
 def _no_pool(tenant: Tenant, port: int, made: workload.Targets) -> list[bytes]:
@@ -87,6 +88,7 @@ OPERATIONS: dict[str, Operation] = {
             tenant, port, made.batch, made.volc_modify
         ),
         "volc",
+        writes=workload.MODIFY_ACTION,
     ),
     workload.USER_CONVERSATIONS: Operation(
         lambda tenant, port, _: workload.user_conversations_pool(tenant, port), "volc"
@@ -177,7 +179,7 @@ def check_generator(load: Load, workdir: Path) -> dict[str, Any]:
     short = Load(load.connections, lines.GENERATOR_CHECK_SECONDS, 1.0, load.generators)
     with server("null server", argv, workdir / "nullserver.log", port) as null:
         pool = workload.hello_pool(DUMMY_TENANT, port)
-        reports, latencies, cpu = run_load(
+        reports, latencies, cpu, _ = run_load(
             port=port, pool=pool, load=short, server_pid=null.process.pid, workdir=workdir
         )
     errors = sum(sum(counts(r["errors"]).values()) for r in reports)
@@ -365,6 +367,7 @@ class Bench:
             workdir=table.home,
             check=OPERATIONS[name].check,
             fresh=OPERATIONS[name].fresh,
+            writes=OPERATIONS[name].writes,
         )
         if name == workload.CREATE:
             table.group_rate[workers] = measured.requests_per_second

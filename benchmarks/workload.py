@@ -51,6 +51,7 @@ MODIFY = "Modify"
 BATCH_GET = "BatchGet(100)"
 BESIDE_WRITES = 10  # BatchGet(100) beside Modify: one request in this many is a Modify
 BATCH_GET_BESIDE_MODIFY = f"BatchGet(100), 1 in {BESIDE_WRITES} a Modify"
+MODIFY_ACTION = b"?Action=ModifyConversation&"  # in a Modify's request line, in no BatchGet's
 COZE_RENAME = "Coze rename"
 COZE_MESSAGE_CREATE = "Coze message create"
 COZE_MESSAGE_LIST = f"Coze message list({LIST_LIMIT})"
