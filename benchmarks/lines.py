@@ -88,9 +88,9 @@ def _apart_lines(measurements: Sequence[Measurement]) -> list[str]:
     groups = _by_row(m for m in measurements if m.writes_p50_ms)
     if not groups:
         return []
+    median = statistics.median
     cells = []
     for name, group in groups.items():
-        median = statistics.median
         cells.append(
             f"{name} writes {median(m.writes_p50_ms for m in group):.1f}/"
             f"{median(m.writes_p99_ms for m in group):.1f}, reads "
