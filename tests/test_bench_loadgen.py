@@ -71,26 +71,13 @@ def test_a_mixed_rows_writes_are_timed_apart_from_its_reads(
     """One request in ten is a slow write: the row's p50 is the reads', its p99 the writes',
     and apart, the writes' p50 is theirs (at least the server's delay) and the reads' p99 is
     well below it."""
-    pool = [_request("/write") if i == 4 else _request("/read") for i in range(10)]
-    measured = measure(
-        where=Where("sqlite", "uvicorn", 1, 0),
-        operation="mixed",
-        run=1,
-        port=slow_writes,
-        pool=pool,
-        load=Load(connections=4, duration=1.5, warmup=0.3),
-        server_pid=None,
-        workdir=tmp_path,
-        check="none",
-        writes=b"POST /write ",
-    )
+    measured = _measure(slow_writes, tmp_path, seconds=1.5, writes=b"POST /write ")
     assert measured.ok > 100 and not measured.errors
     assert measured.writes_p50_ms >= SLOW_SECONDS * 1000
     assert measured.reads_p99_ms < SLOW_SECONDS * 1000 / 2
     assert measured.p99_ms >= SLOW_SECONDS * 1000  # the row's own p99 is the writes'
     assert "(writes p50 " in brief(measured)
-    summary = [line for line in _lines([measured]) if line.startswith("Reads beside writes")]
-    assert summary == [
+    assert _summary(measured) == [
         "Reads beside writes, each kind's latency apart, medians (p50/p99 ms): "
         f"{where(measured)} writes {measured.writes_p50_ms:.1f}/{measured.writes_p99_ms:.1f}, "
         f"reads {measured.reads_p50_ms:.1f}/{measured.reads_p99_ms:.1f}"
@@ -100,25 +87,33 @@ def test_a_mixed_rows_writes_are_timed_apart_from_its_reads(
 def test_a_row_without_writes_is_not_split(slow_writes: int, tmp_path: Path) -> None:
     """Without ``writes`` every latency is the row's and no kind is reported apart, even where
     the pool holds the slow requests."""
-    pool = [_request("/write") if i == 4 else _request("/read") for i in range(10)]
-    measured = measure(
-        where=Where("sqlite", "uvicorn", 1, 0),
-        operation="plain",
-        run=1,
-        port=slow_writes,
-        pool=pool,
-        load=Load(connections=4, duration=1.0, warmup=0.3),
-        server_pid=None,
-        workdir=tmp_path,
-        check="none",
-    )
+    measured = _measure(slow_writes, tmp_path, seconds=1.0)
     assert measured.ok > 50 and measured.p99_ms >= SLOW_SECONDS * 1000
     assert (measured.writes_p50_ms, measured.reads_p99_ms) == (0.0, 0.0)
     assert "writes p50" not in brief(measured)
-    assert not [line for line in _lines([measured]) if line.startswith("Reads beside writes")]
+    assert _summary(measured) == []
 
 
-def _lines(measured: list[Measurement]) -> list[str]:
+def _measure(port: int, workdir: Path, *, seconds: float, writes: bytes = b"") -> Measurement:
+    """A window of 4 connections over a pool in which one request in ten is a slow write."""
+    pool = [_request("/write") if i == 4 else _request("/read") for i in range(10)]
+    return measure(
+        where=Where("sqlite", "uvicorn", 1, 0),
+        operation="mixed",
+        run=1,
+        port=port,
+        pool=pool,
+        load=Load(connections=4, duration=seconds, warmup=0.3),
+        server_pid=None,
+        workdir=workdir,
+        check="none",
+        writes=writes,
+    )
+
+
+def _summary(measured: Measurement) -> list[str]:
+    """The report's line of reads and writes apart, if it has one."""
     args = argparse.Namespace(conversations=1, modify_targets=1, coze_targets=1)
     check = {"requests_per_second": 1.0, "generator_cpu_percent": [1.0]}
-    return extra_lines({**check, "null_server_cpu_percent": 1.0}, 1.0, measured, args, [])
+    lines = extra_lines({**check, "null_server_cpu_percent": 1.0}, 1.0, [measured], args, [])
+    return [line for line in lines if line.startswith("Reads beside writes")]
