@@ -66,10 +66,12 @@ _Work = Callable[[UnitOfWork], Any]
 # a write, its answer, the loop that waits for it, the conversation and the names it locks
 _Item = tuple[_Work, "asyncio.Future[Any]", asyncio.AbstractEventLoop, int | None, Sequence[str]]
 _Outcome = tuple[bool, Any]
+# what one event loop is told of a batch: each waiting future, whether it succeeded, and its value
+_Answers = list[tuple["asyncio.Future[Any]", bool, Any]]
 _STOP = None
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _settle(outcomes: _Answers) -> None:
     for future, ok, value in outcomes:
         if future.cancelled():
             continue
@@ -103,7 +105,7 @@ class _CatchUp:
 
     def answer(
         self,
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]],
+        by_loop: dict[asyncio.AbstractEventLoop, _Answers],
     ) -> None:
         """Hand each loop its outcomes (the writer thread)."""
         live = [(loop, outcomes) for loop, outcomes in by_loop.items() if not loop.is_closed()]
@@ -123,7 +125,7 @@ class _CatchUp:
     def _settle(
         self,
         loop: asyncio.AbstractEventLoop,
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]],
+        outcomes: _Answers,
     ) -> None:
         _settle(outcomes)
         self._turned(loop, CATCH_UP_TURNS)
@@ -496,7 +498,7 @@ class GroupCommitDatabase:
                 self._answer([item], [(False, failure)])
 
     def _answer(self, batch: list[_Item], results: list[_Outcome]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, _Answers] = {}
         for (ok, value), (_work, future, loop, _locks, _names) in zip(results, batch, strict=True):
             # A unit that met a lost connection failed for the database's sake, not its own.
             by_loop.setdefault(loop, []).append((future, ok, value if ok else unavailable(value)))
