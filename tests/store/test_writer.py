@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
-from convhub.store import database
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.driver import fast
 from convhub.store.engine import create_database_engine, is_sqlite
@@ -781,47 +780,5 @@ def test_closing_in_the_turn_of_a_write_still_commits_and_answers_it(database_ur
         assert made.stored([new_id]) == {new_id}
     finally:
         loop.close()
-        made.db.close()
-        made.checker.dispose()
-
-
-def test_a_write_resumes_its_request_in_the_turn_that_brings_the_answer(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The writer's answers arrive in a callback of the event loop; the request that waited runs
-    on in that same turn rather than the next (a turn of a loop busy with reads is long)."""
-    made = Writer(database_url)
-    try:
-        new_id, work = made.insert()
-        turns = [0]
-        delivered: list[int] = []
-        answered = False
-        settle = database._settle
-
-        def counted(outcomes: Any) -> None:
-            delivered.append(turns[0])
-            settle(outcomes)
-
-        monkeypatch.setattr(database, "_settle", counted)
-
-        async def scenario() -> tuple[int, int]:
-            nonlocal answered
-            loop = asyncio.get_running_loop()
-
-            def tick() -> None:
-                turns[0] += 1
-                if not answered:
-                    loop.call_soon(tick)
-
-            loop.call_soon(tick)
-            written = await made.db.write(work)
-            answered = True
-            return written, turns[0]
-
-        written, resumed = asyncio.run(scenario())
-        assert written == new_id
-        assert delivered == [resumed]
-        assert made.stored([new_id]) == {new_id}
-    finally:
         made.db.close()
         made.checker.dispose()
