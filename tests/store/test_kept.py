@@ -122,6 +122,22 @@ def test_an_unchanged_row_is_served_from_what_was_kept(
     assert after[ids[0]] is not before[ids[0]] and after[ids[0]].name == "other"
 
 
+def test_the_conversations_kept_of_one_app_share_one_app_id(database_url: str) -> None:
+    """What the readers keep of an app's conversations holds one int object for the app, not one
+    each: a read of many kept conversations compares each one's app, and ints of their own lie
+    scattered over memory once many are kept. The values are the same."""
+    db = _database(database_url, 1000)
+    try:
+        ids = [9_250_000_001, 9_250_000_002, 9_250_000_003]
+        _add(db, ids)
+        kept = _read(db, ids)
+        assert [kept[i].app_id for i in ids] == [APP] * 3
+        assert len({id(kept[i].app_id) for i in ids}) == 1
+        assert _read(db, ids)[ids[0]] is kept[ids[0]]  # and served as kept
+    finally:
+        db.close()
+
+
 def test_a_write_units_reads_are_never_kept(database_url: str) -> None:
     db = _database(database_url, 1000)
     try:
