@@ -80,6 +80,14 @@ def test_a_valid_body_is_handed_on_as_it_came() -> None:
         ({"Small": 1, "Items": {}}, "Items must be an array of objects"),
         ({"Small": 1, "Users": [1, "2"]}, "Users must hold only integers"),
         ({"Small": 1, "Ids": [1, None]}, "Ids must hold only integers"),
+        ({"Small": 1, "Ids": [1, True]}, "Ids must hold only integers"),
+        ({"Small": 1, "Ids": [5, 1 << 63, 7]},
+         "Ids holds a value out of range for a 64-bit integer"),
+        ({"Small": 1, "Ids": [-(1 << 63) - 1]},
+         "Ids holds a value out of range for a 64-bit integer"),
+        ({"Small": 1, "Users": [1 << 63, "x"]},
+         "Users holds a value out of range for a 64-bit integer"),  # the first wrong one tells
+        ({"Small": 1, "Users": ["x", 1 << 63]}, "Users must hold only integers"),
     ],
 )  # fmt: skip
 def test_a_body_that_breaks_its_declaration_is_refused_naming_the_field(
@@ -88,6 +96,11 @@ def test_a_body_that_breaks_its_declaration_is_refused_naming_the_field(
     error = refused(body)
     assert str(error) == message
     assert error.code in (ErrorCode.INVALID_PARAM, ErrorCode.INVALID_CONVERSATION_ID_ELEMENT)
+
+
+def test_an_integer_array_at_its_bounds_is_handed_on() -> None:
+    body = {"Small": 1, "Ids": [-(1 << 63), (1 << 63) - 1], "Users": [None, 1 << 62]}
+    assert read_outer(body) is body
 
 
 def test_an_element_of_the_wrong_type_raises_the_fields_own_code() -> None:
