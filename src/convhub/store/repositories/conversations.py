@@ -249,11 +249,11 @@ class SqlConversations:
         apps = _app_ids
         for row in self._session.read(*statement):
             conversation = MAPPER.load(row[1:])
-            app_id = apps.get(conversation.app_id)
-            if app_id is not None:
-                conversation.app_id = app_id
-            elif len(apps) < _SHARED_APP_IDS:
-                apps.setdefault(conversation.app_id, conversation.app_id)
+            shared = apps.get(conversation.app_id)
+            if shared is None and len(apps) < _SHARED_APP_IDS:
+                shared = apps.setdefault(conversation.app_id, conversation.app_id)
+            if shared is not None:
+                conversation.app_id = shared
             rows.append((conversation.id, row[0], conversation))
             read[conversation.id] = conversation
         kept.put_many(rows, since=self._since)
