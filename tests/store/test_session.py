@@ -4,10 +4,12 @@ units hold rows, fail and are dropped, and are written; and how a flush writes t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
+from convhub.store import driver
 from convhub.store.driver import chunks, fast
 from convhub.store.engine import create_database_engine
 from convhub.store.session import Session
@@ -133,6 +135,28 @@ def test_a_flush_writes_every_held_row_exactly_in_few_statements(database_url: s
             conn.rollback()
     finally:
         engine.dispose()
+
+
+def test_an_insert_sends_the_rows_as_given_and_a_statement_its_own_values(
+    database_url: str,
+) -> None:
+    # An INSERT compiled for its rows' columns has no values of its own: each row goes to the
+    # driver as it is (a tuple in the statement's order, or the row itself), with no dictionary
+    # made a row to merge placeholders under it. A value the statement holds is still sent.
+    with connection(database_url) as conn:
+        conn.execute(sa.text("CREATE TEMPORARY TABLE held_rows (id BIGINT, name TEXT, n INT)"))
+        _sql, arguments, _gives_rows = driver._compiled(conn, _INSERT_ROW, ("id", "name", "n"))
+        row = {"id": 1, "name": None, "n": 2}
+        if conn.dialect.name == "sqlite":
+            assert isinstance(arguments, itemgetter)
+            assert arguments(row) == (1, None, 2)
+        else:
+            assert arguments is driver._same
+        fixed_n = fast(sa.insert(_HELD_ROWS).values(n=7))
+        Session(conn).write(fixed_n, [{"id": 3, "name": "x"}, {"id": 4, "name": "y"}])
+        stored = conn.execute(sa.text("SELECT id, name, n FROM held_rows ORDER BY id"))
+        assert [tuple(r) for r in stored] == [(3, "x", 7), (4, "y", 7)]
+        conn.rollback()
 
 
 _CHANGED_ROWS = sa.Table(

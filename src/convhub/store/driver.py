@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ARRAY, ColumnElement, Connection, Executable, any_, bindparam, cast
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.crud import REQUIRED
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import await_only
 
@@ -182,7 +183,9 @@ def _compiled(conn: Connection, statement: Executable, keys: Iterable[str]) -> _
         )
         if "POSTCOMPILE" in str(done):
             raise ValueError("a fast statement cannot hold an IN list: write it with or_()")
-        literals = dict(done.params)
+        # An INSERT compiled for a set of columns marks each as required, a placeholder that
+        # the caller's values always replace: only true values are the statement's own.
+        literals = {key: value for key, value in done.params.items() if value is not REQUIRED}
     found = _COMPILED[cache_key] = (
         str(done), _arguments(done.positiontup, literals), _gives_rows(statement)
     )  # fmt: skip
