@@ -159,6 +159,32 @@ def test_an_insert_sends_the_rows_as_given_and_a_statement_its_own_values(
         conn.rollback()
 
 
+_NAMED = sa.Table("named", _metadata, sa.Column("id", sa.BigInteger), sa.Column("name", sa.Text))
+_BY_NAMES = driver.InList(sa.select(_NAMED.c.name, _NAMED.c.id).where, _NAMED.c.name, "names")
+_BY_IDS = driver.InList(sa.select(_NAMED.c.id, _NAMED.c.name).where, _NAMED.c.id, "ids")
+# What an array's text could mangle: its separators, quotes, escapes, the word NULL, nothing.
+_ODD_NAMES = ["a,b", 'q"uote', "back\\slash", "{brace}", " sp ", "NULL", "", "ü€", '\\"']
+
+
+def test_a_list_of_strings_or_integers_finds_exactly_its_rows(database_url: str) -> None:
+    with connection(database_url) as conn:
+        conn.execute(sa.text("CREATE TEMPORARY TABLE named (id BIGINT, name TEXT)"))
+        rows = [{"id": 2**62 + i, "name": name} for i, name in enumerate(_ODD_NAMES)]
+        conn.execute(sa.text("INSERT INTO named (id, name) VALUES (:id, :name)"), rows)
+        conn.execute(sa.text("INSERT INTO named (id, name) VALUES (-1, 'other')"))
+        session = Session(conn)
+        by_names = _BY_NAMES.bind(session.dialect, _ODD_NAMES)
+        assert dict(session.read(*by_names)) == {r["name"]: r["id"] for r in rows}
+        ids = [r["id"] for r in rows]
+        by_ids = _BY_IDS.bind(session.dialect, ids)
+        assert sorted(session.read(*by_ids)) == sorted((r["id"], r["name"]) for r in rows)
+        if session.dialect == "postgresql":
+            # Sent as the array's text, which PostgreSQL parses, not as a list psycopg adapts
+            # item by item in Python.
+            assert isinstance(by_names[1]["names"], str) and isinstance(by_ids[1]["ids"], str)
+        conn.rollback()
+
+
 _CHANGED_ROWS = sa.Table(
     "changed_rows",
     _metadata,

@@ -85,6 +85,21 @@ def _python_type(column: ColumnElement[Any]) -> type | None:
     return found
 
 
+def integer_array(values: Iterable[int]) -> str:
+    """A PostgreSQL array of integers as its text, which the server parses (cast to the array's
+    type in the statement): psycopg adapts a list item by item in Python, which made 8% of
+    BatchGet(100)'s time, and 220 µs of the writer's CPU to lock a batch's 64 names where the
+    text takes 85."""
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def text_array(values: Iterable[str]) -> str:
+    """``integer_array`` for strings: each element quoted, its backslashes and quotes escaped,
+    so that a comma, a brace, a space or the word NULL stays part of its string."""
+    quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+    return "{" + ",".join(quoted) + "}"
+
+
 class InList:
     """A fast statement with one list of values compared to ``column``.
 
@@ -95,7 +110,7 @@ class InList:
     length (``sized``). ``build`` makes the statement from the comparison; ``postgresql``, if
     given, is the statement there instead (taking the list as an array named ``name``)."""
 
-    __slots__ = ("_expanding", "_integers", "_name", "_postgresql")
+    __slots__ = ("_as_text", "_expanding", "_name", "_postgresql")
 
     def __init__(
         self,
@@ -106,7 +121,8 @@ class InList:
         postgresql: Executable | None = None,
     ) -> None:
         self._name = name
-        self._integers = _python_type(column) is int
+        kind = _python_type(column)
+        self._as_text = integer_array if kind is int else text_array if kind is str else None
         array = cast(bindparam(name), ARRAY(column.type))
         self._postgresql = fast(build(column == any_(array)) if postgresql is None else postgresql)
         self._expanding = build(column.in_(bindparam(name, expanding=True)))
@@ -116,9 +132,7 @@ class InList:
     ) -> tuple[Executable, dict[str, Any]]:
         """The statement for ``values`` on ``dialect``, and its parameters."""
         if dialect == "postgresql":
-            # Integers go as the array's text, which the server parses: psycopg adapts a list
-            # item by item in Python (8% of BatchGet(100)'s time).
-            array = "{" + ",".join(map(str, map(int, values))) + "}" if self._integers else values
+            array = values if self._as_text is None else self._as_text(values)
             return self._postgresql, {**others, self._name: array}
         statement = sized(self._expanding, self._name, len(values))
         return statement, sized_params(self._name, values, **others)

@@ -277,7 +277,9 @@ class Session:
             return
         keys = {advisory_key(name) for name in names} - self._locked_ahead
         if keys:
-            self._execute(_ADVISORY_LOCKS, {"keys": sorted(keys)}, answer=False)
+            self._execute(
+                _ADVISORY_LOCKS, {"keys": driver.integer_array(sorted(keys))}, answer=False
+            )
 
     def lock_ahead(self, names: Iterable[str]) -> None:
         """``lock``, before any unit of the transaction runs (so that no savepoint a unit rolls
@@ -285,7 +287,7 @@ class Session:
         if self.dialect != "postgresql":
             return
         keys = frozenset(advisory_key(name) for name in names)
-        self._execute(_ADVISORY_LOCKS, {"keys": sorted(keys)}, answer=False)
+        self._execute(_ADVISORY_LOCKS, {"keys": driver.integer_array(sorted(keys))}, answer=False)
         self._locked_ahead = keys
 
     def held_tally(self, statement: Executable, key: _Key) -> Mapping[Any, int]:
