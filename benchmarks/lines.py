@@ -32,9 +32,15 @@ def brief(m: Measurement) -> str:
         if m.writes_p50_ms
         else ""
     )
+    threads = "/".join(
+        f"{name} {percent:.0f}%"
+        for name, percent in sorted(m.server_thread_cpu_percent.items(), key=lambda np: -np[1])
+        if percent >= 1
+    )
     return (
         f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
-        f"{apart}errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% gen {gen} "
+        f"{apart}errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% "
+        f"({threads or 'threads unread'}) gen {gen} "
         f"switches {m.switches_per_request:.1f}/req "
         f"{batches}box {m.machine_cpu_percent:.0f}%, RSS {m.server_rss_kb / 1024:,.0f} MiB in "
         f"{len(m.server_processes)} processes, connections {'/'.join(map(str, m.connections))}, "
@@ -61,6 +67,27 @@ def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
     return [
         "CPU in the window, medians (server tree % of one core / generator % / whole box % / "
         "the server's context switches a request, all its threads): " + "; ".join(cells)
+    ]
+
+
+def _thread_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """The server's CPU by thread: with one worker the event loop and the writer take turns
+    (the loop waits for each batch's commit), so the writer's share is its share of the time."""
+    cells = []
+    for name, group in _by_row(m for m in measurements if m.server_thread_cpu_percent).items():
+        names = {thread for m in group for thread in m.server_thread_cpu_percent}
+        shares = {
+            thread: statistics.median(m.server_thread_cpu_percent.get(thread, 0.0) for m in group)
+            for thread in names
+        }
+        busy = sorted(((p, t) for t, p in shares.items() if p >= 1), key=lambda pt: (-pt[0], pt[1]))
+        if busy:
+            cells.append(f"{name} " + " / ".join(f"{t} {p:.0f}" for p, t in busy))
+    if not cells:
+        return []
+    return [
+        "The server's CPU by thread, medians (% of one core; main = each process's event loop, "
+        "the others named as convhub names its threads): " + "; ".join(cells)
     ]
 
 
@@ -151,6 +178,7 @@ def extra_lines(
         "generator is near 100%), "
         f"{headroom:.2f}x the fastest ceiling's median ({ceiling_rps:,.0f} req/s).",
         *_cpu_lines(measurements),
+        *_thread_lines(measurements),
         *_batch_lines(measurements),
         *_apart_lines(measurements),
         *_memory_lines(measurements),

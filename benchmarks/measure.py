@@ -27,6 +27,7 @@ from benchmarks.procs import (
     tree_cpu_seconds,
     tree_pids,
     tree_rss,
+    tree_thread_cpu_seconds,
     writer_batches,
 )
 
@@ -65,6 +66,8 @@ class Measurement:
     server_cpu_percent: float = 0.0
     machine_cpu_percent: float = 0.0
     other_cpu_percent: dict[str, float] = field(default_factory=dict)
+    # the server tree's CPU by thread (``tree_thread_cpu_seconds``: main = the event loops)
+    server_thread_cpu_percent: dict[str, float] = field(default_factory=dict)
     server_rss_kb: int = 0  # resident memory of the server's process tree as the window ended
     # context switches a second, of every thread of the server's process tree
     server_switches_per_second: float = 0.0
@@ -235,6 +238,7 @@ def _watch_window(
     _sleep_until(start_at)
     server0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     switches0 = tree_context_switches(server_pid) if server_pid else 0
+    threads0 = tree_thread_cpu_seconds(server_pid) if server_pid else {}
     busy0, total0 = _machine_busy()
     before = cpu_snapshot()
     batches0 = writer_batches(port) if server_pid else None
@@ -243,6 +247,7 @@ def _watch_window(
     _sleep_until(start_at + duration)
     server1 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     switches1 = tree_context_switches(server_pid) if server_pid else 0
+    threads1 = tree_thread_cpu_seconds(server_pid) if server_pid else {}
     busy1, total1 = _machine_busy()
     after = cpu_snapshot()
     batches1 = writer_batches(port) if batches0 is not None else None
@@ -256,6 +261,10 @@ def _watch_window(
     return {
         "server_cpu_percent": 100.0 * (server1 - server0) / duration,
         "server_switches_per_second": (switches1 - switches0) / duration,
+        "server_thread_cpu_percent": {
+            name: 100.0 * (seconds - threads0.get(name, 0.0)) / duration
+            for name, seconds in threads1.items()
+        },
         "machine_cpu_percent": 100.0 * (busy1 - busy0) / max(total1 - total0, 1),
         "other_cpu_percent": others_cpu_percent(before, after, mine, duration),
         "server_rss_kb": sum(int(str(p["rss_kb"])) for p in processes),
@@ -340,6 +349,7 @@ def measure(
         server_switches_per_second=cpu["server_switches_per_second"],
         machine_cpu_percent=cpu["machine_cpu_percent"],
         other_cpu_percent=cpu["other_cpu_percent"],
+        server_thread_cpu_percent=cpu["server_thread_cpu_percent"],
         server_rss_kb=cpu["server_rss_kb"],
         server_processes=cpu["server_processes"],
         connections=cpu["connections"],

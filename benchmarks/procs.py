@@ -174,6 +174,21 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(_stat(p)[1] for p in tree_pids(pid)) / _CLK_TCK
 
 
+def tree_thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User+system CPU so far of the live threads of a process and its live descendants, summed
+    by thread: ``main`` for each process's first thread (a server's event loop), else the name
+    the thread gave the kernel (``convhub-writer``; ``python`` for one that gave none)."""
+    found: dict[str, float] = {}
+    for process in tree_pids(pid):
+        for task in Path(f"/proc/{process}/task").glob("*"):
+            name, ticks = _stat(f"{process}/task/{task.name}")
+            if not name:
+                continue
+            label = "main" if task.name == str(process) else name
+            found[label] = found.get(label, 0.0) + ticks / _CLK_TCK
+    return found
+
+
 def tree_context_switches(pid: int) -> int:
     """Context switches (voluntary and not) so far of every live thread of a process and its
     live descendants (a thread that ended takes its count with it)."""

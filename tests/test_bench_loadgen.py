@@ -117,3 +117,39 @@ def _summary(measured: Measurement) -> list[str]:
     check = {"requests_per_second": 1.0, "generator_cpu_percent": [1.0]}
     lines = extra_lines({**check, "null_server_cpu_percent": 1.0}, 1.0, [measured], args, [])
     return [line for line in lines if line.startswith("Reads beside writes")]
+
+
+def _window(run: int, threads: dict[str, float]) -> Measurement:
+    return Measurement(
+        engine="sqlite",
+        operation="Create",
+        run=run,
+        http_server="uvicorn",
+        workers=1,
+        table=10_000,
+        started_at="",
+        requests_per_second=1.0,
+        p50_ms=1.0,
+        p99_ms=1.0,
+        ok=1,
+        window_seconds=1.0,
+        generator_cpu_percent=[1.0],
+        server_thread_cpu_percent=threads,
+    )
+
+
+def test_the_servers_cpu_by_thread_is_the_median_of_each_threads_share() -> None:
+    windows = [
+        _window(1, {"main": 60.0, "convhub-writer": 30.0, "convhub-lease": 0.2}),
+        _window(2, {"main": 64.0, "convhub-writer": 36.0, "convhub-checkpo": 3.0}),
+        _window(3, {"main": 66.0, "convhub-writer": 33.0, "convhub-checkpo": 2.0}),
+    ]
+    args = argparse.Namespace(conversations=1, modify_targets=1, coze_targets=1)
+    check = {"requests_per_second": 1.0, "generator_cpu_percent": [1.0]}
+    lines = extra_lines({**check, "null_server_cpu_percent": 1.0}, 1.0, windows, args, [])
+    found = [line for line in lines if line.startswith("The server's CPU by thread")]
+    assert len(found) == 1
+    # Medians over the three windows (a thread absent from one counts 0 there), most first;
+    # the lease thread, under 1%, is left out.
+    assert found[0].endswith(f"{where(windows[0])} main 64 / convhub-writer 33 / convhub-checkpo 2")
+    assert "convhub-lease" not in found[0]

@@ -15,8 +15,14 @@ from typing import Any
 
 import uvicorn
 from benchmarks.ceiling import app as ceiling_app
-from benchmarks.procs import tree_connections, tree_context_switches, writer_batches
+from benchmarks.procs import (
+    tree_connections,
+    tree_context_switches,
+    tree_thread_cpu_seconds,
+    writer_batches,
+)
 
+from convhub.threads import named_thread
 from tests.support import LiveServer, VolcClient, free_port
 
 
@@ -41,6 +47,32 @@ def test_context_switches_count_every_live_thread_of_the_process() -> None:
         done.set()
         thread.join()
     assert tree_context_switches(2**22 + 12345) == 0  # no such process: nothing, no error
+
+
+def test_thread_cpu_is_counted_by_the_name_each_thread_gave_the_kernel() -> None:
+    """A thread that spins for 0.3 s of CPU under its own name is charged that much under it;
+    the process's first thread, which waits meanwhile, is ``main``."""
+    spun, done = threading.Event(), threading.Event()
+
+    def spins() -> None:
+        until = time.thread_time() + 0.3
+        while time.thread_time() < until:
+            pass
+        spun.set()
+        done.wait()
+
+    before = tree_thread_cpu_seconds(os.getpid())
+    thread = named_thread(spins, "bench-spinner")
+    thread.start()
+    try:
+        assert spun.wait(30)
+        after = tree_thread_cpu_seconds(os.getpid())
+        assert 0.25 <= after["bench-spinner"] - before.get("bench-spinner", 0.0) <= 1.0
+        assert after["main"] - before["main"] < 0.25
+    finally:
+        done.set()
+        thread.join()
+    assert tree_thread_cpu_seconds(2**22 + 12345) == {}  # no such process: nothing, no error
 
 
 def test_connections_are_counted_for_the_process_that_holds_them() -> None:

@@ -18,6 +18,8 @@ import time
 
 from sqlalchemy import Engine
 
+from convhub.threads import named_thread
+
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.02  # seconds at least between two checkpoints: one every 20 ms while writes come
@@ -33,7 +35,7 @@ class Checkpointer:
         self._interval = interval
         self._wake = threading.Event()
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="convhub-checkpointer", daemon=True)
+        self._thread = named_thread(self._run, "convhub-checkpointer")
         self._thread.start()
 
     def wrote(self) -> None:

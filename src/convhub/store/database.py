@@ -57,6 +57,7 @@ from convhub.store.kept import KeptRows
 from convhub.store.loop_reads import LoopReads
 from convhub.store.session import Session
 from convhub.store.unit_of_work import SqlUnitOfWork
+from convhub.threads import named_thread
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ class GroupCommitDatabase:
             else None
         )
         self._checkpointer = Checkpointer(engine) if self._sqlite else None
-        self._thread = threading.Thread(target=self._run, name="convhub-writer", daemon=True)
+        self._thread = named_thread(self._run, "convhub-writer")
         self._thread.start()
 
     # --- what the service calls ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from convhub.store.clock import CHANNEL, NOW, WriteClock, heard
 from convhub.store.engine import postgres_connect_args
+from convhub.threads import named_thread
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Listener:
         self._closing = threading.Event()
         self._wake = os.pipe()  # written to by ``close``: the thread stops waiting at once
         self._failing = False
-        self._thread = threading.Thread(target=self._run, name="convhub-listener", daemon=True)
+        self._thread = named_thread(self._run, "convhub-listener")
         self._thread.start()
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select, text
 
 from convhub.ids import MAX_NODE
 from convhub.store.tables import node_leases
+from convhub.threads import named_thread
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,7 @@ class NodeLease:
     def start(self, on_change: Callable[[int], None] | None = None) -> None:
         """Renew from a daemon thread until ``release``; ``on_change`` hears of a new node."""
         self._on_change = on_change
-        self._thread = threading.Thread(
-            target=self._renew_forever, name="convhub-lease", daemon=True
-        )
+        self._thread = named_thread(self._renew_forever, "convhub-lease")
         self._thread.start()
 
     def _renew_forever(self) -> None:
