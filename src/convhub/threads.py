@@ -9,7 +9,6 @@ CPU can be read from ``/proc/<pid>/task/*/comm`` (the bench prints it) or seen i
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 from collections.abc import Callable
@@ -21,11 +20,10 @@ _KERNEL_NAME_BYTES = 15
 def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
+    try:  # the C library's, as the interpreter links it (no search for the file)
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
         return None
-    prctl: Callable[..., int] = libc.prctl
     return prctl
 
 
