@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_a_named_thread_is_known_to_the_kernel_by_its_name() -> None:
         for _ in range(1000):
             if "kernel" in seen:
                 break
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         assert seen["python"] == "convhub-checkpointer"
         assert seen["kernel"] == "convhub-checkpo\n"  # the kernel keeps 15 characters
         main = Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text()
@@ -36,3 +37,7 @@ def test_a_named_thread_is_known_to_the_kernel_by_its_name() -> None:
     finally:
         release.set()
         thread.join()
+        for _ in range(500):  # join() returns before the thread has left /proc
+            if not Path(f"/proc/self/task/{thread.native_id}").exists():
+                break
+            time.sleep(0.01)
