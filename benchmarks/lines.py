@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from benchmarks import workload
@@ -32,11 +32,7 @@ def brief(m: Measurement) -> str:
         if m.writes_p50_ms
         else ""
     )
-    threads = "/".join(
-        f"{name} {percent:.0f}%"
-        for name, percent in sorted(m.server_thread_cpu_percent.items(), key=lambda np: -np[1])
-        if percent >= 1
-    )
+    threads = "/".join(f"{name} {p:.0f}%" for name, p in _busy(m.server_thread_cpu_percent))
     return (
         f"  {m.requests_per_second:,.0f} req/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms, "
         f"{apart}errors {m.error_count}, CPU server {m.server_cpu_percent:.0f}% "
@@ -70,6 +66,11 @@ def _cpu_lines(measurements: Sequence[Measurement]) -> list[str]:
     ]
 
 
+def _busy(shares: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The threads that used at least 1% of a core, busiest first (by name when equal)."""
+    return sorted(((t, p) for t, p in shares.items() if p >= 1), key=lambda tp: (-tp[1], tp[0]))
+
+
 def _thread_lines(measurements: Sequence[Measurement]) -> list[str]:
     """The server's CPU by thread: with one worker the event loop and the writer take turns
     (the loop waits for each batch's commit), so the writer's share is its share of the time."""
@@ -80,9 +81,9 @@ def _thread_lines(measurements: Sequence[Measurement]) -> list[str]:
             thread: statistics.median(m.server_thread_cpu_percent.get(thread, 0.0) for m in group)
             for thread in names
         }
-        busy = sorted(((p, t) for t, p in shares.items() if p >= 1), key=lambda pt: (-pt[0], pt[1]))
+        busy = _busy(shares)
         if busy:
-            cells.append(f"{name} " + " / ".join(f"{t} {p:.0f}" for p, t in busy))
+            cells.append(f"{name} " + " / ".join(f"{t} {p:.0f}" for t, p in busy))
     if not cells:
         return []
     return [

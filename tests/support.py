@@ -75,6 +75,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_gone(thread: threading.Thread, timeout: float = 5.0) -> None:
+    """Wait until a joined ``thread`` has left the process (Linux: ``/proc/self/task``): join()
+    returns before it has, and a thread that leaves during another test's count of this
+    process's threads takes its context switches and CPU with it."""
+    task = Path(f"/proc/self/task/{thread.native_id}")
+    deadline = time.monotonic() + timeout
+    while task.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 @contextmanager
 def empty_postgres() -> Iterator[str]:
     """A fresh PostgreSQL database without tables; a PostgreSQL that is not there fails the test

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import pytest
 from benchmarks.lines import brief, extra_lines
 from benchmarks.measure import Load, Measurement, Where, measure
 from benchmarks.report import where
+
+from tests.support import wait_until_gone
 
 SLOW_SECONDS = 0.03
 _BODY = b"{}"
@@ -53,12 +54,8 @@ def slow_writes() -> Iterator[int]:
         thread.join(5)
         server.close()
         loop.close()
-        # join() returns before the thread has left the process: wait until it has, or the
-        # next test's count of this process's context switches could lose its thousands.
-        task = Path(f"/proc/self/task/{thread.native_id}")
-        deadline = time.monotonic() + 5
-        while task.exists() and time.monotonic() < deadline:
-            time.sleep(0.001)
+        # The next test counts this process's context switches: it must not lose this thread's.
+        wait_until_gone(thread)
 
 
 def _request(target: str) -> bytes:

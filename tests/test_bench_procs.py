@@ -23,7 +23,7 @@ from benchmarks.procs import (
 )
 
 from convhub.threads import named_thread
-from tests.support import LiveServer, VolcClient, free_port
+from tests.support import LiveServer, VolcClient, free_port, wait_until_gone
 
 
 def test_context_switches_count_every_live_thread_of_the_process() -> None:
@@ -72,16 +72,8 @@ def test_thread_cpu_is_counted_by_the_name_each_thread_gave_the_kernel() -> None
     finally:
         done.set()
         thread.join()
-        _gone(thread)
+        wait_until_gone(thread)
     assert tree_thread_cpu_seconds(2**22 + 12345) == {}  # no such process: nothing, no error
-
-
-def _gone(thread: threading.Thread) -> None:
-    """Wait until ``thread`` has left the process: join() returns before it has, and a thread
-    that leaves during another test's count takes its context switches with it."""
-    deadline = time.monotonic() + 5
-    while os.path.exists(f"/proc/self/task/{thread.native_id}") and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def test_connections_are_counted_for_the_process_that_holds_them() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from convhub.threads import named_thread
+from tests.support import wait_until_gone
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl are Linux's")
@@ -37,7 +38,4 @@ def test_a_named_thread_is_known_to_the_kernel_by_its_name() -> None:
     finally:
         release.set()
         thread.join()
-        for _ in range(500):  # join() returns before the thread has left /proc
-            if not Path(f"/proc/self/task/{thread.native_id}").exists():
-                break
-            time.sleep(0.01)
+        wait_until_gone(thread)

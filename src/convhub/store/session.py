@@ -277,9 +277,7 @@ class Session:
             return
         keys = {advisory_key(name) for name in names} - self._locked_ahead
         if keys:
-            self._execute(
-                _ADVISORY_LOCKS, {"keys": driver.integer_array(sorted(keys))}, answer=False
-            )
+            self._lock_keys(keys)
 
     def lock_ahead(self, names: Iterable[str]) -> None:
         """``lock``, before any unit of the transaction runs (so that no savepoint a unit rolls
@@ -287,8 +285,13 @@ class Session:
         if self.dialect != "postgresql":
             return
         keys = frozenset(advisory_key(name) for name in names)
-        self._execute(_ADVISORY_LOCKS, {"keys": driver.integer_array(sorted(keys))}, answer=False)
+        self._lock_keys(keys)
         self._locked_ahead = keys
+
+    def _lock_keys(self, keys: Iterable[int]) -> None:
+        """Take these advisory locks in one statement, in their sorted order, sent without
+        waiting (a lock is waited for by the statements after it)."""
+        self._execute(_ADVISORY_LOCKS, {"keys": driver.integer_array(sorted(keys))}, answer=False)
 
     def held_tally(self, statement: Executable, key: _Key) -> Mapping[Any, int]:
         """How many of the rows held back for ``statement``, not yet written, have each
