@@ -8,12 +8,17 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
+from convhub.domain.models import Message, MessageStatus, Participant, Role
 from convhub.store import driver
-from convhub.store.driver import chunks, fast
+from convhub.store.driver import fast
 from convhub.store.engine import create_database_engine
+from convhub.store.repositories import conversations as conversation_rows
+from convhub.store.repositories import messages as message_rows
+from convhub.store.repositories import participants as participant_rows
 from convhub.store.session import Session
-from tests.support import connection
+from tests.support import connection, group_of
 
 _INSERT = sa.text("INSERT INTO tallied (user_id, counted) VALUES (:user_id, :counted)")
 
@@ -65,6 +70,8 @@ def test_the_tally_counts_what_is_held_and_forgets_dropped_and_written_rows(
 
 
 _metadata = sa.MetaData()
+# What an array's text could mangle: its separators, quotes, escapes, the word NULL, nothing.
+_ODD_NAMES = ["a,b", 'q"uote', "back\\slash", "{brace}", " sp ", "NULL", "", "ü€", '\\"']
 _HELD_ROWS = sa.Table(
     "held_rows",
     _metadata,
@@ -93,24 +100,13 @@ CREATE TRIGGER counted AFTER {event} ON {table} REFERENCING NEW TABLE AS new_row
 _COUNT_INSERTS = _count_statements("INSERT", "held_rows", "inserts")
 
 
-def test_chunks_are_powers_of_two_that_add_up_to_the_rows() -> None:
-    assert chunks(0) == []
-    assert chunks(1) == [1]
-    assert chunks(37) == [32, 4, 1]
-    assert chunks(300) == [128, 128, 32, 8, 4]
-    for count in range(1, 600):
-        sizes = chunks(count)
-        assert sum(sizes) == count
-        assert all(size & (size - 1) == 0 and size <= 128 for size in sizes)
-        assert sizes == sorted(sizes, reverse=True)
-
-
-def test_a_flush_writes_every_held_row_exactly_in_few_statements(database_url: str) -> None:
-    # Values a placeholder's rewriting could mangle: NULLs, text that looks like placeholders,
-    # and int64s past a double's exact range.
+def test_a_flush_writes_every_held_row_exactly_in_one_statement(database_url: str) -> None:
+    # Values a placeholder's rewriting or an array's text could mangle: NULLs, text that looks
+    # like placeholders, separators, quotes, escapes, the word NULL, and int64s past a double's
+    # exact range (and negative ones).
+    odd = [None, "%s $1 %(n)s", *_ODD_NAMES]
     rows = [
-        {"id": 2**53 + 1 + i, "name": None if i % 7 == 0 else f"%s $1 %(n)s ü{i}", "n": i}
-        for i in range(300)
+        {"id": (-1) ** i * (2**53 + 1 + i), "name": odd[i % len(odd)], "n": i} for i in range(300)
     ]
     engine = create_database_engine(database_url, pool_size=1)
     try:
@@ -124,14 +120,15 @@ def test_a_flush_writes_every_held_row_exactly_in_few_statements(database_url: s
                 session.hold(_INSERT_ROW, rows[:1])
                 session.hold(_INSERT_ROW, rows[1:])
                 session.flush()
-            more = [{"id": -i, "name": "more", "n": -i} for i in range(1, 4)]
+            more = [{"id": i, "name": "more", "n": -i} for i in range(1, 4)]
             assert session.write(_INSERT_ROW, more).rowcount == 3  # outside the pipeline
             stored = conn.execute(sa.text("SELECT id, name, n FROM held_rows ORDER BY id"))
-            assert [dict(row._mapping) for row in stored] == more[::-1] + rows
+            expected = sorted([*more, *rows], key=itemgetter("id"))
+            assert [dict(row._mapping) for row in stored] == expected
             if session.dialect == "postgresql":
-                # Statements of 128, 128, 32, 8 and 4 rows, then of 2 and 1: not one a row.
+                # One statement of 300 rows, then one of 3: not one a row.
                 inserted = conn.execute(sa.text("SELECT rows FROM inserts ORDER BY seq")).scalars()
-                assert list(inserted) == [128, 128, 32, 8, 4, 2, 1]
+                assert list(inserted) == [300, 3]
             conn.rollback()
     finally:
         engine.dispose()
@@ -159,11 +156,58 @@ def test_an_insert_sends_the_rows_as_given_and_a_statement_its_own_values(
         conn.rollback()
 
 
+def test_rows_with_a_value_of_another_type_are_written_one_by_one_as_the_driver_adapts_it(
+    database_url: str,
+) -> None:
+    # A bool is no int to an array's text (its text would be "True"): such rows go as the
+    # driver sends each value alone, and are stored all the same.
+    with connection(database_url) as conn:
+        conn.execute(sa.text("CREATE TEMPORARY TABLE held_rows (id BIGINT, name TEXT, n INT)"))
+        rows = [{"id": 1, "name": "a", "n": True}, {"id": 2, "name": "b", "n": 5}]
+        Session(conn).write(_INSERT_ROW, rows)
+        stored = conn.execute(sa.text("SELECT id, name, n FROM held_rows ORDER BY id"))
+        assert [tuple(r) for r in stored] == [(1, "a", 1), (2, "b", 5)]
+        conn.rollback()
+
+
+def test_the_stores_held_rows_go_to_postgresql_as_one_array_a_column() -> None:
+    # The rows a batch of creates, renames and messages holds back qualify for one statement
+    # of arrays: every value a cast placeholder of an integer or text type, every dumped value
+    # an int, a str or None. A column of another kind would send them one statement a row.
+    dialect = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
+    group = group_of(2**62 + 1, 7)
+    member = Participant(
+        conversation_id=group.id, user="u", role=Role.OWNER, operator="u", create_time=1,
+        in_group_limit=True, ext={"k": 'v "quoted"'},
+    )  # fmt: skip
+    message = Message(
+        id=2**62 + 2, conversation_id=group.id, index=1, sender="u", msg_type=1, content="hi",
+        ext={}, status=MessageStatus.NORMAL, create_time=1, update_time=1,
+    )  # fmt: skip
+    renamed = conversation_rows.MAPPER.dump(group, ("name", "modify_time"))
+    renamed["b_id"] = group.id
+    held = [
+        (
+            conversation_rows._INSERT,
+            {**conversation_rows.MAPPER.dump(group), "idempotency_key": None},
+        ),
+        (participant_rows._INSERT, participant_rows.MAPPER.dump(member)),
+        (message_rows._INSERT, message_rows.MAPPER.dump(message)),
+        (conversation_rows._update(renamed), renamed),
+    ]
+    for statement, row in held:
+        compiled = statement.compile(dialect=dialect, column_keys=sorted(row))
+        form = driver._multi_row(str(compiled))
+        assert form is not None, str(compiled)
+        arrays = form.arrays([row, row])
+        assert len(arrays) == len(row)
+        assert all(isinstance(a, str) and a.startswith("{") for a in arrays)
+        assert "unnest(" in form.sql
+
+
 _NAMED = sa.Table("named", _metadata, sa.Column("id", sa.BigInteger), sa.Column("name", sa.Text))
 _BY_NAMES = driver.InList(sa.select(_NAMED.c.name, _NAMED.c.id).where, _NAMED.c.name, "names")
 _BY_IDS = driver.InList(sa.select(_NAMED.c.id, _NAMED.c.name).where, _NAMED.c.id, "ids")
-# What an array's text could mangle: its separators, quotes, escapes, the word NULL, nothing.
-_ODD_NAMES = ["a,b", 'q"uote', "back\\slash", "{brace}", " sp ", "NULL", "", "ü€", '\\"']
 
 
 def test_a_list_of_strings_or_integers_finds_exactly_its_rows(database_url: str) -> None:
@@ -259,10 +303,10 @@ def test_held_changes_go_out_after_the_held_inserts_in_one_statement_a_form(
         stored[7] = ("changed", 0, 1)
         assert _stored(conn) == stored
         if session.dialect == "postgresql":
-            # 261 renames, then 40 renumbers, in statements of 128, 64 … rows; then the
-            # second change of one row, then the last.
+            # 261 renames in one statement, then 40 renumbers in another; then the second
+            # change of one row, then the last.
             changed = conn.execute(sa.text("SELECT rows FROM updates ORDER BY seq")).scalars()
-            assert list(changed) == [128, 128, 4, 1, 32, 8, 1, 1]
+            assert list(changed) == [261, 40, 1, 1]
         conn.rollback()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -96,8 +95,11 @@ def integer_array(values: Iterable[int]) -> str:
 def text_array(values: Iterable[str]) -> str:
     """``integer_array`` for strings: each element quoted, its backslashes and quotes escaped,
     so that a comma, a brace, a space or the word NULL stays part of its string."""
-    quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
-    return "{" + ",".join(quoted) + "}"
+    return "{" + ",".join(map(_quoted, values)) + "}"
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class InList:
@@ -290,7 +292,12 @@ def execute(
     if many and conn.dialect.name == "postgresql":
         rows_form = _multi_row(sql)
         if rows_form is not None and rows_form.fits(rows_in):
-            return _many_rows(conn, rows_form, list(map(arguments, rows_in)), pipeline, answer)
+            try:
+                arrays = rows_form.arrays(list(map(arguments, rows_in)))
+            except _NotArrayable:
+                pass  # one statement a row, below, as the driver sends each value alone
+            else:
+                return _many_rows(conn, rows_form, arrays, len(rows_in), pipeline, answer)
     cursor = _cursor(conn)
     try:
         if many:
@@ -319,41 +326,80 @@ def execute(
 
 # An INSERT of one row of placeholders, as SQLAlchemy renders it for psycopg.
 _ONE_ROW = re.compile(
-    r"(INSERT INTO [^()]+\([^()]+\) VALUES )\(((?:[^()%]|%\(\w+\)s)+)\)", re.ASCII
+    r"(INSERT INTO [^()]+\([^()]+\)) VALUES \(((?:[^()%]|%\(\w+\)s)+)\)", re.ASCII
 )
 # An UPDATE of one row by its key: ``SET a=%(a)s::T, …, b=<no placeholder> WHERE t.k = %(k)s::T``.
 _ONE_UPDATE = re.compile(r"UPDATE (\w+) SET (.+) WHERE (\w+\.\w+) = (%\((\w+)\)s::\w+)", re.ASCII)
 _SET_ITEM = re.compile(r"(\w+)=(%\((\w+)\)s::\w+)", re.ASCII)
-_NAMED = re.compile(r"%\((\w+)\)s", re.ASCII)
-_MOST_ROWS = 128  # a statement's rows at most: 25 columns make 3,200 parameters
+# A row's values: each a placeholder with its cast, and nothing else.
+_CAST_VALUE = re.compile(r"%\((\w+)\)s::(\w+)", re.ASCII)
+_INTEGER_TYPES = frozenset({"BIGINT", "INTEGER", "SMALLINT"})
+_TEXT_TYPES = frozenset({"VARCHAR", "TEXT"})
+_INTEGERS = frozenset({int})
+_INTEGERS_OR_NONE = frozenset({int, type(None)})
+_TEXTS = frozenset({str})
+_TEXTS_OR_NONE = frozenset({str, type(None)})
+
+
+class _NotArrayable(Exception):
+    """A value of a type a column's array text is not made for (the driver would adapt it)."""
+
+
+def _integer_column(values: tuple[Any, ...]) -> str:
+    """An integer column's values as a PostgreSQL array's text, NULL for None."""
+    kinds = set(map(type, values))
+    if kinds <= _INTEGERS:
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds <= _INTEGERS_OR_NONE:
+        return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
+    raise _NotArrayable
+
+
+def _text_column(values: tuple[Any, ...]) -> str:
+    """A text column's values as a PostgreSQL array's text (``text_array``), NULL for None."""
+    kinds = set(map(type, values))
+    if kinds <= _TEXTS:
+        joined = "".join(values)
+        if "\\" in joined or '"' in joined:
+            return "{" + ",".join(map(_quoted, values)) + "}"
+        return '{"' + '","'.join(values) + '"}'  # nothing to escape: quoted as they are
+    if kinds <= _TEXTS_OR_NONE:
+        return "{" + ",".join(["NULL" if v is None else _quoted(v) for v in values]) + "}"
+    raise _NotArrayable
 
 
 class _MultiRow:
-    """One statement of many rows for a statement of one: ``VALUES ($1, …), ($k+1, …)``, in
-    numbered placeholders that psycopg's raw cursor sends as they are. psycopg's ``executemany``
-    sends one statement a row, each with its pass through psycopg's Python and a poll of the
-    socket (12% of a PostgreSQL group create's time under load); a batch's rows now go in a few
-    statements of 128, 64 … 2, 1 rows (``chunks``), each prepared once. An INSERT's rows are
-    its VALUES; an UPDATE by key becomes ``UPDATE … FROM (VALUES …) AS v(…) WHERE key = v.key``
-    (``_multi_update``)."""
+    """One statement for a statement of one row, and any number of rows: each column's values
+    go as one array (its text, ``$1::BIGINT[]``), which ``unnest`` turns back into rows. psycopg's
+    ``executemany`` sends one statement a row, each with its pass through psycopg's Python and a
+    poll of the socket; a statement of many rows in placeholders (``VALUES ($1, …), ($26, …)``)
+    had psycopg adapt every value in Python, 25 a conversation, and was cut into statements of
+    at most 128 rows (64, 32 …, each prepared apart). Now a batch's rows of one form go in one
+    statement, prepared once, of one parameter a column. An INSERT's rows become
+    ``INSERT … SELECT * FROM unnest(…)``; an UPDATE by key
+    ``UPDATE … FROM unnest(…) AS v(…) WHERE key = v.key`` (``_multi_update``). Only a row whose
+    every value is a placeholder cast to an integer or a text type qualifies (what SQLAlchemy
+    renders for psycopg, for the columns the store has)."""
 
-    __slots__ = ("_head", "_key", "_literals", "_sizes", "_tail", "take")
+    __slots__ = ("_columns", "_key", "sql", "take")
 
     def __init__(self, head: str, row: str, tail: str = "", *, key: str | None = None) -> None:
-        self._head = head
-        self._tail = tail
         self._key = key  # an UPDATE's: the parameter its rows are found by
-        parts = _NAMED.split(row)
-        self._literals = parts[0::2]  # the text around the placeholders (casts, commas)
-        names = parts[1::2]
+        values = [_CAST_VALUE.fullmatch(value) for value in row.split(", ")]
+        if any(value is None for value in values):
+            raise ValueError(f"not a row of cast placeholders: {row}")
+        names = [value.group(1) for value in values if value is not None]
+        types = [value.group(2) for value in values if value is not None]
+        if not all(kind in _INTEGER_TYPES or kind in _TEXT_TYPES for kind in types):
+            raise ValueError(f"a column neither an integer nor text: {row}")
+        self._columns = tuple(
+            _integer_column if kind in _INTEGER_TYPES else _text_column for kind in types
+        )
+        arrays = ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(types, start=1))
+        self.sql = f"{head}unnest({arrays}){tail}"
         self.take: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
             itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
         )
-        self._sizes: dict[int, str] = {}
-
-    @property
-    def width(self) -> int:
-        return len(self._literals) - 1
 
     @property
     def inserts(self) -> bool:
@@ -366,16 +412,11 @@ class _MultiRow:
         key = self._key
         return key is None or len({row[key] for row in rows}) == len(rows)
 
-    def sql(self, rows: int) -> str:
-        found = self._sizes.get(rows)
-        if found is None:
-            width, literals = self.width, self._literals
-            values = []
-            for row in range(rows):
-                numbered = (f"{text}${row * width + i + 1}" for i, text in enumerate(literals[:-1]))
-                values.append("(" + "".join(numbered) + literals[-1] + ")")
-            found = self._sizes[rows] = self._head + ", ".join(values) + self._tail
-        return found
+    def arrays(self, rows: list[Any]) -> list[str]:
+        """The statement's parameters for ``rows`` (each the driver's arguments for the
+        statement of one row: a mapping); ``_NotArrayable`` if a value's type does not fit."""
+        columns = zip(*map(self.take, rows), strict=True)
+        return [encode(values) for encode, values in zip(self._columns, columns, strict=True)]
 
 
 _MULTI_ROW: dict[str, _MultiRow | None] = {}
@@ -385,17 +426,22 @@ def _multi_row(sql: str) -> _MultiRow | None:
     if sql in _MULTI_ROW:
         return _MULTI_ROW[sql]
     matched = _ONE_ROW.fullmatch(sql)
-    form = _multi_update(sql) if matched is None else _MultiRow(matched.group(1), matched.group(2))
-    if form is not None and form.width == 0:
+    try:
+        form = (
+            _multi_update(sql)
+            if matched is None
+            else _MultiRow(f"{matched.group(1)} SELECT * FROM ", matched.group(2))
+        )
+    except ValueError:
         form = None
     _MULTI_ROW[sql] = form
     return form
 
 
 def _multi_update(sql: str) -> _MultiRow | None:
-    """``UPDATE t SET a=v.a, … FROM (VALUES (…), …) AS v(a, …, k) WHERE t.k = v.k`` for an
-    UPDATE of one row by its key whose every placeholder is a whole value with its cast (what
-    SQLAlchemy renders for psycopg), for rows whose keys differ (``fits``)."""
+    """``UPDATE t SET a=v.a, … FROM unnest(…) AS v(a, …, k) WHERE t.k = v.k`` for an UPDATE of
+    one row by its key whose every placeholder is a whole value with its cast (what SQLAlchemy
+    renders for psycopg), for rows whose keys differ (``fits``)."""
     matched = _ONE_UPDATE.fullmatch(sql)
     if matched is None:
         return None
@@ -415,57 +461,34 @@ def _multi_update(sql: str) -> _MultiRow | None:
     values.append(key_value)
     names.append(key)
     columns = ", ".join(f'"{name}"' for name in names)
-    head = f"UPDATE {table} SET {', '.join(sets)} FROM (VALUES "
-    tail = f') AS v({columns}) WHERE {target} = v."{key}"'
+    head = f"UPDATE {table} SET {', '.join(sets)} FROM "
+    tail = f' AS v({columns}) WHERE {target} = v."{key}"'
     return _MultiRow(head, ", ".join(values), tail, key=key)
-
-
-def chunks(count: int) -> list[int]:
-    """``count`` rows as statements of powers of two, largest first, at most ``_MOST_ROWS``:
-    few sizes, so that the server prepares each once."""
-    sizes = []
-    while count:
-        size = min(_MOST_ROWS, 1 << (count.bit_length() - 1))
-        sizes.append(size)
-        count -= size
-    return sizes
 
 
 def _many_rows(
     conn: Connection,
     form: _MultiRow,
-    rows: list[Mapping[str, Any]],
+    arrays: list[str],
+    rows: int,
     pipeline: Any,
     answer: bool,
 ) -> Rows:
     import psycopg  # only PostgreSQL comes here
-    from psycopg.types.numeric import Int8Dumper
 
     dbapi_connection: Any = conn.connection.dbapi_connection
     cursor = psycopg.RawCursor(dbapi_connection)
-    # psycopg sends an int as int2, int4 or int8 by its size, and prepares a statement per set of
-    # parameter types: every batch's rows would be a new one. As int8, each size is one.
-    cursor.adapters.register_dumper(int, Int8Dumper)
-    sql = ""
     try:
-        start = 0
-        changed = 0
-        for size in chunks(len(rows)):
-            sql = form.sql(size)
-            values = list(chain.from_iterable(map(form.take, rows[start : start + size])))
-            cursor.execute(sql, values, prepare=True)
-            start += size
-            if pipeline is None:
-                changed += cursor.rowcount
-        if pipeline is not None:
-            if not answer:
-                return Rows([], -1)
-            pipeline.sync()
-            # each row was inserted, or the sync raised; how many rows updates met is not known
-            changed = len(rows) if form.inserts else -1
-        return Rows([], changed)
+        cursor.execute(form.sql, arrays, prepare=True)
+        if pipeline is None:
+            return Rows([], cursor.rowcount)
+        if not answer:
+            return Rows([], -1)
+        pipeline.sync()
+        # each row was inserted, or the sync raised; how many rows updates met is not known
+        return Rows([], rows if form.inserts else -1)
     except conn.dialect.loaded_dbapi.Error as error:
-        raise _translated(conn, sql, cursor, error) from error
+        raise _translated(conn, form.sql, cursor, error) from error
     finally:
         forget(conn, cursor)
 
