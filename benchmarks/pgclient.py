@@ -1,14 +1,15 @@
 """``python -m benchmarks.pgclient [--statements 1,4,16] [--transactions 1000]``: the client's CPU
-for one transaction shaped as the writer's on PostgreSQL, through psycopg's pipeline as convhub's
-writer sends it, and through libpq's own calls.
+for one transaction shaped as the writer's on PostgreSQL, through psycopg's pipeline (as the
+writer sent its batches until ``store/pq_pipeline.py``) and through libpq's own calls (as it
+sends them since).
 
 The transaction: ``BEGIN``, N prepared statements of one parameter, a sync that waits for their
 answers, then ``COMMIT``: two round trips, as a batch of the writer makes (its statements, then
-its commit). psycopg's way is the writer's (``store/driver.py``): a raw cursor a statement,
-``prepare=True``, in ``connection.pipeline()``, then ``commit()``. libpq's way sends the same
-messages through ``psycopg.pq`` (psycopg's binding of libpq itself, no cursor or pipeline object
-in Python), buffered until each round trip's sync: one write to the socket a round trip. Each way
-runs alternately, and the median of each is printed: the thread's CPU (``time.thread_time``, the
+its commit). psycopg's way: a raw cursor a statement, ``prepare=True``, in
+``connection.pipeline()``, then ``commit()``. libpq's way sends the same messages through
+``psycopg.pq`` (psycopg's binding of libpq itself, no cursor or pipeline object in Python),
+buffered until each round trip's sync: one write to the socket a round trip. Each way runs
+alternately, and the median of each is printed: the thread's CPU (``time.thread_time``, the
 kernel's share of the socket writes in it), not the wait for PostgreSQL.
 """
 

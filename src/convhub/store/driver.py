@@ -27,6 +27,8 @@ from sqlalchemy.sql.crud import REQUIRED
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import await_only
 
+from convhub.store.pq_pipeline import Answer, LibpqPipeline
+
 S = TypeVar("S", bound=Executable)
 
 _FAST: dict[int, Executable] = {}  # id -> statement (kept alive, so an id is never reused)
@@ -298,25 +300,17 @@ def execute(
                 pass  # one statement a row, below, as the driver sends each value alone
             else:
                 return _many_rows(conn, rows_form, arrays, len(rows_in), pipeline, answer)
+    if pipeline is not None:
+        return _pipelined(conn, pipeline, sql, list(map(arguments, rows_in)), gives_rows, answer)
     cursor = _cursor(conn)
     try:
         if many:
             cursor.executemany(sql, list(map(arguments, rows_in)))
-            if pipeline is not None and answer:
-                pipeline.sync()
             return Rows([], cursor.rowcount)
         cursor.execute(sql, arguments(rows_in[0]))
-        if pipeline is None:
-            # What the statement is says whether it gives rows: psycopg's cursor.description
-            # builds a Column per column on every call (16 µs for a row of 24).
-            fetched = cursor.fetchall() if gives_rows else []
-        elif not answer:
-            return Rows([], -1)
-        elif gives_rows:  # a result's rows are fetched as soon as they are asked for
-            fetched = cursor.fetchall()
-        else:
-            pipeline.sync()
-            fetched = []
+        # What the statement is says whether it gives rows: psycopg's cursor.description
+        # builds a Column per column on every call (16 µs for a row of 24).
+        fetched = cursor.fetchall() if gives_rows else []
         return Rows(fetched, cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as error:
         raise _translated(conn, sql, cursor, error) from error
@@ -471,26 +465,49 @@ def _many_rows(
     form: _MultiRow,
     arrays: list[str],
     rows: int,
-    pipeline: Any,
+    pipeline: LibpqPipeline | None,
     answer: bool,
 ) -> Rows:
+    if pipeline is not None:
+        done = _pipelined(conn, pipeline, form.sql, [arrays], False, answer)
+        if done.rowcount == -1 or not form.inserts:
+            return done
+        # each row was inserted, or the sync raised; how many rows updates met is not known
+        return Rows([], rows)
     import psycopg  # only PostgreSQL comes here
 
     dbapi_connection: Any = conn.connection.dbapi_connection
     cursor = psycopg.RawCursor(dbapi_connection)
     try:
         cursor.execute(form.sql, arrays, prepare=True)
-        if pipeline is None:
-            return Rows([], cursor.rowcount)
-        if not answer:
-            return Rows([], -1)
-        pipeline.sync()
-        # each row was inserted, or the sync raised; how many rows updates met is not known
-        return Rows([], rows if form.inserts else -1)
+        return Rows([], cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as error:
         raise _translated(conn, form.sql, cursor, error) from error
     finally:
         forget(conn, cursor)
+
+
+def _pipelined(
+    conn: Connection,
+    pipeline: LibpqPipeline,
+    sql: str,
+    rows: list[Any],
+    gives_rows: bool,
+    answer: bool,
+) -> Rows:
+    """``sql`` for each of ``rows`` (its parameters) queued in ``pipeline``: without waiting
+    unless the caller wants an ``answer``, then its rows (or how many rows it changed) after the
+    round trip that answers everything queued before it too."""
+    try:
+        answers = [pipeline.execute(sql, params) for params in rows]
+        if not answer:
+            return Rows([], -1)
+        if gives_rows and len(answers) == 1:
+            return Rows(answers[0].rows(), answers[0].rowcount)
+        pipeline.sync()
+        return Rows([], sum(a.rowcount for a in answers))
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _translated(conn, sql, None, error) from error
 
 
 async def _awaited(
@@ -505,27 +522,20 @@ async def _awaited(
         return rows, cursor.rowcount
 
 
-def send(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
-    """In pipeline mode: send a statement that gives rows without waiting for them. Its cursor
-    is returned, to ``receive`` them from later (in the round trip that answers what follows)."""
+def send(
+    conn: Connection, pipeline: LibpqPipeline, statement: Executable, params: Mapping[str, Any]
+) -> Answer:
+    """Queue a statement that gives rows in ``pipeline`` without waiting for them: its answer,
+    for ``receive`` later (in the round trip that answers what follows)."""
     sql, arguments, _gives_rows = _compiled(conn, statement, params)
-    cursor = _cursor(conn)
-    try:
-        with _driver_errors(conn, sql, cursor):
-            cursor.execute(sql, arguments(params))
-    except BaseException:
-        forget(conn, cursor)
-        raise
-    return cursor
+    with _driver_errors(conn, sql):
+        return pipeline.execute(sql, arguments(params))
 
 
-def receive(conn: Connection, cursor: Any) -> Rows:
-    """The rows of a statement ``send`` sent, waiting for them if they have not come yet."""
-    try:
-        with _driver_errors(conn, "(pipelined)", cursor):
-            return Rows(list(cursor.fetchall()), cursor.rowcount)
-    finally:
-        forget(conn, cursor)
+def receive(conn: Connection, answer: Answer) -> Rows:
+    """The rows of a statement ``send`` queued, waiting for them if they have not come yet."""
+    with _driver_errors(conn, "(pipelined)"):
+        return Rows(answer.rows(), answer.rowcount)
 
 
 @contextlib.contextmanager
@@ -568,22 +578,28 @@ def forget(conn: Connection, cursor: Any) -> None:
         pass
 
 
-def enter_pipeline(conn: Connection) -> Any:
-    """The connection's driver (psycopg) in pipeline mode; leave it with ``leave_pipeline``."""
+def enter_pipeline(conn: Connection) -> LibpqPipeline:
+    """The connection's libpq connection in pipeline mode (``store/pq_pipeline.py``); leave it
+    with ``leave_pipeline``."""
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None
     with _driver_errors(conn, "(pipeline)"):
-        pipeline = dbapi_connection.pipeline()
-        pipeline.__enter__()
-    return pipeline
+        return LibpqPipeline(dbapi_connection)  # type: ignore[arg-type]
 
 
-def leave_pipeline(conn: Connection, pipeline: Any, failed: BaseException | None = None) -> None:
+def send_queued(conn: Connection, pipeline: LibpqPipeline) -> None:
+    """Send what ``pipeline`` holds without waiting for it (see ``LibpqPipeline.send``)."""
+    with _driver_errors(conn, "(pipeline)"):
+        pipeline.send()
+
+
+def leave_pipeline(
+    conn: Connection, pipeline: LibpqPipeline, failed: BaseException | None = None
+) -> None:
     """Leave pipeline mode: waits for every statement still unanswered and raises the first error
     among them, unless the caller is already failing (``failed``)."""
     if failed is not None:
-        with contextlib.suppress(Exception):
-            pipeline.__exit__(type(failed), failed, failed.__traceback__)
+        pipeline.leave(failed)
         return
     with _driver_errors(conn, "(pipeline)"):
-        pipeline.__exit__(None, None, None)
+        pipeline.leave()

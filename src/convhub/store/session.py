@@ -11,8 +11,9 @@ The session also knows whether the current unit of work changed anything: a unit
 before it wrote (a "not found", a rule broken) can be dropped alone, without a savepoint.
 
 On PostgreSQL, inside ``pipelined()``, statements whose outcome nobody reads (``change``, the
-advisory locks, the held-back inserts) go out without waiting for their answers: the next
-statement that needs an answer waits for all of them in the same round trip. The locks a
+advisory locks, the held-back inserts) are queued without waiting for their answers
+(``store/pq_pipeline.py``): the next statement that needs an answer sends them with it and
+waits for all of them in the same round trip. The locks a
 batch's units name beforehand are taken before the first of them, in one statement
 (``lock_ahead``; the rows, by ``SqlConversations.lock_many``): a group of Modify units thus
 waits one round trip in all. An error in such a statement is
@@ -103,7 +104,7 @@ class Session:
         self.wrote = False  # a statement that changes data ran since ``begin_unit``
         self.broken = False  # a statement failed: the transaction cannot go on (PostgreSQL)
         self._may_pipeline = False
-        self._pipeline: Any = None  # psycopg's, while the connection is in pipeline mode
+        self._pipeline: Any = None  # store/pq_pipeline.py, while the connection is in it
         self._checks: list[tuple[Any, Callable[[Any], None]]] = []  # sent, not yet answered
         self._locked_ahead: frozenset[int] = frozenset()  # advisory keys held till the end
         self._group_checks = False  # in the writer's batch: see ``check_grouped``
@@ -184,7 +185,7 @@ class Session:
         try:
             if self._pipeline is None:
                 self._pipeline = driver.enter_pipeline(self.conn)
-            return driver.send(self.conn, statement, params)
+            return driver.send(self.conn, self._pipeline, statement, params)
         except Exception:
             self.broken = True
             raise
@@ -290,8 +291,15 @@ class Session:
 
     def _lock_keys(self, keys: Iterable[int]) -> None:
         """Take these advisory locks in one statement, in their sorted order, sent without
-        waiting (a lock is waited for by the statements after it)."""
+        waiting (a lock is waited for by the statements after it): PostgreSQL takes them while
+        the batch's units run."""
         self._execute(_ADVISORY_LOCKS, {"keys": driver.integer_array(sorted(keys))}, answer=False)
+        if self._pipeline is not None:
+            try:
+                driver.send_queued(self.conn, self._pipeline)
+            except Exception:
+                self.broken = True
+                raise
 
     def held_tally(self, statement: Executable, key: _Key) -> Mapping[Any, int]:
         """How many of the rows held back for ``statement``, not yet written, have each
