@@ -299,7 +299,7 @@ def execute(
             except _NotArrayable:
                 pass  # one statement a row, below, as the driver sends each value alone
             else:
-                return _many_rows(conn, rows_form, arrays, len(rows_in), pipeline, answer)
+                return _many_rows(conn, rows_form, arrays, pipeline, answer)
     if pipeline is not None:
         return _pipelined(conn, pipeline, sql, list(map(arguments, rows_in)), gives_rows, answer)
     cursor = _cursor(conn)
@@ -395,10 +395,6 @@ class _MultiRow:
             itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
         )
 
-    @property
-    def inserts(self) -> bool:
-        return self._key is None
-
     def fits(self, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the rows can go in one statement: an UPDATE's keys must differ, since
         PostgreSQL updates a row at most once in a statement (``executemany`` updates it again
@@ -464,16 +460,11 @@ def _many_rows(
     conn: Connection,
     form: _MultiRow,
     arrays: list[str],
-    rows: int,
     pipeline: LibpqPipeline | None,
     answer: bool,
 ) -> Rows:
     if pipeline is not None:
-        done = _pipelined(conn, pipeline, form.sql, [arrays], False, answer)
-        if done.rowcount == -1 or not form.inserts:
-            return done
-        # each row was inserted, or the sync raised; how many rows updates met is not known
-        return Rows([], rows)
+        return _pipelined(conn, pipeline, form.sql, [arrays], False, answer)
     import psycopg  # only PostgreSQL comes here
 
     dbapi_connection: Any = conn.connection.dbapi_connection
