@@ -22,13 +22,14 @@ def test_named_placeholders_become_numbered_ones_a_name_once() -> None:
     assert _converted(sql) == (b"SELECT $1::BIGINT, $2::VARCHAR, $1::BIGINT, '100%'", ("a", "b"))
 
 
-def test_values_go_as_text_and_only_integers_text_and_null_go() -> None:
-    assert _dumped(-(2**63)) == b"-9223372036854775808"
-    assert _dumped('ü,"{x}"') == 'ü,"{x}"'.encode()
-    assert _dumped(None) is None
+def test_values_go_as_text_in_the_connections_encoding_and_only_integers_text_and_null_go() -> None:
+    assert _dumped(-(2**63), "utf-8") == b"-9223372036854775808"
+    assert _dumped('ü,"{x}"', "utf-8") == 'ü,"{x}"'.encode()
+    assert _dumped("ü", "latin-1") == b"\xfc"
+    assert _dumped(None, "utf-8") is None
     for other in (True, 1.5, b"x", [1]):
         with pytest.raises(TypeError):
-            _dumped(other)
+            _dumped(other, "utf-8")
 
 
 @pytest.fixture

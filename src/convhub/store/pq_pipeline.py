@@ -56,10 +56,10 @@ def _converted(sql: str) -> tuple[bytes, tuple[str, ...]]:
     return found
 
 
-def _dumped(value: Any) -> bytes | None:
+def _dumped(value: Any, encoding: str) -> bytes | None:
     kind = type(value)
     if kind is str:
-        return value.encode()  # type: ignore[no-any-return]
+        return value.encode(encoding)  # type: ignore[no-any-return]
     if kind is int:
         return str(value).encode()
     if value is None:
@@ -127,12 +127,13 @@ class LibpqPipeline:
     def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> Answer:
         """Queue ``sql`` (psycopg's named placeholders with a mapping, or ``$n`` with a
         sequence), prepared once per connection; nothing is sent until a sync."""
+        encoding = self._encoding
         if isinstance(params, Mapping):
             query, names = _converted(sql)
-            values = [_dumped(params[name]) for name in names]
+            values = [_dumped(params[name], encoding) for name in names]
         else:
-            query = sql.encode()
-            values = [_dumped(value) for value in params]
+            query = sql.encode(encoding)
+            values = [_dumped(value, encoding) for value in params]
         pgconn = self._pgconn
         name = self._prepared.get(query) or self._preparing.get(query)
         if name is None:
