@@ -400,7 +400,7 @@ class Session:
     def _execute(self, statement: Executable, params: Any, *, answer: bool = True) -> Any:
         try:
             if is_fast(statement):
-                if self._may_pipeline and self._pipeline is None and not answer:
+                if self._may_pipeline and self._pipeline is None:
                     self._pipeline = driver.enter_pipeline(self.conn)
                 return driver.execute(
                     self.conn, statement, params, pipeline=self._pipeline, answer=answer
