@@ -1,22 +1,21 @@
 """``python -m benchmarks.pgclient [--statements 1,4,16] [--transactions 1000]``: the client's CPU
 for one transaction shaped as the writer's on PostgreSQL, through psycopg's pipeline (as the
-writer sent its batches until ``store/pq_pipeline.py``) and through libpq's own calls (as it
-sends them since).
+writer sent its batches until ``store/pq_pipeline.py``) and through the writer's own pipeline
+over libpq's calls (as it sends them since).
 
 The transaction: ``BEGIN``, N prepared statements of one parameter, a sync that waits for their
-answers, then ``COMMIT``: two round trips, as a batch of the writer makes (its statements, then
-its commit). psycopg's way: a raw cursor a statement, ``prepare=True``, in
-``connection.pipeline()``, then ``commit()``. libpq's way sends the same messages through
-``psycopg.pq`` (psycopg's binding of libpq itself, no cursor or pipeline object in Python),
-buffered until each round trip's sync: one write to the socket a round trip. Each way runs
-alternately, and the median of each is printed: the thread's CPU (``time.thread_time``, the
-kernel's share of the socket writes in it), not the wait for PostgreSQL.
+answers, then ``COMMIT``, as a batch of the writer makes (its statements, then its commit).
+psycopg's way: a raw cursor a statement, ``prepare=True``, in ``connection.pipeline()``, then
+``commit()`` (its ``BEGIN`` takes a round trip of its own). The writer's way: ``LibpqPipeline``,
+whose messages wait in libpq's buffer until the sync (one socket write, ``BEGIN`` among them),
+then psycopg's ``commit()``. Each way has a connection of its own, the two run alternately, and
+the median of each is printed: the thread's CPU (``time.thread_time``, the kernel's share of the
+socket writes in it), not the wait for PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
-import select
 import statistics
 import sys
 import time
@@ -25,14 +24,13 @@ from dataclasses import dataclass
 from functools import partial
 
 import psycopg
-from psycopg import pq
 from tests.postgres import POSTGRES_ADMIN_URL
 
 from benchmarks.options import listed
 from benchmarks.prefill import libpq_url
+from convhub.store.pq_pipeline import LibpqPipeline
 
 STATEMENT = "SELECT $1::bigint"
-_DONE = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,54 +49,15 @@ def _through_psycopg(conn: psycopg.Connection[tuple[object, ...]], statements: i
     conn.commit()
 
 
-class _Libpq:
-    """The same transaction through libpq's calls on a connection of its own."""
-
-    def __init__(self, conninfo: str) -> None:
-        self.pgconn = pq.PGconn.connect(conninfo.encode())
-        if self.pgconn.status != pq.ConnStatus.OK:
-            raise psycopg.OperationalError(self.pgconn.error_message.decode(errors="replace"))
-        prepared = self.pgconn.prepare(b"one", STATEMENT.encode())
-        if prepared.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.OperationalError(prepared.error_message.decode(errors="replace"))
-        self.pgconn.nonblocking = 1
-        self.socket = self.pgconn.socket
-
-    def transaction(self, statements: int) -> None:
-        pgconn = self.pgconn
-        pgconn.enter_pipeline_mode()
-        pgconn.send_query_params(b"BEGIN", None)
-        for _ in range(statements):
-            pgconn.send_query_prepared(b"one", [b"1"])
-        answered = self._round_trip()
-        if len(answered) != statements + 1:
-            raise AssertionError(f"{len(answered)} answers to {statements + 1} statements")
-        pgconn.send_query_params(b"COMMIT", None)
-        self._round_trip()
-        pgconn.exit_pipeline_mode()
-
-    def _round_trip(self) -> list[pq.abc.PGresult]:
-        """Sync, send everything queued in one go, and read every answer up to the sync."""
-        pgconn = self.pgconn
-        pgconn.pipeline_sync()
-        while pgconn.flush():
-            select.select([], [self.socket], [])
-        answers: list[pq.abc.PGresult] = []
-        while True:
-            while pgconn.is_busy():
-                select.select([self.socket], [], [])
-                pgconn.consume_input()
-            result = pgconn.get_result()
-            if result is None:  # the end of one statement's results
-                continue
-            if result.status == pq.ExecStatus.PIPELINE_SYNC:
-                return answers
-            if result.status not in _DONE:
-                raise psycopg.DatabaseError(result.error_message.decode(errors="replace"))
-            answers.append(result)
-
-    def close(self) -> None:
-        self.pgconn.finish()
+def _through_libpq(conn: psycopg.Connection[tuple[object, ...]], statements: int) -> None:
+    """The writer's way: its pipeline over libpq's calls (``store/pq_pipeline.py``), then
+    psycopg's commit."""
+    pipeline = LibpqPipeline(conn)
+    answers = [pipeline.execute(STATEMENT, [1]) for _ in range(statements)]
+    pipeline.leave()
+    if not all(answer.done for answer in answers):
+        raise AssertionError("a statement left unanswered")
+    conn.commit()
 
 
 def _median_cpu(run: Callable[[], None], times: int) -> float:
@@ -112,34 +71,32 @@ def _median_cpu(run: Callable[[], None], times: int) -> float:
 
 def measure(statement_counts: Sequence[int], transactions: int, url: str) -> list[Measured]:
     conninfo = libpq_url(url)
-    raw = _Libpq(conninfo)
-    try:
-        with psycopg.connect(conninfo) as conn:
-            results = []
-            for count in statement_counts:
-                ours = partial(_through_psycopg, conn, count)
-                theirs = partial(raw.transaction, count)
-                for _ in range(20):  # warm-up: both statements prepared, caches filled
-                    ours()
-                    theirs()
-                # Alternated in tenths, so that a drift of the machine meets both ways alike.
-                tenth = max(1, transactions // 10)
-                spent = [(_median_cpu(ours, tenth), _median_cpu(theirs, tenth)) for _ in range(10)]
-                results.append(
-                    Measured(
-                        count,
-                        statistics.median(a for a, _ in spent),
-                        statistics.median(b for _, b in spent),
-                    )
+    with psycopg.connect(conninfo) as ours, psycopg.connect(conninfo) as theirs:
+        results = []
+        for count in statement_counts:
+            psycopg_way = partial(_through_psycopg, ours, count)
+            libpq_way = partial(_through_libpq, theirs, count)
+            for _ in range(20):  # warm-up: both statements prepared, caches filled
+                psycopg_way()
+                libpq_way()
+            # Alternated in tenths, so that a drift of the machine meets both ways alike.
+            tenth = max(1, transactions // 10)
+            spent = [
+                (_median_cpu(psycopg_way, tenth), _median_cpu(libpq_way, tenth)) for _ in range(10)
+            ]
+            results.append(
+                Measured(
+                    count,
+                    statistics.median(a for a, _ in spent),
+                    statistics.median(b for _, b in spent),
                 )
-            return results
-    finally:
-        raw.close()
+            )
+        return results
 
 
 def report(results: Sequence[Measured]) -> str:
     lines = [
-        "| statements | psycopg's pipeline, µs | libpq's calls, µs | psycopg / libpq |",
+        "| statements | psycopg's pipeline, µs | the writer's, over libpq, µs | psycopg / libpq |",
         "|---:|---:|---:|---:|",
     ]
     for m in results:

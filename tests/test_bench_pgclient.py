@@ -3,6 +3,7 @@ and reports the client's CPU of each."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from benchmarks import pgclient
 from benchmarks.prefill import libpq_url
@@ -16,15 +17,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_libpqs_way_answers_every_statement_and_commits() -> None:
-    raw = pgclient._Libpq(libpq_url(POSTGRES_ADMIN_URL))
-    try:
-        raw.transaction(5)  # raises unless BEGIN and the 5 statements were answered
-        assert raw.pgconn.transaction_status == pq.TransactionStatus.IDLE  # committed
-        assert raw.pgconn.pipeline_status == pq.PipelineStatus.OFF
-        raw.transaction(1)  # and the connection takes the next one
-    finally:
-        raw.close()
+def test_the_writers_way_answers_every_statement_and_commits() -> None:
+    with psycopg.connect(libpq_url(POSTGRES_ADMIN_URL)) as conn:
+        pgclient._through_libpq(conn, 5)  # raises unless the 5 statements were answered
+        assert conn.pgconn.transaction_status == pq.TransactionStatus.IDLE  # committed
+        assert conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+        pgclient._through_libpq(conn, 1)  # and the connection takes the next one
 
 
 def test_both_ways_are_measured_for_each_count() -> None:

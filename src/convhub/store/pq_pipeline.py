@@ -3,9 +3,9 @@
 psycopg's pipeline sends each statement as it is executed: a write to the socket (which wakes
 PostgreSQL's backend) and a poll for every statement, each through psycopg's Python generators,
 and a round trip of its own for the ``BEGIN`` it adds before the first. A transaction of the
-writer's shape cost the client 250 to 1,350 µs of CPU for 1 to 16 statements that way, 60 to 125 µs
-through libpq's calls with the messages buffered until a sync (``python -m
-benchmarks.pgclient``). Here the statements of a batch are queued in libpq's buffer, each
+writer's shape cost the client 270 to 1,300 µs of CPU for 1 to 16 statements that way, 115 to
+215 µs through this pipeline and psycopg's commit (``python -m benchmarks.pgclient``). Here the
+statements of a batch are queued in libpq's buffer, each
 prepared once per connection, and sent in one write when something needs an answer (a sync):
 one round trip answers them all, ``BEGIN`` included.
 
