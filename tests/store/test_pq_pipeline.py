@@ -30,6 +30,9 @@ def test_values_go_as_text_in_the_connections_encoding_and_only_integers_text_an
     for other in (True, 1.5, b"x", [1]):
         with pytest.raises(TypeError):
             _dumped(other, "utf-8")
+    # libpq would read the text up to the NUL and store "ab": refused as psycopg refuses it
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        _dumped("ab\x00cd", "utf-8")
 
 
 @pytest.fixture

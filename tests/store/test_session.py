@@ -134,6 +134,31 @@ def test_a_flush_writes_every_held_row_exactly_in_one_statement(database_url: st
         engine.dispose()
 
 
+def test_text_with_a_nul_is_stored_whole_or_refused_never_cut_short(database_url: str) -> None:
+    # libpq reads a text parameter up to its first NUL: the pipeline would have stored "ab" for
+    # one row and failed on an array's text for several. PostgreSQL refuses it as psycopg does;
+    # SQLite keeps it whole. (The domain refuses NUL before it reaches the store.)
+    for rows in ([{"id": 1, "name": "ab\x00cd", "n": 1}],
+                 [{"id": i, "name": f"{i}\x00", "n": i} for i in (1, 2)]):  # fmt: skip
+        with connection(database_url) as conn:
+            conn.execute(sa.text("CREATE TEMPORARY TABLE held_rows (id BIGINT, name TEXT, n INT)"))
+            conn.commit()
+            session = Session(conn)
+            try:
+                with session.pipelined():
+                    session.begin_unit()
+                    session.hold(_INSERT_ROW, rows)
+                    session.flush()
+            except sa.exc.DataError as error:
+                assert conn.dialect.name == "postgresql"
+                assert "NUL" in str(error)
+                conn.rollback()
+            stored = conn.execute(sa.text("SELECT id, name FROM held_rows ORDER BY id"))
+            whole = [(row["id"], row["name"]) for row in rows]
+            assert [tuple(r) for r in stored] == ([] if session.dialect == "postgresql" else whole)
+            conn.rollback()
+
+
 def test_an_insert_sends_the_rows_as_given_and_a_statement_its_own_values(
     database_url: str,
 ) -> None:

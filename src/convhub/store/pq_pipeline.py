@@ -10,7 +10,8 @@ prepared once per connection, and sent in one write when something needs an answ
 one round trip answers them all, ``BEGIN`` included.
 
 Only what the writer's fast statements send goes this way: parameters that are integers, text
-or NULL, sent as text (the statements cast them). Rows come back as psycopg's would (its
+(without NUL, which libpq would cut a text parameter at) or NULL, sent as text (the statements
+cast them). Rows come back as psycopg's would (its
 ``Transformer`` loads them), errors as psycopg's exceptions (``psycopg.errors``), so the driver
 turns them into SQLAlchemy's as before. The psycopg connection underneath is left as psycopg
 expects it: out of pipeline mode, in the transaction (or in its failed state), which its
@@ -59,6 +60,10 @@ def _converted(sql: str) -> tuple[bytes, tuple[str, ...]]:
 def _dumped(value: Any, encoding: str) -> bytes | None:
     kind = type(value)
     if kind is str:
+        # libpq reads a text parameter up to its first NUL: refused, as psycopg refuses it,
+        # where it would have been cut short without a word
+        if "\x00" in value:
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
         return value.encode(encoding)  # type: ignore[no-any-return]
     if kind is int:
         return str(value).encode()
