@@ -4,6 +4,8 @@ connection left as psycopg expects it, in the transaction the pipeline began."""
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 from collections.abc import Iterator
 
@@ -133,3 +135,30 @@ def test_sent_statements_run_before_the_sync(
             pytest.fail("the lock was not taken")
     pipeline.leave()
     conn.rollback()
+
+
+def test_a_connection_on_a_descriptor_past_1024_is_waited_for_as_any_other(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    # A server with a thousand clients connected opens its connection to PostgreSQL (again,
+    # after a loss) on a descriptor past 1,024, which select() refuses: the pipeline polls.
+    # A statement of 4 MB fills the socket's buffer, so the send waits to write too.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1_200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2_048, hard), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1_100)]
+    try:
+        with psycopg.connect(conn.info.dsn) as far:
+            assert far.fileno() >= 1_024
+            pipeline = LibpqPipeline(far)
+            big = "x" * 4_000_000
+            pipeline.execute("INSERT INTO t (id, name) VALUES ($1::BIGINT, $2::TEXT)", [1, big])
+            pipeline.send()
+            length = pipeline.execute("SELECT length(name) FROM t WHERE id = $1::BIGINT", [1])
+            assert length.rows() == [(4_000_000,)]
+            pipeline.leave()
+            far.commit()
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    assert [row[0] for row in _rows(conn)] == [1]

@@ -72,6 +72,15 @@ def _dumped(value: Any, encoding: str) -> bytes | None:
     raise TypeError(f"the writer's pipeline sends integers, text and NULL, not {kind.__name__}")
 
 
+def _wait(socket: int, event: int) -> None:
+    """Wait until ``socket`` is ready for ``event`` (or failed). poll, not select(), which
+    refuses descriptors from 1,024 on: a server with a thousand clients connected passes that,
+    and a connection it opens then to PostgreSQL gets one."""
+    waiting = select.poll()
+    waiting.register(socket, event)
+    waiting.poll()
+
+
 class Answer:
     """What a statement sent in the pipeline answers, once a sync has brought it."""
 
@@ -155,7 +164,7 @@ class LibpqPipeline:
         """Send what is queued without waiting for its answers: PostgreSQL runs it meanwhile
         (a batch's locks, taken while its units run)."""
         while self._pgconn.flush():
-            select.select([], [self._pgconn.socket], [])
+            _wait(self._pgconn.socket, select.POLLOUT)
 
     def sync(self) -> None:
         """Send everything queued and read every answer up to here: one round trip. The first
@@ -164,11 +173,11 @@ class LibpqPipeline:
         pgconn.pipeline_sync()
         socket = pgconn.socket
         while pgconn.flush():
-            select.select([], [socket], [])
+            _wait(socket, select.POLLOUT)
         first: psycopg.Error | None = None
         while True:
             while pgconn.is_busy():
-                select.select([socket], [], [])
+                _wait(socket, select.POLLIN)
                 pgconn.consume_input()
             result = pgconn.get_result()
             if result is None:  # the end of one statement's answer
