@@ -14,6 +14,7 @@ import pytest
 from benchmarks.prefill import libpq_url
 from psycopg import pq
 
+from convhub.store import pq_pipeline
 from convhub.store.pq_pipeline import LibpqPipeline, _converted, _dumped
 from tests.postgres import scratch_database
 from tests.support import ENGINES
@@ -162,3 +163,29 @@ def test_a_connection_on_a_descriptor_past_1024_is_waited_for_as_any_other(
         for descriptor in held:
             os.close(descriptor)
     assert [row[0] for row in _rows(conn)] == [1]
+
+
+@pytest.mark.parametrize("caller_failing", [False, True])
+def test_a_failure_amid_the_answers_closes_the_connection_rather_than_leave_it_in_the_pipeline(
+    conn: psycopg.Connection[tuple[object, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+    caller_failing: bool,
+) -> None:
+    # A failure that is not PostgreSQL's (here: in the wait for the answers) leaves them unread,
+    # and libpq will not leave pipeline mode with answers unread: psycopg would then refuse every
+    # command on the connection. Closed instead, it is a lost connection, which callers know.
+    with psycopg.connect(conn.info.dsn) as other:
+        pipeline = LibpqPipeline(other)
+        pipeline.execute("INSERT INTO t (id, name) VALUES ($1::BIGINT, $2::TEXT)", [1, "a"])
+
+        def broken(socket: int, event: int) -> None:
+            raise RuntimeError("interrupted")
+
+        monkeypatch.setattr(pq_pipeline, "_wait", broken)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            pipeline.leave(RuntimeError("the batch failed") if caller_failing else None)
+        monkeypatch.undo()
+        assert other.closed
+        with pytest.raises(psycopg.OperationalError):
+            other.execute("SELECT 1")
+    assert _rows(conn) == []  # nothing committed

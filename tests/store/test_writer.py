@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.ids import SnowflakeIds
+from convhub.store import pq_pipeline
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.driver import fast
 from convhub.store.engine import create_database_engine, is_sqlite
@@ -607,6 +608,40 @@ def test_a_connection_lost_mid_batch_answers_unavailable_and_runs_nothing_twice(
             assert outcomes[0].code == ErrorCode.UNAVAILABLE
             assert runs == ["ran"]
             assert _names(writer, [x]) == [""]
+            assert asyncio.run(writer.db.write(_renamed_unread(x, "after"), locks=x)) == "after"
+            assert _names(writer, [x]) == ["after"]
+        finally:
+            writer.db.close()
+            writer.checker.dispose()
+
+
+def test_a_failure_amid_the_pipelines_answers_leaves_the_next_batch_a_working_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL: something other than PostgreSQL fails while the batch waits for its answers
+    (once). The connection, which could not leave pipeline mode, is closed and taken for lost:
+    the batch is answered (run again on a new connection, or refused as unavailable), what it
+    stored agrees with its answer, and the next batch runs as usual."""
+    with required_postgres() as url:
+        writer = Writer(url, max_queue=64)
+        try:
+            (x,) = _made(writer, 1)
+            waits = [pq_pipeline._wait]
+
+            def fails_once(socket: int, event: int) -> None:
+                if len(waits) == 1:
+                    waits.append(fails_once)
+                    raise RuntimeError("interrupted")
+                waits[0](socket, event)
+
+            monkeypatch.setattr(pq_pipeline, "_wait", fails_once)
+            (outcome,) = _one_batch(writer, [(_renamed_unread(x, "x1"), {"locks": x})])
+            assert len(waits) == 2  # it failed once
+            if isinstance(outcome, ConvhubError):
+                assert outcome.code == ErrorCode.UNAVAILABLE, outcome
+                assert _names(writer, [x]) == [""]
+            else:
+                assert outcome == "x1" and _names(writer, [x]) == ["x1"], outcome
             assert asyncio.run(writer.db.write(_renamed_unread(x, "after"), locks=x)) == "after"
             assert _names(writer, [x]) == ["after"]
         finally:

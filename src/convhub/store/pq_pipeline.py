@@ -217,18 +217,22 @@ class LibpqPipeline:
     def leave(self, failed: BaseException | None = None) -> None:
         """Read what is still unanswered (raising its first error, unless the caller is failing
         already) and leave pipeline mode."""
-        if failed is None:
-            try:
+        try:
+            if failed is None:
                 if self._expected:
                     self.sync()
-            except BaseException:
-                with contextlib.suppress(psycopg.Error):
-                    self._pgconn.exit_pipeline_mode()
-                raise
-            self._pgconn.exit_pipeline_mode()
-            return
-        with contextlib.suppress(psycopg.Error):  # the caller's failure is the one to raise
-            if self._expected and self._pgconn.status == pq.ConnStatus.OK:
-                self.sync()
+            elif self._expected and self._pgconn.status == pq.ConnStatus.OK:
+                with contextlib.suppress(psycopg.Error):  # the caller's failure is the one to raise
+                    self.sync()
+        finally:
+            self._exit()
+
+    def _exit(self) -> None:
+        """Leave pipeline mode. A connection that cannot (a failure other than PostgreSQL's left
+        answers unread) is closed: psycopg would refuse every later command on it in a mode it
+        does not know, where a closed connection is a lost one, which the writer opens again."""
+        pgconn = self._pgconn
         with contextlib.suppress(psycopg.Error):
-            self._pgconn.exit_pipeline_mode()
+            pgconn.exit_pipeline_mode()
+        if pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            pgconn.finish()
