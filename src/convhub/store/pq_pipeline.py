@@ -11,11 +11,11 @@ one round trip answers them all, ``BEGIN`` included.
 
 Only what the writer's fast statements send goes this way: parameters that are integers, text
 (without NUL, which libpq would cut a text parameter at) or NULL, sent as text (the statements
-cast them). Rows come back as psycopg's would (its
-``Transformer`` loads them), errors as psycopg's exceptions (``psycopg.errors``), so the driver
-turns them into SQLAlchemy's as before. The psycopg connection underneath is left as psycopg
-expects it: out of pipeline mode, in the transaction (or in its failed state), which its
-``commit`` or ``rollback`` then ends.
+cast them). Rows come back as psycopg's would (its ``Transformer`` loads them), errors as
+psycopg's exceptions (``psycopg.errors``), so the driver turns them into SQLAlchemy's as before.
+The psycopg connection underneath is left as psycopg expects it: out of pipeline mode, in the
+transaction (or in its failed state), which its ``commit`` or ``rollback`` then ends; or, if it
+could not leave pipeline mode, closed.
 """
 
 from __future__ import annotations
