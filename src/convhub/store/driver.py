@@ -355,7 +355,7 @@ def _text_column(values: tuple[Any, ...]) -> str:
     if kinds <= _TEXTS:
         joined = "".join(values)
         if "\\" in joined or '"' in joined:
-            return "{" + ",".join(map(_quoted, values)) + "}"
+            return text_array(values)
         return '{"' + '","'.join(values) + '"}'  # nothing to escape: quoted as they are
     if kinds <= _TEXTS_OR_NONE:
         return "{" + ",".join(["NULL" if v is None else _quoted(v) for v in values]) + "}"

@@ -171,9 +171,8 @@ class LibpqPipeline:
         error among them is raised (the statements after it are aborted, and say so)."""
         pgconn = self._pgconn
         pgconn.pipeline_sync()
+        self.send()
         socket = pgconn.socket
-        while pgconn.flush():
-            _wait(socket, select.POLLOUT)
         first: psycopg.Error | None = None
         while True:
             while pgconn.is_busy():
