@@ -1,10 +1,13 @@
 """The plain-ASGI ceiling: a hello-world raw ASGI app answering any request with a small JSON
 body (orjson), served by uvicorn exactly as ``convhub serve`` serves convhub (same uvicorn
-defaults for loop and HTTP implementation, same workers, no access log, lifespan on)."""
+defaults for loop and HTTP implementation, same workers, no access log, lifespan on).
+``--protocol convhub`` serves it through convhub's HTTP protocol instead of uvicorn's own
+(``benchmarks.answers`` compares the two)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -43,7 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--protocol", choices=("uvicorn", "convhub"), default="uvicorn")
     args = parser.parse_args(argv)
+    if args.protocol == "convhub":
+        from convhub.edge import HttpToolsProtocol
+
+        http: type[asyncio.Protocol] | str = HttpToolsProtocol
+    else:
+        http = "auto"
     uvicorn.run(
         "benchmarks.ceiling:app",
         host=args.host,
@@ -52,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         log_level=args.log_level,
         lifespan="on",
+        http=http,
     )
     return 0
 
