@@ -81,6 +81,17 @@ async def ok(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, BODY)
 
 
+def _writes(events: list[bytes | str]) -> list[bytes]:
+    """The recorded writes, without the close."""
+    return [event for event in events if isinstance(event, bytes)]
+
+
+async def _turns(count: int) -> None:
+    """Let the loop run ``count`` times: the request's task its reads, answers and writes."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 def _head_and_body(written: bytes) -> tuple[bytes, bytes]:
     head, separator, body = written.partition(b"\r\n\r\n")
     assert separator, written
@@ -89,7 +100,7 @@ def _head_and_body(written: bytes) -> tuple[bytes, bytes]:
 
 def test_an_answer_goes_in_one_write_with_its_head_first() -> None:
     events = asyncio.run(answers(ok, b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"))
-    writes = [event for event in events if isinstance(event, bytes)]
+    writes = _writes(events)
     assert len(writes) == 1, events
     head, body = _head_and_body(writes[0])
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -105,7 +116,7 @@ def test_answers_on_one_connection_each_go_in_one_write_in_order() -> None:
     events = asyncio.run(
         answers(echo, *(b"GET /%d HTTP/1.1\r\nhost: x\r\n\r\n" % n for n in range(3)))
     )
-    writes = [event for event in events if isinstance(event, bytes)]
+    writes = _writes(events)
     assert [_head_and_body(write)[1] for write in writes] == [b"/0", b"/1", b"/2"], events
 
 
@@ -122,26 +133,24 @@ def test_an_expected_continue_is_written_before_the_body_is_read() -> None:
     async def run() -> list[bytes | str]:
         protocol, transport = connected(reads)
         protocol.data_received(request)
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await _turns(10)
         # The client waits for the 100 Continue before it sends the body.
         assert transport.events == [b"HTTP/1.1 100 Continue\r\n\r\n"], transport.events
         protocol.data_received(b"{}")
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await _turns(10)
         protocol.connection_lost(None)
         return transport.events
 
     events = asyncio.run(run())
     assert seen == [b"read"]
-    answer = b"".join(event for event in events[1:] if isinstance(event, bytes))
+    answer = b"".join(_writes(events[1:]))
     head, body = _head_and_body(answer)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == BODY
 
 
 def test_a_head_request_has_its_head_written_without_a_body() -> None:
     events = asyncio.run(answers(ok, b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n"))
-    writes = [event for event in events if isinstance(event, bytes)]
+    writes = _writes(events)
     assert len(writes) == 1, events
     head, body = _head_and_body(writes[0])
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -160,7 +169,7 @@ def test_a_response_cut_short_has_its_head_written_before_the_close(body: bytes)
 
     events = asyncio.run(answers(fails, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"))
     assert events[-1] == "close", events
-    written = b"".join(event for event in events if isinstance(event, bytes))
+    written = b"".join(_writes(events))
     head, sent = _head_and_body(written)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert sent == body  # what uvicorn wrote apart, written whole
@@ -174,13 +183,11 @@ def test_an_answered_request_is_freed_without_the_cyclic_garbage_collector() -> 
     async def run() -> weakref.ref[Any]:
         protocol, transport = connected(ok)
         protocol.data_received(request)
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await _turns(20)
         first = weakref.ref(protocol.cycle)
         protocol.data_received(request)  # the next request's cycle takes the first's place
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert len([e for e in transport.events if isinstance(e, bytes)]) == 2, transport.events
+        await _turns(20)
+        assert len(_writes(transport.events)) == 2, transport.events
         return first
 
     was_enabled = gc.isenabled()
