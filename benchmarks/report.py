@@ -203,9 +203,13 @@ def markdown(
     extra: Sequence[str],
     warnings: Sequence[str],
     profiles: Sequence[str] = (),
+    goals: Sequence[str] = (),
 ) -> str:
     parts = [header(meta), "", table(table_rows), ""]
     parts += [f"- {line}" for line in extra]
+    if goals:
+        parts += ["", "**Against the goals of issue 10** (`benchmarks/goals.py`):"]
+        parts += [f"- {line}" for line in goals]
     if profiles:
         parts += ["", "**Profiles** (py-spy, top 10 functions by own time, % of busy samples):"]
         parts += [f"- {line}" for line in profiles]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import launch, lines, options, profiling, report, workload
+from benchmarks import goals, launch, lines, options, profiling, report, workload
 from benchmarks.databases import Tenant, fresh_database, prepare, refresh_statistics
 from benchmarks.measure import (
     SPAWN_SLACK_SECONDS,
@@ -483,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             found.warnings,
         ),
         found.profiles,
+        goals.lines(table_rows),
     )
     extra = {"prefill": found.prefills, "profiles": found.profile_files}
     report.write(RESULTS, text, meta, table_rows, found.measurements, check, extra)
