@@ -213,6 +213,21 @@ def extra_lines(
     ]
 
 
+def paired_lines(paired: Sequence[Measurement]) -> list[str]:
+    """What the ceiling made in the windows just before convhub's (``--paired-ceiling``): how
+    far the machine moved while the rows were measured."""
+    found = []
+    for workers in sorted({m.workers for m in paired}):
+        rates = sorted(m.requests_per_second for m in paired if m.workers == workers)
+        found.append(
+            f"The ceiling just before each window (--paired-ceiling), {workers} worker(s): "
+            f"{len(rates)} windows, median {statistics.median(rates):,.0f} req/s, from "
+            f"{rates[0]:,.0f} to {rates[-1]:,.0f}; each row's ratio is the median of its runs' "
+            "ratios to these."
+        )
+    return found
+
+
 def _contention(measurements: Sequence[Measurement]) -> list[str]:
     """One line when processes other than the benchmark's (and the database) took CPU."""
     busy = [

@@ -83,6 +83,8 @@ class Measurement:
     writes_p99_ms: float = 0.0
     reads_p50_ms: float = 0.0
     reads_p99_ms: float = 0.0
+    # --paired-ceiling: the ceiling's req/s in the window just before this one (0: not paired)
+    paired_ceiling_rps: float = 0.0
 
     @property
     def error_count(self) -> int:

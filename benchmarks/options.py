@@ -78,6 +78,12 @@ def parse_args(argv: Sequence[str] | None, description: str | None) -> argparse.
         action="store_true",
         help="after each server's timed windows, one more window per row under py-spy",
     )
+    add(
+        "--paired-ceiling",
+        action="store_true",
+        help="before each timed window, one of the uvicorn ceiling with as many workers; each "
+        "row's ratio is then the median of its runs' ratios to the ceiling just before them",
+    )
     args = parser.parse_args(argv)
     _validate(parser, args)
     return args

@@ -30,7 +30,9 @@ class Row:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
-    ratio: float  # to the uvicorn ceiling with as many workers
+    # to the uvicorn ceiling with as many workers (with --paired-ceiling: the median of each
+    # run's ratio to the ceiling's window just before it)
+    ratio: float
     ratio_own: float  # to the ceiling on the same HTTP server with as many workers
     scaling: float  # req/s over its own req/s with the fewest workers measured
     ceiling_scaling: float  # the same for the ceiling on the same HTTP server
@@ -83,7 +85,7 @@ def rows(measurements: Sequence[Measurement]) -> list[Row]:
                 requests_per_second=rps[key],
                 p50_ms=statistics.median(m.p50_ms for m in group),
                 p99_ms=statistics.median(m.p99_ms for m in group),
-                ratio=ratio(rps[key], ceiling(BASELINE_SERVER, workers)),
+                ratio=_paired_ratio(group) or ratio(rps[key], ceiling(BASELINE_SERVER, workers)),
                 ratio_own=ratio(rps[key], ceiling(server, workers)),
                 scaling=ratio(rps[key], rps.get(first, 0.0)),
                 ceiling_scaling=ratio(ceiling(server, workers), ceiling(server, fewest)),
@@ -94,6 +96,14 @@ def rows(measurements: Sequence[Measurement]) -> list[Row]:
             )
         )
     return found
+
+
+def _paired_ratio(group: Sequence[Measurement]) -> float:
+    """With ``--paired-ceiling``: the median of each run's ratio to the ceiling's window just
+    before it (0 if any run was not paired)."""
+    if not group or not all(m.paired_ceiling_rps for m in group):
+        return 0.0
+    return statistics.median(m.requests_per_second / m.paired_ceiling_rps for m in group)
 
 
 def _errors_cell(row: Row) -> str:

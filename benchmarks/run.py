@@ -9,6 +9,7 @@ run's numbers); with --profile, benchmarks/results/profiles/*.txt too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,6 +249,7 @@ class Findings:
     prefills: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     profile_files: list[dict[str, Any]] = field(default_factory=list)
+    paired: list[Measurement] = field(default_factory=list)  # --paired-ceiling's windows
     warnings: list[str] = field(default_factory=list)
     spy_problem: str | None = None
     spy_checked: bool = False
@@ -287,13 +289,17 @@ class Bench:
         argv, env = launch.convhub(args.http_server, table.url, port, workers)
         name = f"convhub ({table.engine} {table.size:,}, {args.http_server}, {workers} workers)"
         logfile = table.home / f"server-w{workers}.log"
-        with server(name, argv, logfile, port, env) as convhub:
+        with (
+            self._ceiling_beside(workers) as ceiling,
+            server(name, argv, logfile, port, env) as convhub,
+        ):
             _wait_for_workers(table.url, workers, name)
             if table.made is None:
                 table.made = self.set_up(table, port)
             for run in range(1, args.runs + 1):
                 for slug in args.operations:
-                    self.window(table, convhub, workers, options.SLUGS[slug], run)
+                    operation = options.SLUGS[slug]
+                    self.window(table, convhub, workers, operation, run, ceiling)
             if args.profile:
                 self.profile(table, convhub, workers)
             self.found.logs[name] = convhub.log_tail()
@@ -303,6 +309,37 @@ class Bench:
                 f"{name}: {left} ID-node lease(s) left after it stopped: its lifespan shutdown "
                 "(drain the writer, give the node back) did not run"
             )
+
+    @contextlib.contextmanager
+    def _ceiling_beside(self, workers: int) -> Iterator[Server | None]:
+        """With ``--paired-ceiling``, the uvicorn ceiling of as many workers, running beside
+        convhub (idle but for its windows)."""
+        if not self.args.paired_ceiling:
+            yield None
+            return
+        port = free_port()
+        argv, env = launch.ceiling(report.BASELINE_SERVER, port, workers)
+        logfile = self.workdir / f"paired-ceiling-w{workers}-{port}.log"
+        with server("paired ceiling", argv, logfile, port, env) as ceiling:
+            yield ceiling
+
+    def _paired_window(self, ceiling: Server, workers: int, run: int, label: str) -> float:
+        """A window of the ceiling just before ``label``'s: its req/s."""
+        where = Where(CEILING, report.BASELINE_SERVER, workers, 0)
+        log(f"ceiling w{workers} before {label}")
+        measured = measure(
+            where=where,
+            operation=ceiling_label(report.BASELINE_SERVER),
+            run=run,
+            port=ceiling.port,
+            pool=workload.hello_pool(DUMMY_TENANT, ceiling.port),
+            load=self.load,
+            server_pid=ceiling.process.pid,
+            workdir=self.workdir,
+        )
+        self.found.paired.append(measured)
+        log(lines.brief(measured))
+        return measured.requests_per_second
 
     def set_up(self, table: Table, port: int) -> workload.Targets:
         args = self.args
@@ -348,13 +385,22 @@ class Bench:
             size = min(size, _FRESH_HEADROOM * table.group_rate[workers] * seconds)
         return max(_FRESH_FLOOR, round(size))
 
-    def window(self, table: Table, convhub: Server, workers: int, name: str, run: int) -> None:
+    def window(
+        self,
+        table: Table,
+        convhub: Server,
+        workers: int,
+        name: str,
+        run: int,
+        ceiling: Server | None = None,
+    ) -> None:
         # The timed writes grow the tables between windows; keep the planner's statistics
         # current, as autovacuum would (see refresh_statistics).
         refresh_statistics(table.url)
         pool = self._pool(table, convhub.port, name, workers)
         where = Where(table.engine, self.args.http_server, workers, table.size)
         label = report.name(table.engine, where.http_server, workers, table.size, name)
+        paired = 0.0 if ceiling is None else self._paired_window(ceiling, workers, run, label)
         log(f"{label} run {run}/{self.args.runs}")
         measured = measure(
             where=where,
@@ -369,6 +415,7 @@ class Bench:
             fresh=OPERATIONS[name].fresh,
             writes=OPERATIONS[name].writes,
         )
+        measured.paired_ceiling_rps = paired
         if name == workload.CREATE:
             table.group_rate[workers] = measured.requests_per_second
         if name in _CREATES:
@@ -472,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report.markdown(
         meta,
         table_rows,
-        lines.extra_lines(check, fastest, found.measurements, args, found.prefills),
+        lines.extra_lines(check, fastest, found.measurements, args, found.prefills)
+        + lines.paired_lines(found.paired),
         report.notes(table_rows, found.measurements)
         + lines.warnings(
             check,
@@ -485,7 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         found.profiles,
         goals.lines(table_rows),
     )
-    extra = {"prefill": found.prefills, "profiles": found.profile_files}
+    extra = {
+        "prefill": found.prefills,
+        "profiles": found.profile_files,
+        "paired_ceilings": [dataclasses.asdict(m) for m in found.paired],
+    }
     report.write(RESULTS, text, meta, table_rows, found.measurements, check, extra)
     print(text)
     log(f"wrote {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
