@@ -521,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table_rows,
         lines.extra_lines(check, fastest, found.measurements, args, found.prefills)
         + lines.paired_lines(found.paired),
-        report.notes(table_rows, found.measurements)
+        report.notes(table_rows, [*found.measurements, *found.paired])
         + lines.warnings(
             check,
             fastest,
