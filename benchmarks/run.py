@@ -202,24 +202,30 @@ def measure_ceiling(
     logfile = workdir / f"ceiling-{http_server}-w{workers}.log"
     with server(f"ceiling ({http_server})", argv, logfile, port, env) as ceiling:
         for run in range(1, args.runs + 1):
-            pool = workload.hello_pool(DUMMY_TENANT, port)
-            if workload.call_many(port, pool[:1], 1)[0][0] != 200:
-                raise RuntimeError("the ceiling server does not answer 200")
             log(f"ceiling {http_server} w{workers} run {run}/{args.runs}")
-            results.append(
-                measure(
-                    where=where,
-                    operation=ceiling_label(http_server),
-                    run=run,
-                    port=port,
-                    pool=pool,
-                    load=load,
-                    server_pid=ceiling.process.pid,
-                    workdir=workdir,
-                )
-            )
-            log(lines.brief(results[-1]))
+            results.append(ceiling_window(ceiling, where, run, load, workdir))
     return results
+
+
+def ceiling_window(
+    ceiling: Server, where: Where, run: int, load: Load, workdir: Path
+) -> Measurement:
+    """One timed window of the hello-world on ``ceiling``, after checking it answers 200."""
+    pool = workload.hello_pool(DUMMY_TENANT, ceiling.port)
+    if workload.call_many(ceiling.port, pool[:1], 1)[0][0] != 200:
+        raise RuntimeError("the ceiling server does not answer 200")
+    measured = measure(
+        where=where,
+        operation=ceiling_label(where.http_server),
+        run=run,
+        port=ceiling.port,
+        pool=pool,
+        load=load,
+        server_pid=ceiling.process.pid,
+        workdir=workdir,
+    )
+    log(lines.brief(measured))
+    return measured
 
 
 @dataclass
@@ -327,18 +333,8 @@ class Bench:
         """A window of the ceiling just before ``label``'s: its req/s."""
         where = Where(CEILING, report.BASELINE_SERVER, workers, 0)
         log(f"ceiling w{workers} before {label}")
-        measured = measure(
-            where=where,
-            operation=ceiling_label(report.BASELINE_SERVER),
-            run=run,
-            port=ceiling.port,
-            pool=workload.hello_pool(DUMMY_TENANT, ceiling.port),
-            load=self.load,
-            server_pid=ceiling.process.pid,
-            workdir=self.workdir,
-        )
+        measured = ceiling_window(ceiling, where, run, self.load, self.workdir)
         self.found.paired.append(measured)
-        log(lines.brief(measured))
         return measured.requests_per_second
 
     def set_up(self, table: Table, port: int) -> workload.Targets:
