@@ -38,8 +38,10 @@ from convhub.config import Settings, parse_rate_limits
 from convhub.server import Convhub
 
 OPERATIONS = (
-    "batch-get", "user-conversations", "scan", "messages", "modify", "create", "create-single"
+    "batch-get", "user-conversations", "scan", "messages", "coze-message-list", "modify",
+    "create", "create-single",
 )  # fmt: skip
+READS = ("batch-get", "user-conversations", "scan", "messages", "coze-message-list")
 CONVERSATIONS = 300
 EXISTING_PAIRS = 300  # single chats made in the set-up, which replays create again
 PORT = 8000  # only signed into the Host header; nothing listens
@@ -75,7 +77,9 @@ async def _call(app: Convhub, raw: bytes) -> tuple[int, bytes]:
 
 
 def _failed(answer: tuple[int, bytes]) -> bool:
-    return answer[0] != 200 or b'"Error"' in answer[1]
+    status, body = answer
+    coze_failed = body.startswith(b'{"code":') and not body.startswith(b'{"code":0,')
+    return status != 200 or b'"Error"' in body or coze_failed
 
 
 def _pool(
@@ -85,6 +89,7 @@ def _pool(
     size: int,
     replays: float = 0.0,
     prefilled: Sequence[int] | None = None,
+    coze_listed: str = "",
 ) -> list[bytes]:
     """The requests ``make bench`` times for the row, from its own pool builders; at least
     ``size`` of them where each may be sent once only (single chats of new pairs)."""
@@ -106,6 +111,8 @@ def _pool(
         return workload.scan_pool(tenant, PORT, ids[SCANNED])
     if operation == "messages":
         return workload.messages_pool(tenant, PORT, ids[PAGED])
+    if operation == "coze-message-list":
+        return workload.coze_message_list_pool(tenant, PORT, coze_listed)
     if operation == "modify":
         return workload.modify_pool(tenant, PORT, ids)
     return workload.create_pool(tenant, PORT, size=2_000)
@@ -151,11 +158,22 @@ async def _measure(
             for i in range(workload.PAGED_MESSAGES):
                 send = workload._send_call(tenant, PORT, ids[PAGED], workload.OWNER, f"p {i}", now)
                 workload._result(*await _call(app, send))
+            listed = ""
+            if operation == "coze-message-list":  # a conversation of LIST_MESSAGES, as make bench's
+                create = workload.coze_call(
+                    tenant, PORT, "POST", "/v1/conversation/create", {"bot_id": workload.COZE_BOT}
+                )
+                listed = str(workload._coze_answer(*await _call(app, create))["data"]["id"])
+                for i in range(workload.LIST_MESSAGES):
+                    send = workload._message(tenant, PORT, listed, f"listed {i}")
+                    workload._coze_answer(*await _call(app, send))
             if operation == "create-single":  # the pairs that replays create again
                 for raw in workload.create_single_pool(tenant, PORT, 1, EXISTING_PAIRS):
                     workload._result(*await _call(app, raw))
-            pool = _pool(operation, tenant, ids, WARM_UP + requests * rounds, replays, prefilled)
-            reads = operation in ("batch-get", "user-conversations", "scan", "messages")
+            pool = _pool(
+                operation, tenant, ids, WARM_UP + requests * rounds, replays, prefilled, listed
+            )
+            reads = operation in READS
             calls = iter(range(10**9))
 
             async def some(count: int) -> None:

@@ -18,18 +18,22 @@ def test_every_operation_is_answered_200_on_sqlite(operation: str) -> None:
     assert len(took) == 2 and all(t > 0 for t in took)
 
 
-def test_a_refused_request_ends_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("operation", "spoiled"),
+    [("batch-get", (b"AppId", b"AppID")), ("coze-message-list", (b"conversation_id=", b"x="))],
+)
+def test_a_refused_request_ends_the_run(
+    monkeypatch: pytest.MonkeyPatch, operation: str, spoiled: tuple[bytes, bytes]
+) -> None:
     real = inprocess._pool
 
-    def broken(
-        operation: str, tenant: object, ids: list[int], size: int, replays: float, prefilled: None
-    ) -> list[bytes]:
-        made = real(operation, tenant, ids, size, replays, prefilled)  # type: ignore[arg-type]
-        return [raw.replace(b"AppId", b"AppID", 1) for raw in made]
+    def broken(*args: object) -> list[bytes]:
+        made = real(*args)  # type: ignore[arg-type]
+        return [raw.replace(*spoiled, 1) for raw in made]
 
     monkeypatch.setattr(inprocess, "_pool", broken)
     with pytest.raises(SystemExit, match="failed"):
-        asyncio.run(inprocess._measure("sqlite", "batch-get", requests=5, rounds=1))
+        asyncio.run(inprocess._measure("sqlite", operation, requests=5, rounds=1))
 
 
 def test_single_chats_with_replays_are_answered_200_on_sqlite() -> None:
