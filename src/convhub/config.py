@@ -81,6 +81,7 @@ class Settings:
     pool_size: int = 16
     max_queued_writes: int = 10_000
     kept_conversations: int = 50_000
+    kept_messages: int = 20_000
     max_group_members: int = 200
     max_live_group_members: int = 10_000
     max_user_groups: int = 500
@@ -122,6 +123,7 @@ class Settings:
             pool_size=number("POOL_SIZE", int, 16, 1, "connections"),
             max_queued_writes=number("MAX_QUEUED_WRITES", int, 10_000, 1, "writes"),
             kept_conversations=number("KEPT_CONVERSATIONS", int, 50_000, 0, "conversations"),
+            kept_messages=number("KEPT_MESSAGES", int, 20_000, 0, "messages"),
             max_group_members=number("MAX_GROUP_MEMBERS", int, 200, 1, "members"),
             max_live_group_members=number("MAX_LIVE_GROUP_MEMBERS", int, 10_000, 1, "members"),
             max_user_groups=number("MAX_USER_GROUPS", int, 500, 1, "groups"),

@@ -54,6 +54,7 @@ class Convhub:
             read_connections=read_connections,
             max_queue=settings.max_queued_writes,
             kept_conversations=settings.kept_conversations,
+            kept_messages=settings.kept_messages,
             clock_row=self.lease.node,  # no two live processes hold one node
             events=self.observer,
             linger=0.0 if is_sqlite(settings.database_url) else PG_LINGER,

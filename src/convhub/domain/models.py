@@ -182,6 +182,9 @@ class Message:
     content_type: str = "text"
     bot_id: str = ""
     chat_id: str = ""
+    # Not a column: the Coze wire form of a message a page kept (store/kept.py), as
+    # ``Conversation.encoded``; not compared, not carried over by ``dataclasses.replace``.
+    encoded: Any = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)

@@ -46,7 +46,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from convhub.domain.models import Conversation
+from convhub.domain.models import Conversation, Message
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.store import driver
@@ -222,6 +222,7 @@ class GroupCommitDatabase:
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_connections: int = 0,
         kept_conversations: int = 0,
+        kept_messages: int = 0,
         clock_row: int = 0,
         events: StoreEvents | None = None,
         linger: float = 0.0,
@@ -240,6 +241,10 @@ class GroupCommitDatabase:
         self._kept: KeptRows[int, Conversation] | None = (
             KeptRows(kept_conversations) if kept_conversations else None
         )
+        # Kept by version alone (repositories/messages.py): nothing forgets them.
+        self._kept_messages: KeptRows[int, Message] | None = (
+            KeptRows(kept_messages) if kept_messages else None
+        )
         # The writer keeps the kept rows current itself (store/clock.py).
         self._clock = (
             None
@@ -253,10 +258,12 @@ class GroupCommitDatabase:
         self._handed: list[_Item] = []  # written in this turn of the event loop, not yet queued
         self._catch_up = _CatchUp()
         if read_connections:
-            self._loop_reads = LoopReads(engine, size=read_connections, kept=self._kept)
+            self._loop_reads = LoopReads(
+                engine, size=read_connections, kept=self._kept, kept_messages=self._kept_messages
+            )
         else:
             conn = engine.connect().execution_options(convhub_readonly=True)
-            self._reader = SqlUnitOfWork(conn, kept=self._kept)
+            self._reader = SqlUnitOfWork(conn, kept=self._kept, kept_messages=self._kept_messages)
         if self._clock is not None:
             mark_writer(engine)
             self._start_clock()

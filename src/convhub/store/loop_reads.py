@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from convhub.domain.models import Conversation
+from convhub.domain.models import Conversation, Message
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError
 from convhub.store.engine import create_loop_engine
@@ -38,9 +38,18 @@ T = TypeVar("T")
 class _Reader:
     __slots__ = ("conn", "uow")
 
-    def __init__(self, conn: AsyncConnection, kept: KeptRows[int, Conversation] | None) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        kept: KeptRows[int, Conversation] | None,
+        kept_messages: KeptRows[int, Message] | None,
+    ) -> None:
         self.conn = conn
-        self.uow = SqlUnitOfWork(conn.sync_connection, kept=kept)  # type: ignore[arg-type]
+        self.uow = SqlUnitOfWork(
+            conn.sync_connection,  # type: ignore[arg-type]
+            kept=kept,
+            kept_messages=kept_messages,
+        )
 
 
 def _run(_conn: Connection, work: Callable[[UnitOfWork], T], uow: SqlUnitOfWork) -> T:
@@ -49,11 +58,17 @@ def _run(_conn: Connection, work: Callable[[UnitOfWork], T], uow: SqlUnitOfWork)
 
 class LoopReads:
     def __init__(
-        self, engine: Engine, *, size: int, kept: KeptRows[int, Conversation] | None
+        self,
+        engine: Engine,
+        *,
+        size: int,
+        kept: KeptRows[int, Conversation] | None,
+        kept_messages: KeptRows[int, Message] | None = None,
     ) -> None:
         self._engine = create_loop_engine(engine)
         self._size = size
         self._kept = kept
+        self._kept_messages = kept_messages
         self._idle: list[_Reader] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(size)
@@ -94,7 +109,7 @@ class LoopReads:
         except BaseException:
             await conn.close()
             raise
-        return _Reader(conn, self._kept)
+        return _Reader(conn, self._kept, self._kept_messages)
 
     async def _put_back(self, reader: _Reader) -> None:
         if self._closed:  # a read that ended after aclose

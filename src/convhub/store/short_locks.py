@@ -20,7 +20,9 @@ PAUSE = 0.2  # seconds between tries
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
-def with_short_lock_waits(bind: Connection, statement: str, *, revision: str) -> None:
+def with_short_lock_waits(
+    bind: Connection, statement: str, *, revision: str, table: str = "conversations"
+) -> None:
     for _ in range(TRIES):
         try:
             with bind.begin_nested():
@@ -33,7 +35,7 @@ def with_short_lock_waits(bind: Connection, statement: str, *, revision: str) ->
                 raise
             time.sleep(PAUSE)
     raise RuntimeError(
-        f"{revision} could not take the lock of table conversations in {TRIES} tries of"
+        f"{revision} could not take the lock of table {table} in {TRIES} tries of"
         f" {LOCK_WAIT}: a transaction that stays open holds it (see pg_stat_activity);"
         " run the upgrade again once it ends"
     )

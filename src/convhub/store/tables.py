@@ -198,6 +198,8 @@ messages = Table(
     Column("content_type", String(32), nullable=False),
     Column("bot_id", String(128), nullable=False),
     Column("chat_id", String(128), nullable=False),
+    # Raised by every UPDATE of the row, as a conversation's is: readers keep messages by version.
+    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("ix_messages_conversation", "conversation_id", "id"),
     UniqueConstraint("conversation_id", "message_index", name="uq_messages_index"),
     UniqueConstraint("conversation_id", "client_msg_id", name="uq_messages_client_msg_id"),

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from convhub.domain.models import Conversation
+from convhub.domain.models import Conversation, Message
 from convhub.store.kept import KeptRows
 from convhub.store.repositories.access import SqlAccess
 from convhub.store.repositories.conversations import SqlConversations
@@ -28,16 +28,18 @@ class SqlUnitOfWork:
         conn: Connection,
         *,
         kept: KeptRows[int, Conversation] | None = None,
+        kept_messages: KeptRows[int, Message] | None = None,
         touched: set[int] | None = None,
         defer_checks: bool = True,
     ) -> None:
-        """``kept``: conversations the process's read-only units share (never a write unit's).
+        """``kept``, ``kept_messages``: conversations and messages the process's read-only units
+        share (never a write unit's).
         ``touched``: where a write unit notes the conversations it changes. ``defer_checks``:
         see ``Session.check_around_held``."""
         self.session = Session(conn, touched=touched, defer_checks=defer_checks)
         self.conversations = SqlConversations(self.session, kept)
         self.participants = SqlParticipants(self.session)
-        self.messages = SqlMessages(self.session)
+        self.messages = SqlMessages(self.session, kept_messages)
         self.settings = SqlSettings(self.session)
         self.access = SqlAccess(self.session)
 

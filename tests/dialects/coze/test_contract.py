@@ -580,6 +580,23 @@ def test_message_create_retrieve_modify_delete(alice: Coze, count: Callable[...,
     assert count(conversation_id=c["id"]) == 3  # soft-deleted rows stay
 
 
+def test_a_listed_message_is_listed_as_it_is_after_each_change(alice: Coze) -> None:
+    """The list serves the messages it read before (kept, and their wire form with them) only
+    while unchanged: after a modify or a delete it answers what retrieve answers."""
+    c = alice.create()
+    first, second = alice.add(c["id"], content="one"), alice.add(c["id"], content="two")
+    assert alice.messages(c["id"])["data"] == [second, first]
+    assert alice.messages(c["id"])["data"] == [second, first]  # from what the first list kept
+    ids = {"conversation_id": c["id"], "message_id": first["id"]}
+    modify = "/v1/conversation/message/modify"
+    alice.ok("POST", modify, {"content": "edited", "meta_data": {"m": "1"}}, params=ids)
+    edited = alice.message(c["id"], first["id"])
+    assert (edited["content"], edited["meta_data"]) == ("edited", {"m": "1"})
+    assert alice.messages(c["id"])["data"] == [second, edited]
+    alice.ok("POST", "/v1/conversation/message/delete", params=ids)
+    assert alice.messages(c["id"])["data"] == [second]
+
+
 def test_feedback_create_and_delete(alice: Coze) -> None:
     c = alice.create()
     m = alice.add(c["id"], role="assistant", content="answer")

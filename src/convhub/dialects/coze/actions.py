@@ -332,7 +332,7 @@ async def list_messages(
         limit=50 if limit is None else limit,
     )
     return {
-        "data": [codec.message(m) for m in page.messages],
+        "data": codec.page_messages(page.messages),
         "first_id": page.first_id,
         "last_id": page.last_id,
         "has_more": page.has_more,

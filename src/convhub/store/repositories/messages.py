@@ -1,14 +1,23 @@
-"""Messages of conversations, and the feedback users leave on them."""
+"""Messages of conversations, and the feedback users leave on them.
+
+A read-only unit's pages keep what they read (store/kept.py) as BatchGetConversations keeps
+conversations: a page asks for its messages' ``(id, version)`` pairs, then in full only for those
+not kept at that version. Every update raises a message's version, so a kept message is used only
+while the database still holds exactly it, in any number of processes; nothing needs to forget it.
+Only messages whose text columns hold at most ``KEPT_TEXT`` characters in all are kept, so that the
+memory a kept message takes stays small (content alone may be 100,000 characters).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import String, bindparam, literal_column, or_, select, update
 
 from convhub.domain.models import Feedback, Message, MessageStatus
 from convhub.store.driver import InList, fast
+from convhub.store.kept import KeptRows
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import message_feedback, message_hides, messages
@@ -46,25 +55,28 @@ _BY_CLIENT_ID = fast(
     )
 )
 _BY_INDEX = {
-    False: fast(
-        _SELECT.where(
-            m.conversation_id == bindparam("conversation_id"),
-            m.message_index >= bindparam("start"),
-            m.status == _VISIBLE,
-        )
-        .order_by(m.message_index.asc())
-        .limit(bindparam("limit"))
-    ),
-    True: fast(
-        _SELECT.where(
-            m.conversation_id == bindparam("conversation_id"),
-            m.message_index <= bindparam("start"),
-            m.status == _VISIBLE,
-        )
-        .order_by(m.message_index.desc())
-        .limit(bindparam("limit"))
-    ),
+    False: _SELECT.where(
+        m.conversation_id == bindparam("conversation_id"),
+        m.message_index >= bindparam("start"),
+        m.status == _VISIBLE,
+    )
+    .order_by(m.message_index.asc())
+    .limit(bindparam("limit")),
+    True: _SELECT.where(
+        m.conversation_id == bindparam("conversation_id"),
+        m.message_index <= bindparam("start"),
+        m.status == _VISIBLE,
+    )
+    .order_by(m.message_index.desc())
+    .limit(bindparam("limit")),
 }
+# The same, of the (id, version) pairs alone: for read-only units, which keep what they read.
+_BY_INDEX_VERSIONS = {
+    descending: statement.with_only_columns(m.id, m.version)
+    for descending, statement in _BY_INDEX.items()
+}
+for _statement in (*_BY_INDEX.values(), *_BY_INDEX_VERSIONS.values()):
+    fast(_statement)
 _h = message_hides.c
 _HIDE = fast(message_hides.insert())
 # The IDs asked about lie between low and high: a range, not an IN list, so that the statement
@@ -76,17 +88,26 @@ _HIDDEN = fast(
         _h.message_id <= bindparam("high"),
     )
 )
-_PAGES: dict[tuple[bool, bool, bool, bool, tuple[int, ...]], Any] = {}
+_PAGES: dict[tuple[bool, bool, bool, bool, tuple[int, ...], bool], Any] = {}
+_SELECT_MANY_VERSIONED = InList(select(m.version, *MAPPER.columns).where, m.id, "ids")
+KEPT_TEXT = 4096
+_TEXT_COLUMNS = tuple(i for i, c in enumerate(MAPPER.columns) if isinstance(c.type, String))
 
 
 def _page_statement(
-    ascending: bool, above: bool, below: bool, chat: bool, statuses: tuple[int, ...]
+    ascending: bool,
+    above: bool,
+    below: bool,
+    chat: bool,
+    statuses: tuple[int, ...],
+    versions: bool = False,
 ) -> Any:
-    """The page query for one combination of bounds, built and compiled once."""
-    key = (ascending, above, below, chat, statuses)
+    """The page query for one combination of bounds, built and compiled once; with ``versions``,
+    of the ``(id, version)`` pairs alone."""
+    key = (ascending, above, below, chat, statuses, versions)
     found = _PAGES.get(key)
     if found is None:
-        query = _SELECT.where(
+        query = (select(m.id, m.version) if versions else _SELECT).where(
             m.conversation_id == bindparam("conversation_id"),
             or_(*(m.status == status for status in statuses)),
         )
@@ -102,7 +123,8 @@ def _page_statement(
 
 
 _INSERT = fast(messages.insert())
-_UPDATE = fast(update(messages).where(m.id == bindparam("b_id")))
+_BUMP = m.version + literal_column("1")
+_UPDATE = fast(update(messages).where(m.id == bindparam("b_id")).values(version=_BUMP))
 _DELETE_FEEDBACK = fast(
     message_feedback.delete().where(
         message_feedback.c.message_id == bindparam("message_id"),
@@ -112,11 +134,16 @@ _DELETE_FEEDBACK = fast(
 _INSERT_FEEDBACK = fast(message_feedback.insert())
 
 
-class SqlMessages:
-    __slots__ = ("_session",)
+def _small(row: Sequence[Any]) -> bool:
+    return sum(len(row[i] or "") for i in _TEXT_COLUMNS) <= KEPT_TEXT
 
-    def __init__(self, session: Session) -> None:
+
+class SqlMessages:
+    __slots__ = ("_kept", "_session")
+
+    def __init__(self, session: Session, kept: KeptRows[int, Message] | None = None) -> None:
         self._session = session
+        self._kept = kept  # read-only units only
 
     def add_many(self, new: Sequence[Message]) -> None:
         self._session.hold(_INSERT, [MAPPER.dump(message) for message in new])
@@ -144,8 +171,9 @@ class SqlMessages:
     ) -> list[Message]:
         """Messages visible to all from index ``start`` on (down, if ``descending``)."""
         params = {"conversation_id": conversation_id, "start": start, "limit": limit}
-        rows = self._session.read(_BY_INDEX[descending], params)
-        return [MAPPER.load(row) for row in rows]
+        if self._kept is not None:
+            return self._kept_or_read(_BY_INDEX_VERSIONS[descending], params, (_VISIBLE,))
+        return [MAPPER.load(row) for row in self._session.read(_BY_INDEX[descending], params)]
 
     def hide(self, message_id: int, user: str) -> None:
         if not self.hidden_for(user, [message_id]):
@@ -169,15 +197,49 @@ class SqlMessages:
         chat_id: str | None,
         statuses: tuple[int, ...] = (),
     ) -> list[Message]:
+        statuses = statuses or (_VISIBLE,)
+        kept = self._kept is not None
         statement = _page_statement(
-            ascending, above is not None, below is not None, chat_id is not None,
-            statuses or (_VISIBLE,),
-        )  # fmt: skip
+            ascending, above is not None, below is not None, chat_id is not None, statuses, kept
+        )
         params = {
             "conversation_id": conversation_id, "above": above, "below": below,
             "chat_id": chat_id, "limit": limit,
         }  # fmt: skip
+        if kept:
+            return self._kept_or_read(statement, params, statuses)
         return [MAPPER.load(row) for row in self._session.read(statement, params)]
+
+    def _kept_or_read(
+        self, pairs: Any, params: dict[str, Any], statuses: tuple[int, ...]
+    ) -> list[Message]:
+        """The messages whose ``(id, version)`` pairs the statement ``pairs`` gives, in its
+        order: the kept ones as they are, the others read in full (at their newest version) in
+        one statement, and kept if small."""
+        kept = self._kept
+        assert kept is not None
+        since = kept.generation
+        found, missing = kept.resolve(self._session.read(pairs, params))
+        if not missing:
+            return cast(list[Message], found)
+        read: dict[int, Message] = {}
+        keep = []
+        session = self._session
+        for row in session.read(*_SELECT_MANY_VERSIONED.bind(session.dialect, missing)):
+            message = MAPPER.load(row[1:])
+            # On PostgreSQL each read is a snapshot of its own: a message that changed between
+            # the two reads is kept at its new version, but left out where its status no longer
+            # belongs to the page, as if the first read had not seen it.
+            if message.status in statuses:
+                read[message.id] = message
+            if _small(row[1:]):
+                keep.append((message.id, row[0], message))
+        kept.put_many(keep, since=since)
+        return [
+            item if isinstance(item, Message) else read[item]
+            for item in found
+            if isinstance(item, Message) or item in read
+        ]
 
     def update(self, message: Message) -> None:
         values = MAPPER.dump(message, _MUTABLE)
