@@ -198,15 +198,15 @@ class SqlMessages:
         statuses: tuple[int, ...] = (),
     ) -> list[Message]:
         statuses = statuses or (_VISIBLE,)
-        kept = self._kept is not None
+        keeps = self._kept is not None
         statement = _page_statement(
-            ascending, above is not None, below is not None, chat_id is not None, statuses, kept
+            ascending, above is not None, below is not None, chat_id is not None, statuses, keeps
         )
         params = {
             "conversation_id": conversation_id, "above": above, "below": below,
             "chat_id": chat_id, "limit": limit,
         }  # fmt: skip
-        if kept:
+        if keeps:
             return self._kept_or_read(statement, params, statuses)
         return [MAPPER.load(row) for row in self._session.read(statement, params)]
 
@@ -225,15 +225,15 @@ class SqlMessages:
         read: dict[int, Message] = {}
         keep = []
         session = self._session
-        for row in session.read(*_SELECT_MANY_VERSIONED.bind(session.dialect, missing)):
-            message = MAPPER.load(row[1:])
+        for version, *row in session.read(*_SELECT_MANY_VERSIONED.bind(session.dialect, missing)):
+            message = MAPPER.load(row)
             # On PostgreSQL each read is a snapshot of its own: a message that changed between
             # the two reads is kept at its new version, but left out where its status no longer
             # belongs to the page, as if the first read had not seen it.
             if message.status in statuses:
                 read[message.id] = message
-            if _small(row[1:]):
-                keep.append((message.id, row[0], message))
+            if _small(row):
+                keep.append((message.id, version, message))
         kept.put_many(keep, since=since)
         return [
             item if isinstance(item, Message) else read[item]
