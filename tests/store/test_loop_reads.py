@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from convhub.domain.ports import UnitOfWork
 from convhub.errors import ConvhubError, ErrorCode
 from convhub.store.database import GroupCommitDatabase
+from convhub.store.driver import fast
 from convhub.store.engine import create_database_engine
 from convhub.store.unit_of_work import SqlUnitOfWork
 from tests.postgres import sessions, terminate_backends
@@ -96,6 +97,34 @@ def test_a_domain_error_keeps_the_connection_and_a_cancelled_read_stops_its_stat
     while sessions(postgres_url, running="pg_sleep(30)"):
         assert time.monotonic() < deadline, "the cancelled statement still runs"
         time.sleep(0.05)
+
+
+# Prebuilt statements, run as the repositories' are: on the connection's one kept cursor.
+_SERIES = fast(sa.select(sa.func.generate_series(1, sa.bindparam("n", type_=sa.Integer))))
+_DIVIDED = fast(sa.select(sa.literal_column("1") / sa.bindparam("by", type_=sa.Integer)))
+
+
+def _fast(statement: Any, **params: Any) -> Any:
+    def work(uow: UnitOfWork) -> list[Any]:
+        return list(cast(SqlUnitOfWork, uow).session.read(statement, params))
+
+    return work
+
+
+def test_each_statement_on_a_kept_cursor_answers_its_own_rows_after_a_failed_one(
+    db: GroupCommitDatabase,
+) -> None:
+    """A connection's statements share one cursor: none sees another's rows or failure."""
+
+    async def main() -> None:
+        for _ in range(CONNECTIONS):  # each connection in turn
+            assert await db.read(_fast(_SERIES, n=3)) == [(1,), (2,), (3,)]
+            with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+                await db.read(_fast(_DIVIDED, by=0))
+            assert await db.read(_fast(_SERIES, n=0)) == []
+            assert await db.read(_fast(_DIVIDED, by=1)) == [(1,)]
+
+    asyncio.run(main())
 
 
 def test_close_closes_every_reader_connection(postgres_url: str) -> None:

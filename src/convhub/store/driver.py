@@ -507,10 +507,14 @@ async def _awaited(
     """A statement on psycopg's async connection itself, in the greenlet's one wait: SQLAlchemy's
     adapter around it would add a lock and build ``cursor.description`` on every call."""
     sql, arguments, gives_rows = compiled
-    async with driver.cursor() as cursor:
-        await cursor.execute(sql, arguments(params))
-        rows = list(await cursor.fetchall()) if gives_rows else []
-        return rows, cursor.rowcount
+    # One cursor a connection, used again by each of its statements (a connection runs one at a
+    # time): a new cursor copies the connection's adapters and sets up its state each time.
+    cursor = driver.__dict__.get("_convhub_cursor")
+    if cursor is None or cursor.closed:
+        cursor = driver._convhub_cursor = driver.cursor()
+    await cursor.execute(sql, arguments(params))
+    rows = list(await cursor.fetchall()) if gives_rows else []
+    return rows, cursor.rowcount
 
 
 def send(
