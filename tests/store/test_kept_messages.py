@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from convhub.domain.models import Message, MessageStatus
-from convhub.domain.ports import UnitOfWork
+from convhub.domain.models import Message, MessageStatus, Participant, Role
+from convhub.domain.ports import ReaderPage, UnitOfWork
 from convhub.store.database import GroupCommitDatabase
 from convhub.store.engine import create_database_engine, is_sqlite
 from convhub.store.repositories.messages import KEPT_TEXT
@@ -68,7 +68,14 @@ def _page(db: GroupCommitDatabase, of: int, **bounds: Any) -> list[Message]:
     them."""
     args = {"above": None, "below": None, "ascending": False, "limit": 50, "chat_id": None}
     args.update(bounds)
-    return list(_run(db.read(lambda uow: uow.messages.page(of // 100, **args, statuses=READABLE))))
+    return _reader_page(db, of, "alice", **args).messages
+
+
+def _reader_page(db: GroupCommitDatabase, of: int, reader: str, **args: Any) -> ReaderPage:
+    found: ReaderPage = _run(
+        db.read(lambda uow: uow.messages.page(of // 100, reader, **args, statuses=READABLE))
+    )
+    return found
 
 
 def _changed(uow: UnitOfWork, message_id: int, **values: Any) -> None:
@@ -179,8 +186,9 @@ def test_a_write_units_pages_are_never_kept(database_url: str) -> None:
         def read_then_fail(uow: UnitOfWork) -> None:
             _changed(uow, message_id, content="rolled back")
             page = uow.messages.page(
-                message_id // 100, above=None, below=None, ascending=False, limit=5, chat_id=None
-            )
+                message_id // 100, "alice",
+                above=None, below=None, ascending=False, limit=5, chat_id=None,
+            ).messages  # fmt: skip
             assert page[0].content == "rolled back"
             raise RuntimeError("roll it back")
 
@@ -247,5 +255,38 @@ def test_an_update_that_leaves_the_version_alone_raises_it_all_the_same(
                 select(messages.c.version).where(messages.c.id == message_id)
             ).scalar_one()
         assert version == 2
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("kept_messages", [1000, 0])
+def test_a_page_says_which_of_its_messages_its_reader_hid_and_the_readers_history_floor(
+    database_url: str, kept_messages: int
+) -> None:
+    """In the page's own statement, whether its messages are kept or not."""
+    db = _database(database_url, kept_messages)
+    try:
+        base = 7_100_000_900 if kept_messages else 7_100_001_000
+        ids = [base + i for i in range(4)]
+        conversation_id = base // 100
+        bob = Participant(conversation_id, "bob", Role.MEMBER, "alice", 0, history_floor=2)
+
+        def set_up(uow: UnitOfWork) -> None:
+            uow.messages.add_many([_message(i, n + 1) for n, i in enumerate(ids)])
+            uow.participants.add_many([bob])
+            uow.messages.hide(ids[1], "bob")
+            uow.messages.hide(ids[3], "bob")
+            uow.messages.hide(ids[0], "carol")
+
+        _write(db, set_up)
+        args = {"above": None, "below": None, "ascending": False, "limit": 50, "chat_id": None}
+        for _ in range(2):  # the second time from what the first kept, if kept
+            bobs = _reader_page(db, ids[0], "bob", **args)
+            assert [m.id for m in bobs.messages] == ids[::-1]
+            assert (bobs.hidden, bobs.history_floor) == ({ids[1], ids[3]}, 2)
+            carols = _reader_page(db, ids[0], "carol", **args)
+            assert (carols.hidden, carols.history_floor) == ({ids[0]}, 0)  # not a member
+        nothing = _reader_page(db, ids[0], "bob", **{**args, "above": ids[3]})
+        assert nothing == ReaderPage([], set(), 0)
     finally:
         db.close()

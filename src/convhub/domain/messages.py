@@ -532,16 +532,13 @@ class MessageService:
 
         def work(uow: UnitOfWork) -> list[Message]:
             Policy.visible(uow, caller, app_id, conversation_id, members_too=True)
-            member = uow.participants.get(conversation_id, reader)
-            floor = member.history_floor if member is not None else 0
             low, high = above, below
             kept: list[Message] = []
             while len(kept) <= limit:  # what the reader may not see is skipped, not counted
-                found = uow.messages.page(
-                    conversation_id, above=low, below=high, ascending=ascending,
+                found, hidden, floor = uow.messages.page(
+                    conversation_id, reader, above=low, below=high, ascending=ascending,
                     limit=limit + 1, chat_id=chat_id, statuses=_VOLC_READABLE,
                 )  # fmt: skip
-                hidden = uow.messages.hidden_for(reader, [m.id for m in found])
                 kept += [m for m in found if seen_by(m, reader, hidden=hidden, history_floor=floor)]
                 if len(found) <= limit:
                     break

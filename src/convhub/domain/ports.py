@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from convhub.domain.models import (
     AccessKey,
@@ -24,6 +24,14 @@ from convhub.domain.models import (
 )
 
 T = TypeVar("T")
+
+
+class ReaderPage(NamedTuple):
+    """A page of messages with what decides which of them its reader sees, read together."""
+
+    messages: list[Message]
+    hidden: set[int]  # those of them the reader deleted for themself
+    history_floor: int  # the reader's, as a member; 0 if not one
 
 
 class UserOrder(Enum):
@@ -167,6 +175,7 @@ class Messages(Protocol):
     def page(
         self,
         conversation_id: int,
+        reader: str,
         *,
         above: int | None,
         below: int | None,
@@ -174,9 +183,10 @@ class Messages(Protocol):
         limit: int,
         chat_id: str | None,
         statuses: tuple[int, ...] = (),
-    ) -> list[Message]:
+    ) -> ReaderPage:
         """Messages with ``above < id < below`` in one of ``statuses`` (default: visible to
-        all), by id in the order asked."""
+        all), by id in the order asked, with those of them ``reader`` hid and ``reader``'s
+        history floor (one statement: this is every Coze message list's read)."""
         ...
 
     def update(self, message: Message) -> None: ...

@@ -10,17 +10,18 @@ memory a kept message takes stays small (content alone may be 100,000 characters
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import String, bindparam, literal_column, or_, select, update
+from sqlalchemy import String, bindparam, exists, func, literal_column, or_, select, update
 
 from convhub.domain.models import Feedback, Message, MessageStatus
+from convhub.domain.ports import ReaderPage
 from convhub.store.driver import InList, fast
 from convhub.store.kept import KeptRows
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
-from convhub.store.tables import message_feedback, message_hides, messages
+from convhub.store.tables import message_feedback, message_hides, messages, participants
 
 m = messages.c
 MAPPER = Mapper(
@@ -89,6 +90,22 @@ _HIDDEN = fast(
     )
 )
 _PAGES: dict[tuple[bool, bool, bool, bool, tuple[int, ...], bool], Any] = {}
+# What the reader's visibility needs, beside each row of a page: whether the reader hid the
+# message, and the reader's history floor (the same on every row; 0 if not a member). In the
+# page's statement, not two of their own: on PostgreSQL each statement is a round trip and
+# psycopg's work, and these two were half of a Coze message list's four.
+_p = participants.c
+_READER_COLUMNS = (
+    exists().where(_h.message_id == m.id, _h.user_id == bindparam("reader")).label("hidden"),
+    func.coalesce(
+        select(_p.history_floor)
+        .where(
+            _p.conversation_id == bindparam("conversation_id"), _p.user_id == bindparam("reader")
+        )
+        .scalar_subquery(),
+        0,
+    ).label("history_floor"),
+)
 _SELECT_MANY_VERSIONED = InList(select(m.version, *MAPPER.columns).where, m.id, "ids")
 KEPT_TEXT = 4096
 _TEXT_COLUMNS = tuple(i for i, c in enumerate(MAPPER.columns) if isinstance(c.type, String))
@@ -103,11 +120,12 @@ def _page_statement(
     versions: bool = False,
 ) -> Any:
     """The page query for one combination of bounds, built and compiled once; with ``versions``,
-    of the ``(id, version)`` pairs alone."""
+    of the ``(id, version)`` pairs alone; each row followed by ``_READER_COLUMNS``."""
     key = (ascending, above, below, chat, statuses, versions)
     found = _PAGES.get(key)
     if found is None:
-        query = (select(m.id, m.version) if versions else _SELECT).where(
+        shown = (m.id, m.version) if versions else MAPPER.columns
+        query = select(*shown, *_READER_COLUMNS).where(
             m.conversation_id == bindparam("conversation_id"),
             or_(*(m.status == status for status in statuses)),
         )
@@ -172,7 +190,8 @@ class SqlMessages:
         """Messages visible to all from index ``start`` on (down, if ``descending``)."""
         params = {"conversation_id": conversation_id, "start": start, "limit": limit}
         if self._kept is not None:
-            return self._kept_or_read(_BY_INDEX_VERSIONS[descending], params, (_VISIBLE,))
+            pairs = self._session.read(_BY_INDEX_VERSIONS[descending], params)
+            return self._kept_or_read(pairs, (_VISIBLE,))
         return [MAPPER.load(row) for row in self._session.read(_BY_INDEX[descending], params)]
 
     def hide(self, message_id: int, user: str) -> None:
@@ -189,6 +208,7 @@ class SqlMessages:
     def page(
         self,
         conversation_id: int,
+        reader: str,
         *,
         above: int | None,
         below: int | None,
@@ -196,7 +216,7 @@ class SqlMessages:
         limit: int,
         chat_id: str | None,
         statuses: tuple[int, ...] = (),
-    ) -> list[Message]:
+    ) -> ReaderPage:
         statuses = statuses or (_VISIBLE,)
         keeps = self._kept is not None
         statement = _page_statement(
@@ -204,22 +224,27 @@ class SqlMessages:
         )
         params = {
             "conversation_id": conversation_id, "above": above, "below": below,
-            "chat_id": chat_id, "limit": limit,
+            "chat_id": chat_id, "limit": limit, "reader": reader,
         }  # fmt: skip
+        rows = list(self._session.read(statement, params))
+        hidden = {row[0] for row in rows if row[-2]}
+        floor = rows[0][-1] if rows else 0
         if keeps:
-            return self._kept_or_read(statement, params, statuses)
-        return [MAPPER.load(row) for row in self._session.read(statement, params)]
+            found = self._kept_or_read([(row[0], row[1]) for row in rows], statuses)
+        else:
+            found = [MAPPER.load(row[:-2]) for row in rows]
+        return ReaderPage(found, hidden, floor)
 
     def _kept_or_read(
-        self, pairs: Any, params: dict[str, Any], statuses: tuple[int, ...]
+        self, pairs: Iterable[tuple[int, int]], statuses: tuple[int, ...]
     ) -> list[Message]:
-        """The messages whose ``(id, version)`` pairs the statement ``pairs`` gives, in its
-        order: the kept ones as they are, the others read in full (at their newest version) in
-        one statement, and kept if small."""
+        """The messages of these ``(id, version)`` pairs, in their order: the kept ones as they
+        are, the others read in full (at their newest version) in one statement, and kept if
+        small."""
         kept = self._kept
         assert kept is not None
         since = kept.generation
-        found, missing = kept.resolve(self._session.read(pairs, params))
+        found, missing = kept.resolve(pairs)
         if not missing:
             return cast(list[Message], found)
         read: dict[int, Message] = {}
