@@ -77,7 +77,10 @@ def kept_conversation_infos(
 
 
 def _fragment(conversation: Conversation, member_count: bool) -> Any:
-    return orjson.Fragment(orjson.dumps(conversation_info(conversation, member_count=member_count)))
+    # A copy of exactly its size: the bytes orjson answers hold a buffer of 4 KB whatever their
+    # length, which each kept conversation would otherwise hold on to.
+    encoded = orjson.dumps(conversation_info(conversation, member_count=member_count))
+    return orjson.Fragment(bytes(memoryview(encoded)))
 
 
 def participant_info(p: Participant, *, only_user_id: bool = False) -> volc.Participant:
