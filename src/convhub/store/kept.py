@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -33,6 +33,17 @@ _value = itemgetter(1)  # of a kept (version, value)
 # Keys forgotten one by one that are remembered as such; past this many, the memory is cleared
 # and every reader in flight keeps nothing instead.
 FORGOTTEN_KEYS = 10_000
+
+
+def in_order(found: Iterable[V | K], read: Mapping[K, V], kind: type[V]) -> list[V]:
+    """What ``resolve`` found, each key in it replaced by its value in ``read`` (the rows read in
+    full after it). A key ``read`` lacks, its row gone between the two reads, is left out, as if
+    the first read had not seen it."""
+    return [
+        item if isinstance(item, kind) else read[item]  # type: ignore[index]  # not a V: a K
+        for item in found
+        if isinstance(item, kind) or item in read
+    ]
 
 
 class KeptRows(Generic[K, V]):

@@ -18,7 +18,7 @@ from convhub.domain.models import (
 from convhub.domain.ports import UserOrder
 from convhub.store import clock
 from convhub.store.driver import InList, fast
-from convhub.store.kept import KeptRows
+from convhub.store.kept import KeptRows, in_order
 from convhub.store.mapping import JSON, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import conversation_marks, conversations, participants
@@ -257,12 +257,7 @@ class SqlConversations:
             rows.append((conversation.id, row[0], conversation))
             read[conversation.id] = conversation
         kept.put_many(rows, since=self._since)
-        # A row gone between the two reads is left out, as if the first had not seen it.
-        return [
-            item if isinstance(item, Conversation) else read[item]
-            for item in found
-            if isinstance(item, Conversation) or item in read
-        ]
+        return in_order(found, read, Conversation)
 
     def find_by_key(
         self, app_id: int, inbox_type: int, idempotency_key: str

@@ -18,7 +18,7 @@ from sqlalchemy import String, bindparam, exists, func, literal_column, or_, sel
 from convhub.domain.models import Feedback, Message, MessageStatus
 from convhub.domain.ports import ReaderPage
 from convhub.store.driver import InList, fast
-from convhub.store.kept import KeptRows
+from convhub.store.kept import KeptRows, in_order
 from convhub.store.mapping import JSON, STRINGS, Mapper, enum
 from convhub.store.session import Session
 from convhub.store.tables import message_feedback, message_hides, messages, participants
@@ -260,11 +260,7 @@ class SqlMessages:
             if _small(row):
                 keep.append((message.id, version, message))
         kept.put_many(keep, since=since)
-        return [
-            item if isinstance(item, Message) else read[item]
-            for item in found
-            if isinstance(item, Message) or item in read
-        ]
+        return in_order(found, read, Message)
 
     def update(self, message: Message) -> None:
         values = MAPPER.dump(message, _MUTABLE)
