@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -135,13 +135,19 @@ def _writes(rows: _Rows, engine: str, ratios: dict[str, float], p99_ms: float | 
     return Verdict(goal, _judged(met), "; ".join(parts))
 
 
+def _scaled(rows: _Rows, fewer: int, more: int) -> Iterator[tuple[str, float, Row]]:
+    """For each PostgreSQL operation measured with both worker counts: its req/s with ``more``
+    over its req/s with ``fewer``, and its row with ``more``."""
+    for operation in rows.operations("postgresql", more):
+        base = rows.one("postgresql", operation, fewer)
+        row = rows.one("postgresql", operation, more)
+        if base is not None and row is not None and base.requests_per_second:
+            yield operation, row.requests_per_second / base.requests_per_second, row
+
+
 def _two_workers(rows: _Rows) -> Verdict:
     parts, met = [], []
-    for operation in rows.operations("postgresql", 2):
-        one, two = rows.one("postgresql", operation), rows.one("postgresql", operation, 2)
-        if one is None or two is None or not one.requests_per_second:
-            continue
-        gain = two.requests_per_second / one.requests_per_second
+    for operation, gain, two in _scaled(rows, 1, 2):
         ceiling = two.ceiling_scaling
         met.append(gain >= ceiling)
         parts.append(
@@ -154,11 +160,8 @@ def _two_workers(rows: _Rows) -> Verdict:
 
 def _four_workers(rows: _Rows) -> Verdict:
     parts, met = [], []
-    for operation in rows.operations("postgresql", 4):
-        two, four = rows.one("postgresql", operation, 2), rows.one("postgresql", operation, 4)
-        if two is None or four is None or not two.requests_per_second:
-            continue
-        change = four.requests_per_second / two.requests_per_second - 1
+    for operation, gain, _four in _scaled(rows, 2, 4):
+        change = gain - 1
         met.append(change >= 0)
         parts.append(f"{operation} {change:+.1%}" + (": met" if change >= 0 else ": missed"))
     goal = "PostgreSQL, four workers not below two"
