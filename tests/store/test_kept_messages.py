@@ -31,6 +31,14 @@ def _database(url: str, kept_messages: int = 1000) -> GroupCommitDatabase:
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[GroupCommitDatabase]:
+    """One process's worth of storage, keeping what its pages read."""
+    made = _database(database_url)
+    yield made
+    made.close()
+
+
+@pytest.fixture
 def two(database_url: str) -> Iterator[tuple[GroupCommitDatabase, GroupCommitDatabase]]:
     """Two processes' worth of storage on one database, each keeping what its pages read."""
     first, second = _database(database_url), _database(database_url)
@@ -105,64 +113,52 @@ def test_every_kind_of_update_is_seen_by_a_reader_that_kept_the_message(
         assert seen[ids[3]] is kept[0]  # unchanged: still the one kept
 
 
-def test_an_update_raises_the_stored_version(database_url: str) -> None:
-    db = _database(database_url)
-    try:
-        message_id = 7_100_000_201
-        _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
-        for expected in (1, 2):
-            _write(db, lambda uow, n=expected: _changed(uow, message_id, content=f"v{n}"))
-            with connection(database_url) as conn:
-                version = conn.execute(
-                    select(messages.c.version).where(messages.c.id == message_id)
-                ).scalar_one()
-            assert version == expected
-    finally:
-        db.close()
+def test_an_update_raises_the_stored_version(db: GroupCommitDatabase, database_url: str) -> None:
+    message_id = 7_100_000_201
+    _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
+    for expected in (1, 2):
+        _write(db, lambda uow, n=expected: _changed(uow, message_id, content=f"v{n}"))
+        with connection(database_url) as conn:
+            version = conn.execute(
+                select(messages.c.version).where(messages.c.id == message_id)
+            ).scalar_one()
+        assert version == expected
 
 
 def test_a_change_made_outside_convhub_that_raises_the_version_is_seen(
+    db: GroupCommitDatabase,
     database_url: str,
 ) -> None:
-    db = _database(database_url)
-    try:
-        message_id = 7_100_000_301
-        _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
-        assert _page(db, message_id)[0].content == "hello"
-        with connection(database_url) as conn, conn.begin():
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id)
-                .values(content="by hand", version=messages.c.version + 1)
-            )
-        assert _page(db, message_id)[0].content == "by hand"
-    finally:
-        db.close()
-
-
-def test_only_messages_of_at_most_kept_text_characters_are_kept(database_url: str) -> None:
-    db = _database(database_url)
-    try:
-        small, large = 7_100_000_401, 7_100_000_402
-        _write(
-            db,
-            lambda uow: uow.messages.add_many(
-                [_message(small, 1, "s" * 100), _message(large, 2, "l" * KEPT_TEXT)]
-            ),
+    message_id = 7_100_000_301
+    _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
+    assert _page(db, message_id)[0].content == "hello"
+    with connection(database_url) as conn, conn.begin():
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == message_id)
+            .values(content="by hand", version=messages.c.version + 1)
         )
-        first, second = _page(db, small), _page(db, small)
-        assert [m.id for m in first] == [m.id for m in second] == [large, small]
-        assert second[1] is first[1]
-        assert second[0] is not first[0] and second[0].content == "l" * KEPT_TEXT
-    finally:
-        db.close()
+    assert _page(db, message_id)[0].content == "by hand"
+
+
+def test_only_messages_of_at_most_kept_text_characters_are_kept(db: GroupCommitDatabase) -> None:
+    small, large = 7_100_000_401, 7_100_000_402
+    _write(
+        db,
+        lambda uow: uow.messages.add_many(
+            [_message(small, 1, "s" * 100), _message(large, 2, "l" * KEPT_TEXT)]
+        ),
+    )
+    first, second = _page(db, small), _page(db, small)
+    assert [m.id for m in first] == [m.id for m in second] == [large, small]
+    assert second[1] is first[1]
+    assert second[0] is not first[0] and second[0].content == "l" * KEPT_TEXT
 
 
 def test_pages_keep_their_order_bounds_and_newest_values_with_some_messages_kept(
-    database_url: str,
+    db: GroupCommitDatabase, database_url: str
 ) -> None:
     """Some of a page kept, some read in full: the page is what a full read gives."""
-    db = _database(database_url)
     plain = _database(database_url, kept_messages=0)
     try:
         ids = [7_100_000_500 + i for i in range(8)]
@@ -173,90 +169,76 @@ def test_pages_keep_their_order_bounds_and_newest_values_with_some_messages_kept
             assert _page(db, ids[0], **bounds) == _page(plain, ids[0], **bounds)
         assert [m.content for m in _page(db, ids[0]) if m.id == ids[4]] == ["newer"]
     finally:
-        db.close()
         plain.close()
 
 
-def test_a_write_units_pages_are_never_kept(database_url: str) -> None:
-    db = _database(database_url)
-    try:
-        message_id = 7_100_000_601
-        _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
+def test_a_write_units_pages_are_never_kept(db: GroupCommitDatabase) -> None:
+    message_id = 7_100_000_601
+    _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
 
-        def read_then_fail(uow: UnitOfWork) -> None:
-            _changed(uow, message_id, content="rolled back")
-            page = uow.messages.page(
-                message_id // 100, "alice",
-                above=None, below=None, ascending=False, limit=5, chat_id=None,
-            ).messages  # fmt: skip
-            assert page[0].content == "rolled back"
-            raise RuntimeError("roll it back")
+    def read_then_fail(uow: UnitOfWork) -> None:
+        _changed(uow, message_id, content="rolled back")
+        page = uow.messages.page(
+            message_id // 100, "alice",
+            above=None, below=None, ascending=False, limit=5, chat_id=None,
+        ).messages  # fmt: skip
+        assert page[0].content == "rolled back"
+        raise RuntimeError("roll it back")
 
-        with pytest.raises(RuntimeError):
-            _write(db, read_then_fail)
-        assert _page(db, message_id)[0].content == "hello"
-    finally:
-        db.close()
+    with pytest.raises(RuntimeError):
+        _write(db, read_then_fail)
+    assert _page(db, message_id)[0].content == "hello"
 
 
-def test_pages_by_index_serve_kept_messages_only_while_unchanged(database_url: str) -> None:
+def test_pages_by_index_serve_kept_messages_only_while_unchanged(db: GroupCommitDatabase) -> None:
     """GetConversationMessages' pages (by index, visible to all) keep what they read as well."""
-    db = _database(database_url)
-    try:
-        ids = [7_100_000_700 + i for i in range(4)]
-        _write(db, lambda uow: uow.messages.add_many([_message(i, n) for n, i in enumerate(ids)]))
+    ids = [7_100_000_700 + i for i in range(4)]
+    _write(db, lambda uow: uow.messages.add_many([_message(i, n) for n, i in enumerate(ids)]))
 
-        def by_index() -> list[Message]:
-            return list(
-                _run(
-                    db.read(
-                        lambda uow: uow.messages.by_index(
-                            ids[0] // 100, start=1, descending=False, limit=10
-                        )
+    def by_index() -> list[Message]:
+        return list(
+            _run(
+                db.read(
+                    lambda uow: uow.messages.by_index(
+                        ids[0] // 100, start=1, descending=False, limit=10
                     )
                 )
             )
+        )
 
-        before = by_index()
-        assert [m.id for m in before] == ids[1:]
-        _write(db, lambda uow: _changed(uow, ids[1], content="edited"))
-        _write(db, lambda uow: _changed(uow, ids[2], status=MessageStatus.SENDER_ONLY))
-        after = by_index()
-        assert [(m.id, m.content) for m in after] == [(ids[1], "edited"), (ids[3], "hello")]
-        assert after[1] is before[2]
-    finally:
-        db.close()
+    before = by_index()
+    assert [m.id for m in before] == ids[1:]
+    _write(db, lambda uow: _changed(uow, ids[1], content="edited"))
+    _write(db, lambda uow: _changed(uow, ids[2], status=MessageStatus.SENDER_ONLY))
+    after = by_index()
+    assert [(m.id, m.content) for m in after] == [(ids[1], "edited"), (ids[3], "hello")]
+    assert after[1] is before[2]
 
 
 def test_an_update_that_leaves_the_version_alone_raises_it_all_the_same(
+    db: GroupCommitDatabase,
     database_url: str,
 ) -> None:
     """A process of an older version, or an administrator's SQL, updates without raising the
     version: the database raises it (migration 0011's trigger), and readers see the change."""
-    db = _database(database_url)
-    try:
-        message_id = 7_100_000_801
-        _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
-        assert _page(db, message_id)[0].content == "hello"
-        with connection(database_url) as conn, conn.begin():
-            conn.execute(
-                update(messages).where(messages.c.id == message_id).values(content="by hand")
-            )
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id)
-                .values(status=int(MessageStatus.SENDER_ONLY))
-            )
-        assert [(m.content, m.status) for m in _page(db, message_id)] == [
-            ("by hand", MessageStatus.SENDER_ONLY)
-        ]
-        with connection(database_url) as conn:
-            version = conn.execute(
-                select(messages.c.version).where(messages.c.id == message_id)
-            ).scalar_one()
-        assert version == 2
-    finally:
-        db.close()
+    message_id = 7_100_000_801
+    _write(db, lambda uow: uow.messages.add_many([_message(message_id, 1)]))
+    assert _page(db, message_id)[0].content == "hello"
+    with connection(database_url) as conn, conn.begin():
+        conn.execute(update(messages).where(messages.c.id == message_id).values(content="by hand"))
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == message_id)
+            .values(status=int(MessageStatus.SENDER_ONLY))
+        )
+    assert [(m.content, m.status) for m in _page(db, message_id)] == [
+        ("by hand", MessageStatus.SENDER_ONLY)
+    ]
+    with connection(database_url) as conn:
+        version = conn.execute(
+            select(messages.c.version).where(messages.c.id == message_id)
+        ).scalar_one()
+    assert version == 2
 
 
 @pytest.mark.parametrize("kept_messages", [1000, 0])
