@@ -1,5 +1,6 @@
 """What both dialects do the same way at the ASGI edge: read a bounded body, parse a JSON object,
-answer JSON, number requests, and say what became of each one (``Exchange``). Dialects share this
+answer JSON (and hold parts of answers already encoded), number requests, and say what became of
+each one (``Exchange``). Dialects share this
 module; they never import each other."""
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def kept_fragment(value: Any) -> orjson.Fragment:
+    """``value`` serialized once, for an answer to write as it is (held on an object the store
+    keeps): a copy of exactly its length, as the bytes ``orjson.dumps`` answers hold a buffer of
+    4 KB whatever their length, which each kept object would otherwise hold on to."""
+    return orjson.Fragment(bytes(memoryview(orjson.dumps(value))))
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

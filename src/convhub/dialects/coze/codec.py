@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
-
+from convhub.dialects.asgi import kept_fragment
 from convhub.dialects.fields import Body as Body
 from convhub.dialects.fields import bad as bad
 from convhub.dialects.fields import digits
@@ -128,10 +127,7 @@ def page_messages(messages: Iterable[Message]) -> list[MessageData]:
     for m in messages:
         fragment = m.encoded
         if fragment is None:
-            # A copy of exactly its size: the bytes orjson answers hold a buffer of 4 KB, which
-            # 20,000 kept messages of 300 bytes would each have held on to.
-            encoded = bytes(memoryview(orjson.dumps(message(m))))
-            fragment = m.encoded = orjson.Fragment(encoded)
+            fragment = m.encoded = kept_fragment(message(m))
         append(fragment)
     return found
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
-
+from convhub.dialects.asgi import kept_fragment
 from convhub.dialects.fields import Body as Body
 from convhub.domain.messages import Quoted
 from convhub.domain.models import Conversation, ConversationSetting, Participant
@@ -77,10 +76,7 @@ def kept_conversation_infos(
 
 
 def _fragment(conversation: Conversation, member_count: bool) -> Any:
-    # A copy of exactly its size: the bytes orjson answers hold a buffer of 4 KB whatever their
-    # length, which each kept conversation would otherwise hold on to.
-    encoded = orjson.dumps(conversation_info(conversation, member_count=member_count))
-    return orjson.Fragment(bytes(memoryview(encoded)))
+    return kept_fragment(conversation_info(conversation, member_count=member_count))
 
 
 def participant_info(p: Participant, *, only_user_id: bool = False) -> volc.Participant:
